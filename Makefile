@@ -1,0 +1,72 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# AF_IVSHMEM: everything starts here.
+#
+#   make            build the modules (against Debian's 6.1 headers, or
+#                   KDIR=...) and the user-space programs
+#   make demo       the main job: guests talking through a shared region
+#   make check      every test: lint, native tests, guest suites
+#   make lint       W=1 builds against 6.1 and 6.12, sparse, checkpatch
+#   make guests     the guest suite alone (KERNEL=6.1|6.12|debug)
+#
+# Build outputs go to build/; downloaded or extracted material to the cache
+# (~/.cache/af-ivshmem, or IVSHM_CACHE).
+
+SHELL := /bin/bash
+BUILD := $(CURDIR)/build
+KDIR ?= /usr/src/linux-headers-$(shell . scripts/common.sh; ivshm_kver 6.1)
+KERNEL ?= 6.1
+
+CC := gcc
+USER_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
+	-Iinclude/uapi
+# Recursive, so the tarball is only touched by targets that need it.
+KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
+
+# In-guest tests: static (the initramfs has no libc), with UBSan in trap
+# mode, which needs no run-time library.
+GUEST_TESTS := module devshm region_raw pci
+GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
+GUEST_CFLAGS := $(USER_CFLAGS) -static -fsanitize=undefined \
+	-fsanitize-undefined-trap-on-error
+
+SERVER_SRCS := $(wildcard userspace/ivshmem-server/*.c)
+
+.PHONY: all modules userspace-bin selftests-bin deps lint check guests \
+	demo clean
+
+all: modules userspace-bin
+
+deps:
+	@scripts/deps.sh
+
+modules:
+	scripts/build-modules.sh $(KDIR) $(BUILD)/kmod/$(notdir $(KDIR)) W=1
+
+userspace-bin: $(BUILD)/userspace/ivshmem-server
+
+$(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-server/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $(SERVER_SRCS)
+
+selftests-bin: $(GUEST_TEST_BINS)
+
+$(BUILD)/selftests/%_test: selftests/ivshmem/%_test.c \
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< selftests/ivshmem/ivshm_test.c
+
+lint: deps
+	scripts/lint.sh
+
+guests: deps
+	selftests/runner/run.sh --kernel $(KERNEL)
+
+check: deps
+	scripts/check.sh
+
+demo: deps
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)

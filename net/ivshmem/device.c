@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Registry of the shared-memory devices the transports provide.
+ *
+ * Locking: ivshm_devices_lock (a mutex) protects ivshm_devices and the
+ * name index allocator; it is taken only by register and unregister, which
+ * run in process context. The doorbell counters are atomics updated from
+ * hard interrupt context without any lock.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/device.h>
+#include <linux/errno.h>
+#include <linux/idr.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+
+#include "debugfs.h"
+#include "device.h"
+
+static DEFINE_MUTEX(ivshm_devices_lock);
+static LIST_HEAD(ivshm_devices);
+static DEFINE_IDA(ivshm_dev_ida);
+
+/**
+ * ivshm_dev_register() - make a transport's region known to the core
+ * @idev: device whose transport fields are filled in
+ *
+ * Return: 0, or a negative errno if the device description is unusable.
+ */
+int ivshm_dev_register(struct ivshm_dev *idev)
+{
+	unsigned int i;
+	int index;
+
+	if (!idev->ops || !idev->ops->ring || !idev->region ||
+	    !idev->region_size || idev->nr_vectors > IVSHM_MAX_VECTORS)
+		return -EINVAL;
+
+	index = ida_alloc(&ivshm_dev_ida, GFP_KERNEL);
+	if (index < 0)
+		return index;
+
+	idev->index = index;
+	snprintf(idev->name, sizeof(idev->name), "ivshm%d", index);
+	atomic64_set(&idev->rings_sent, 0);
+	atomic64_set(&idev->ring_errors, 0);
+	for (i = 0; i < IVSHM_MAX_VECTORS; i++)
+		atomic64_set(&idev->doorbells[i], 0);
+
+	ivshm_debugfs_dev_add(idev);
+
+	mutex_lock(&ivshm_devices_lock);
+	list_add_tail(&idev->node, &ivshm_devices);
+	mutex_unlock(&ivshm_devices_lock);
+
+	if (idev->own_id == IVSHM_ID_NONE)
+		pr_info("%s: %s %s, %zu KiB region, polled (no doorbells)\n",
+			idev->name, idev->transport,
+			idev->parent ? dev_name(idev->parent) : "-",
+			idev->region_size >> 10);
+	else
+		pr_info("%s: %s %s, %zu KiB region, VM id %u, %u doorbell vectors\n",
+			idev->name, idev->transport,
+			idev->parent ? dev_name(idev->parent) : "-",
+			idev->region_size >> 10, idev->own_id,
+			idev->nr_vectors);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ivshm_dev_register);
+
+/**
+ * ivshm_dev_unregister() - forget a device
+ * @idev: a registered device
+ *
+ * After this returns the core no longer calls @idev->ops. The transport must
+ * already have stopped its interrupts, so ivshm_dev_interrupt() cannot run.
+ */
+void ivshm_dev_unregister(struct ivshm_dev *idev)
+{
+	mutex_lock(&ivshm_devices_lock);
+	list_del(&idev->node);
+	mutex_unlock(&ivshm_devices_lock);
+
+	ivshm_debugfs_dev_remove(idev);
+	ida_free(&ivshm_dev_ida, idev->index);
+}
+EXPORT_SYMBOL_GPL(ivshm_dev_unregister);
+
+/**
+ * ivshm_dev_interrupt() - a doorbell of this device was rung
+ * @idev: the device
+ * @vector: which of its vectors
+ *
+ * Context: any, typically hard interrupt.
+ */
+void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector)
+{
+	if (vector < IVSHM_MAX_VECTORS)
+		atomic64_inc(&idev->doorbells[vector]);
+}
+EXPORT_SYMBOL_GPL(ivshm_dev_interrupt);
+
+/**
+ * ivshm_dev_ring() - ring a peer's doorbell through the transport
+ * @idev: the device
+ * @peer: the peer's VM id
+ * @vector: the peer's vector
+ *
+ * Return: 0 or the transport's negative errno.
+ */
+int ivshm_dev_ring(struct ivshm_dev *idev, u32 peer, u32 vector)
+{
+	int ret;
+
+	ret = idev->ops->ring(idev, peer, vector);
+	if (ret)
+		atomic64_inc(&idev->ring_errors);
+	else
+		atomic64_inc(&idev->rings_sent);
+	return ret;
+}
+
+/* Called on module exit, after every transport is gone. */
+void ivshm_devices_exit(void)
+{
+	WARN_ON(!list_empty(&ivshm_devices));
+	ida_destroy(&ivshm_dev_ida);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The interface between af_ivshmem's core and the transports that provide a
+ * shared region: the ivshmem PCI driver (pci.c) and the dev_shm pseudo
+ * device (dev_shm/dev_shm.c, a separate module).
+ *
+ * A transport embeds a struct ivshm_dev in its own per-device state, fills
+ * in the fields marked "transport", and calls ivshm_dev_register(). From
+ * then on the core may call ops->ring() at any time until
+ * ivshm_dev_unregister() returns, and the transport reports every doorbell
+ * it receives with ivshm_dev_interrupt().
+ */
+#ifndef _IVSHM_DEVICE_H
+#define _IVSHM_DEVICE_H
+
+#include <linux/atomic.h>
+#include <linux/list.h>
+#include <linux/types.h>
+
+struct device;
+struct dentry;
+struct ivshm_dev;
+
+/* Largest number of doorbell vectors the core keeps counters for. */
+#define IVSHM_MAX_VECTORS	64
+
+/* Largest peer (VM) id a doorbell can address: 16 bits in the register. */
+#define IVSHM_MAX_PEER_ID	0xffff
+
+/* own_id value of a transport that cannot tell its VM id (ivshmem-plain). */
+#define IVSHM_ID_NONE		U32_MAX
+
+struct ivshm_dev_ops {
+	/* Ring doorbell @vector of peer @peer. May be called from any
+	 * context, including hard interrupt context, and must not sleep.
+	 * Returns 0, -EINVAL for a peer or vector that cannot exist, or
+	 * -EOPNOTSUPP on a transport without doorbells.
+	 */
+	int (*ring)(struct ivshm_dev *idev, u32 peer, u32 vector);
+};
+
+struct ivshm_dev {
+	/* transport: set before ivshm_dev_register(), constant after it. */
+	const struct ivshm_dev_ops *ops;
+	struct device *parent;
+	const char *transport;		/* "pci" or "dev_shm" */
+	void *region;			/* shared region, ordinary memory */
+	size_t region_size;
+	u32 own_id;			/* VM id, or IVSHM_ID_NONE */
+	unsigned int nr_vectors;	/* 0: no doorbells, the region is polled */
+
+	/* core: private to device.c and debugfs.c. */
+	struct list_head node;		/* in ivshm_devices, ivshm_devices_lock */
+	int index;
+	char name[16];			/* "ivshm%d" */
+	struct dentry *debugfs;
+	atomic64_t rings_sent;
+	atomic64_t ring_errors;
+	atomic64_t doorbells[IVSHM_MAX_VECTORS];
+};
+
+int ivshm_dev_register(struct ivshm_dev *idev);
+void ivshm_dev_unregister(struct ivshm_dev *idev);
+void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector);
+int ivshm_dev_ring(struct ivshm_dev *idev, u32 peer, u32 vector);
+
+void ivshm_devices_exit(void);
+
+#endif /* _IVSHM_DEVICE_H */

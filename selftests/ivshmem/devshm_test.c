@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The dev_shm pseudo device: its virtual peers appear to af_ivshmem as
+ * devices of their own on one region, and its doorbells reach exactly the
+ * peer and vector they name.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "ivshm_test.h"
+
+#define NR_PEERS	4
+#define NR_VECTORS	2
+#define REGION_SIZE	(4 << 20)
+
+/* Wait up to 2 s for @dev's @vector count to reach @want. */
+static long long wait_doorbells(const char *dev, unsigned int vector,
+				long long want)
+{
+	uint64_t deadline = ivshm_now_ms() + 2000;
+	long long n;
+
+	do {
+		n = ivshm_doorbells(dev, vector);
+		if (n >= want)
+			return n;
+		ivshm_sleep_ms(5);
+	} while (ivshm_now_ms() < deadline);
+	return n;
+}
+
+static void snapshot(long long counts[NR_PEERS][NR_VECTORS])
+{
+	char dev[16];
+	int p, v;
+
+	for (p = 0; p < NR_PEERS; p++) {
+		snprintf(dev, sizeof(dev), "ivshm%d", p);
+		for (v = 0; v < NR_VECTORS; v++)
+			counts[p][v] = ivshm_doorbells(dev, v);
+	}
+}
+
+TEST(virtual_peers_are_devices)
+{
+	char dev[16], val[64];
+	int p;
+
+	for (p = 0; p < NR_PEERS; p++) {
+		snprintf(dev, sizeof(dev), "ivshm%d", p);
+		ASSERT_EQ(0, ivshm_dev_attr(dev, "info", "transport", val,
+					    sizeof(val)));
+		EXPECT_STREQ("dev_shm", val);
+		EXPECT_EQ(p, ivshm_dev_attr_ll(dev, "info", "own_id"));
+		EXPECT_EQ(REGION_SIZE,
+			  ivshm_dev_attr_ll(dev, "info", "region_size"));
+		EXPECT_EQ(NR_VECTORS, ivshm_dev_attr_ll(dev, "info", "vectors"));
+		ASSERT_EQ(0, ivshm_dev_attr(dev, "info", "mode", val,
+					    sizeof(val)));
+		EXPECT_STREQ("doorbell", val);
+	}
+	snprintf(dev, sizeof(dev), "ivshm%d", NR_PEERS);
+	ASSERT_EQ(-ENOENT, ivshm_dev_attr(dev, "info", "own_id", val,
+					  sizeof(val)));
+}
+
+TEST(doorbell_reaches_only_its_target)
+{
+	long long before[NR_PEERS][NR_VECTORS], after[NR_PEERS][NR_VECTORS];
+	int p, v;
+
+	snapshot(before);
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/ring", "0 2 1"));
+	ASSERT_EQ(before[2][1] + 1, wait_doorbells("ivshm2", 1,
+						   before[2][1] + 1));
+	ivshm_sleep_ms(50);
+	snapshot(after);
+	for (p = 0; p < NR_PEERS; p++)
+		for (v = 0; v < NR_VECTORS; v++)
+			if (p != 2 || v != 1)
+				EXPECT_EQ(before[p][v], after[p][v]);
+}
+
+TEST(core_ring_through_transport)
+{
+	long long sent = ivshm_dev_attr_ll("ivshm3", "doorbells", "rings_sent");
+	long long got = ivshm_doorbells("ivshm1", 0);
+
+	ASSERT_LE(0, sent);
+	ASSERT_EQ(0, ivshm_write_file(IVSHM_DEBUGFS "/ivshm3/ring", "1 0"));
+	ASSERT_EQ(got + 1, wait_doorbells("ivshm1", 0, got + 1));
+	ASSERT_EQ(sent + 1,
+		  ivshm_dev_attr_ll("ivshm3", "doorbells", "rings_sent"));
+}
+
+TEST(peer_rings_itself)
+{
+	long long got = ivshm_doorbells("ivshm0", 1);
+
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/ring", "0 0 1"));
+	ASSERT_EQ(got + 1, wait_doorbells("ivshm0", 1, got + 1));
+}
+
+TEST(bad_ring_targets_refused)
+{
+	long long errs = ivshm_dev_attr_ll("ivshm0", "doorbells", "ring_errors");
+
+	ASSERT_EQ(-EINVAL, ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring",
+					    "4 0"));
+	ASSERT_EQ(-EINVAL, ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring",
+					    "1 2"));
+	ASSERT_EQ(-EINVAL, ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring",
+					    "70000 0"));
+	ASSERT_EQ(-EINVAL, ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring",
+					    "one two"));
+	ASSERT_EQ(errs + 2,
+		  ivshm_dev_attr_ll("ivshm0", "doorbells", "ring_errors"));
+	ASSERT_EQ(-EINVAL, ivshm_write_file(DEVSHM_DEBUGFS "/ring", "4 0 0"));
+	ASSERT_EQ(-EINVAL, ivshm_write_file(DEVSHM_DEBUGFS "/ring", "0 1 9"));
+}
+
+TEST(coalesced_rings_are_not_lost)
+{
+	long long got = ivshm_doorbells("ivshm1", 0);
+	long long n;
+	int i;
+
+	/*
+	 * Rings coalesce like edge interrupts, so the count may grow by less
+	 * than 100, but never by zero and never by more than 100.
+	 */
+	for (i = 0; i < 100; i++)
+		ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/ring", "2 1 0"));
+	n = wait_doorbells("ivshm1", 0, got + 1);
+	ivshm_sleep_ms(50);
+	n = ivshm_doorbells("ivshm1", 0);
+	ASSERT_LT(got, n);
+	ASSERT_GE(got + 100, n);
+}
+
+TEST(region_is_shared_and_bounded)
+{
+	char buf[16] = { 0 };
+	int fd;
+
+	fd = open(DEVSHM_DEBUGFS "/region", O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(8, pwrite(fd, "devshm!", 8, REGION_SIZE - 8));
+	ASSERT_EQ(8, pread(fd, buf, 8, REGION_SIZE - 8));
+	ASSERT_STREQ("devshm!", buf);
+	/* Nothing past the end: short read, and a write is refused. */
+	ASSERT_EQ(4, pread(fd, buf, 8, REGION_SIZE - 4));
+	ASSERT_EQ(0, pread(fd, buf, 8, REGION_SIZE));
+	ASSERT_EQ(-1, pwrite(fd, "x", 1, REGION_SIZE));
+	ASSERT_EQ(ENOSPC, errno);
+	close(fd);
+}
+
+TEST(bad_parameters_refused)
+{
+	ASSERT_EQ(0, ivshm_rmmod("dev_shm"));
+	EXPECT_EQ(-EINVAL, ivshm_insmod("dev_shm", "peers=1"));
+	EXPECT_EQ(-EINVAL, ivshm_insmod("dev_shm", "peers=65"));
+	EXPECT_EQ(-EINVAL, ivshm_insmod("dev_shm", "size=12345"));
+	EXPECT_EQ(-EINVAL, ivshm_insmod("dev_shm", "size=4096"));
+	EXPECT_EQ(-EINVAL, ivshm_insmod("dev_shm", "vectors=0"));
+	EXPECT_FALSE(ivshm_module_loaded("dev_shm"));
+
+	/* A larger set of peers, then back to the default. */
+	ASSERT_EQ(0, ivshm_insmod("dev_shm", "peers=8 size=1048576"));
+	EXPECT_EQ(7, ivshm_dev_attr_ll("ivshm7", "info", "own_id"));
+	EXPECT_EQ(1048576, ivshm_dev_attr_ll("ivshm7", "info", "region_size"));
+	ASSERT_EQ(0, ivshm_rmmod("dev_shm"));
+	ASSERT_EQ(0, ivshm_insmod("dev_shm", NULL));
+	ASSERT_EQ(3, ivshm_dev_attr_ll("ivshm3", "info", "own_id"));
+}
+
+TEST_HARNESS_MAIN

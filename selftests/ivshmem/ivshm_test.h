@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the in-guest tests: module loading, the module's debugfs
+ * files, the guest's kernel command line and raw PCI BAR access.
+ *
+ * The runner passes per-guest facts on the kernel command line as
+ * "ivshm.KEY=VALUE" (role, mode, expected region size, run token), and
+ * installs the modules under IVSHM_MODDIR.
+ */
+#ifndef IVSHM_TEST_H
+#define IVSHM_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IVSHM_MODDIR		"/lib/modules/ivshmem"
+#define IVSHM_DEBUGFS		"/sys/kernel/debug/af_ivshmem"
+#define DEVSHM_DEBUGFS		"/sys/kernel/debug/dev_shm"
+
+/* Value of ivshm.KEY= on the kernel command line, or NULL. Static buffer. */
+const char *ivshm_cmdline(const char *key);
+/* Same, parsed as an unsigned number; @def when absent. */
+unsigned long long ivshm_cmdline_ull(const char *key, unsigned long long def);
+
+/* Load IVSHM_MODDIR/NAME.ko with @params; 0 or -errno. */
+int ivshm_insmod(const char *name, const char *params);
+/* Unload module @name without waiting; 0 or -errno. */
+int ivshm_rmmod(const char *name);
+/* Is module @name loaded? */
+bool ivshm_module_loaded(const char *name);
+
+/* The family number af_ivshmem registered, or -1 when it is not loaded. */
+int ivshm_family(void);
+
+/*
+ * Read "key: value" from a debugfs file of af_ivshmem device @dev (e.g.
+ * "ivshm0", "info"). Returns 0 and copies the value, or -errno.
+ */
+int ivshm_dev_attr(const char *dev, const char *file, const char *key,
+		   char *val, size_t len);
+/* Same, parsed as a signed number; -1 on any failure. */
+long long ivshm_dev_attr_ll(const char *dev, const char *file,
+			    const char *key);
+/* Doorbells received on @dev's @vector, -1 on failure. */
+long long ivshm_doorbells(const char *dev, unsigned int vector);
+
+/* Write @text to @path; 0 or -errno. */
+int ivshm_write_file(const char *path, const char *text);
+
+/* Sum of the counts of /proc/interrupts lines that end in @name, or -1. */
+long long ivshm_proc_interrupts(const char *name);
+
+/* Path of the first PCI device 1af4:1110, or NULL. Static buffer. */
+const char *ivshm_pci_device(void);
+
+/*
+ * mmap BAR @bar of the ivshmem PCI device through sysfs. Returns the
+ * mapping and its length in *@len, or NULL with errno set.
+ */
+void *ivshm_map_bar(int bar, size_t *len);
+
+/* Milliseconds on the monotonic clock. */
+uint64_t ivshm_now_ms(void);
+
+/* Sleep @ms milliseconds. */
+void ivshm_sleep_ms(unsigned int ms);
+
+#endif /* IVSHM_TEST_H */

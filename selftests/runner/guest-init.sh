@@ -1,0 +1,84 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the test guests. The runner describes the guest on the kernel
+# command line (ivshm.plan=STEP,STEP,... and facts the tests read); this
+# script runs the steps in order, writes everything the tests print to the
+# second serial port (the results channel; the first carries the kernel
+# log), and powers the guest off.
+#
+# Steps: insmod-MODULE[:PARAMS] loads a module (":" separates parameters,
+# "+" stands for a space), a bare NAME runs /tests/NAME, and "leakcheck"
+# asks kmemleak for a scan when the kernel has it.
+
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+/bin/busybox --install -s /bin
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+echo 20 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+
+exec >/dev/ttyS1 2>&1
+
+param() {
+	for word in $(cat /proc/cmdline); do
+		case $word in
+		"ivshm.$1="*) echo "${word#ivshm.$1=}" ;;
+		esac
+	done
+}
+
+step_rc() {
+	echo "IVSHM-STEP-RC $1 $2"
+}
+
+leakcheck() {
+	[ -e /sys/kernel/debug/kmemleak ] || return 0
+	# Two scans: an object is reported only once it has stayed
+	# unreferenced across a full scan, and freed memory may sit in
+	# per-CPU caches or RCU callbacks for a moment.
+	sleep 1
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan >/sys/kernel/debug/kmemleak
+	if [ -s /sys/kernel/debug/kmemleak ]; then
+		echo "kmemleak: suspected memory leaks found by leakcheck" >/dev/kmsg
+		cat /sys/kernel/debug/kmemleak >/dev/kmsg
+		cat /sys/kernel/debug/kmemleak
+		step_rc leakcheck 1
+	else
+		step_rc leakcheck 0
+	fi
+}
+
+echo "IVSHM-GUEST-START $(param name) $(uname -r)"
+for step in $(param plan | tr ',' ' '); do
+	echo "IVSHM-STEP $step"
+	case $step in
+	insmod-*)
+		spec=${step#insmod-}
+		mod=${spec%%:*}
+		args=
+		[ "$mod" != "$spec" ] && args=$(echo "${spec#*:}" | tr '+' ' ')
+		# shellcheck disable=SC2086
+		insmod "/lib/modules/ivshmem/$mod.ko" $args
+		step_rc "$step" $?
+		;;
+	rmmod-*)
+		rmmod "${step#rmmod-}"
+		step_rc "$step" $?
+		;;
+	leakcheck)
+		leakcheck
+		;;
+	*)
+		"/tests/$step"
+		step_rc "$step" $?
+		;;
+	esac
+done
+echo "IVSHM-GUEST-DONE"
+sync
+poweroff -f

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot QEMU guests (TCG, uncompressed kernel, busybox initramfs), run the
+# kselftest-harness tests inside them and report.
+#
+#   run.sh [--kernel 6.1|6.12|debug] [--placements LIST] [--timeout SEC]
+#          [--keep]
+#
+# Placements (comma-separated, default all three):
+#   devshm    one guest, the dev_shm pseudo device with virtual peers
+#   doorbell  two guests on one ivshmem-doorbell region, through our server
+#   plain     two guests on one ivshmem-plain region (no interrupts)
+#
+# Every guest runs under a wall-clock timeout. A guest that times out, dies
+# without finishing its plan, or whose kernel log reports a problem (see
+# scan-log.sh) counts as a failed test, and its log tails are printed. The
+# last line is "N passed, N failed, N skipped". Everything started is
+# stopped by pid and every temporary file and /dev/shm object is removed,
+# on success, failure and Ctrl-C alike (--keep keeps the logs).
+set -euo pipefail
+. "$(dirname "$0")/../../scripts/common.sh"
+
+kernel=6.1
+placements=devshm,doorbell,plain
+timeout=
+keep=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) kernel=$2; shift 2 ;;
+	--placements) placements=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) ivshm_die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+case $kernel in
+debug) timeout=${timeout:-600}; mem=1G ;;
+6.1 | 6.12) timeout=${timeout:-240}; mem=512M ;;
+*) ivshm_die "unknown kernel '$kernel'" ;;
+esac
+
+REGION_SIZE=4194304
+VECTORS=2
+
+work=$(mktemp -d /tmp/ivshm-run.XXXXXX)
+pids=()
+shm_files=()
+
+# Stop everything started so far, by pid, and remove the /dev/shm objects.
+stop_all() {
+	local pid
+	for pid in "${pids[@]+"${pids[@]}"}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]+"${pids[@]}"}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	pids=()
+	[ ${#shm_files[@]} -eq 0 ] || rm -f "${shm_files[@]}"
+	shm_files=()
+}
+
+cleanup() {
+	stop_all
+	if [ "$keep" = 1 ]; then
+		ivshm_log "logs kept in $work"
+	else
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'ivshm_log "interrupted"; exit 130' INT TERM HUP
+
+passed=0 failed=0 skipped=0
+
+pass() { passed=$((passed + 1)); echo "PASS $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $*"; }
+
+# --- build what the guests need ------------------------------------------
+
+read -r vmlinux kdir < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
+[ -f "$vmlinux" ] || ivshm_die "no vmlinux for kernel $kernel"
+
+ivshm_log "building modules against $kdir"
+kmod=$IVSHM_BUILD/kmod/$kernel
+"$IVSHM_ROOT/scripts/build-modules.sh" "$kdir" "$kmod" >&2
+make -s -C "$IVSHM_ROOT" selftests-bin userspace-bin >&2
+
+tests_dir=$IVSHM_BUILD/selftests
+server=$IVSHM_BUILD/userspace/ivshmem-server
+
+# One initramfs per run: busybox, the modules, the test binaries, /init.
+initrd=$work/initramfs.cpio
+(
+	root=$work/root
+	mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests,lib/modules/ivshmem}
+	cp /bin/busybox "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	cp "$IVSHM_ROOT/selftests/runner/guest-init.sh" "$root/init"
+	chmod 755 "$root/init"
+	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
+		"$root/lib/modules/ivshmem/"
+	cp "$tests_dir"/*_test "$root/tests/"
+	mknod -m 600 "$root/dev/console" c 5 1
+	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
+)
+
+# --- guests -----------------------------------------------------------------
+
+token=$(od -An -N5 -tu8 /dev/urandom | tr -d ' ')
+token=$((token + 1))
+
+# start_guest NAME PLAN "EXTRA APPEND" QEMU-ARGS...  (pid in $guest_pid)
+start_guest() {
+	local name=$1 plan=$2 append=$3
+	shift 3
+	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m "$mem" \
+		-nodefaults -display none -no-reboot \
+		-kernel "$vmlinux" -initrd "$initrd" \
+		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS $append" \
+		-serial "file:$work/$name.console" -serial "file:$work/$name.results" \
+		"$@" </dev/null >"$work/$name.qemu" 2>&1 &
+	guest_pid=$!
+	pids+=("$guest_pid")
+}
+
+log_tail() {
+	local f
+	for f in "$work/$1.console" "$work/$1.results" "$work/$1.qemu"; do
+		[ -s "$f" ] || continue
+		echo "---- last lines of ${f##*/} ----"
+		tail -n 40 "$f" | tr -d '\r'
+	done
+}
+
+# wait_guests NAME:PID...  Wait for all, killing those past the deadline.
+wait_guests() {
+	local deadline=$((SECONDS + timeout)) spec name pid alive
+	while :; do
+		alive=0
+		for spec in "$@"; do
+			pid=${spec#*:}
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		[ $alive = 0 ] && break
+		if [ $SECONDS -ge $deadline ]; then
+			for spec in "$@"; do
+				name=${spec%%:*} pid=${spec#*:}
+				if kill -0 "$pid" 2>/dev/null; then
+					kill -KILL "$pid" 2>/dev/null || true
+					echo "TIMEOUT $name" >>"$work/$name.status"
+				fi
+			done
+			break
+		fi
+		sleep 0.5
+	done
+	for spec in "$@"; do
+		wait "${spec#*:}" 2>/dev/null || true
+	done
+}
+
+# report PLACEMENT NAME  Count one guest's results.
+report() {
+	local placement=$1 name=$2 results=$work/$2.results step="" line
+	local -A step_fail=()
+	local guest_ok=1
+
+	if [ -f "$work/$name.status" ]; then
+		fail "$placement/$name: guest did not finish within ${timeout}s"
+		guest_ok=0
+	fi
+	if [ ! -s "$results" ] || ! grep -q 'IVSHM-GUEST-DONE' "$results"; then
+		[ $guest_ok = 1 ] && fail "$placement/$name: guest stopped before finishing its plan"
+		guest_ok=0
+	fi
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		"IVSHM-STEP "*) step=${line#IVSHM-STEP } ;;
+		"ok "*"# SKIP"*) skip "$placement/$name/$step: ${line#ok }" ;;
+		"ok "*) pass "$placement/$name/$step: ${line#ok }" ;;
+		"not ok "*)
+			fail "$placement/$name/$step: ${line#not ok }"
+			step_fail[$step]=1
+			;;
+		"IVSHM-STEP-RC "*)
+			set -- ${line#IVSHM-STEP-RC }
+			# A step that failed without a failing test line (a
+			# crash, a failed insmod) still counts.
+			if [ "$2" != 0 ] && [ -z "${step_fail[$1]:-}" ]; then
+				fail "$placement/$name/$1: exited with status $2"
+			fi
+			;;
+		esac
+	done <"$results"
+	if ! "$IVSHM_ROOT/selftests/runner/scan-log.sh" "$work/$name.console" \
+			>"$work/$name.scan"; then
+		fail "$placement/$name: kernel log reports a problem"
+		cat "$work/$name.scan"
+		guest_ok=0
+	fi
+	[ $guest_ok = 1 ] || log_tail "$name"
+}
+
+# The plans: which steps each guest runs, in order.
+plan_pci="region_raw_test,insmod-af_ivshmem,pci_test,module_test,rmmod-af_ivshmem,leakcheck"
+plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+
+run_devshm() {
+	ivshm_log "placement devshm: one guest, dev_shm virtual peers"
+	start_guest devshm "$plan_devshm" ""
+	wait_guests "devshm:$guest_pid"
+	report devshm devshm
+}
+
+run_doorbell() {
+	local sock=$work/ivshmem.sock a b
+	ivshm_log "placement doorbell: two guests, ivshmem-doorbell"
+	"$server" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
+		>"$work/server.log" 2>&1 </dev/null &
+	pids+=("$!")
+	for _ in $(seq 50); do
+		[ -S "$sock" ] && break
+		sleep 0.1
+	done
+	[ -S "$sock" ] || { fail "doorbell: ivshmem-server did not start"; cat "$work/server.log"; return; }
+	start_guest door-a "$plan_pci" "ivshm.role=a ivshm.mode=doorbell" \
+		-chardev "socket,path=$sock,id=ivsh" \
+		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
+	a=$guest_pid
+	start_guest door-b "$plan_pci" "ivshm.role=b ivshm.mode=doorbell" \
+		-chardev "socket,path=$sock,id=ivsh" \
+		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
+	b=$guest_pid
+	wait_guests "door-a:$a" "door-b:$b"
+	report doorbell door-a
+	report doorbell door-b
+}
+
+run_plain() {
+	local shm=/dev/shm/ivshm-test-$$-$RANDOM a b
+	ivshm_log "placement plain: two guests, ivshmem-plain"
+	rm -f "$shm"
+	shm_files+=("$shm")
+	local dev=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
+		   -device "ivshmem-plain,memdev=hm")
+	start_guest plain-a "$plan_pci" "ivshm.role=a ivshm.mode=plain" "${dev[@]}"
+	a=$guest_pid
+	start_guest plain-b "$plan_pci" "ivshm.role=b ivshm.mode=plain" "${dev[@]}"
+	b=$guest_pid
+	wait_guests "plain-a:$a" "plain-b:$b"
+	report plain plain-a
+	report plain plain-b
+}
+
+start=$SECONDS
+for p in ${placements//,/ }; do
+	case $p in
+	devshm) run_devshm ;;
+	doorbell) run_doorbell ;;
+	plain) run_plain ;;
+	*) ivshm_die "unknown placement '$p'" ;;
+	esac
+	# Stop this placement's helpers before the next one starts.
+	stop_all
+done
+
+ivshm_log "guests ($kernel kernel) finished in $((SECONDS - start)) s"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
