@@ -49,7 +49,12 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -o $@ $(SERVER_SRCS)
 
-selftests-bin: $(GUEST_TEST_BINS)
+selftests-bin: $(GUEST_TEST_BINS) $(BUILD)/selftests/region_demo
+
+$(BUILD)/selftests/region_demo: userspace/examples/region_demo.c \
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iselftests/ivshmem -o $@ $< selftests/ivshmem/ivshm_test.c
 
 $(BUILD)/selftests/%_test: selftests/ivshmem/%_test.c \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h

@@ -15,7 +15,7 @@ pkgs=(
 	# guests
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
 	# helpers used by the scripts
-	perl python3 procps gnuplot-nox
+	perl python3 procps valgrind gnuplot-nox
 )
 
 missing=()

@@ -8,8 +8,11 @@
 # log), and powers the guest off.
 #
 # Steps: insmod-MODULE[:PARAMS] loads a module (":" separates parameters,
-# "+" stands for a space), a bare NAME runs /tests/NAME, and "leakcheck"
-# asks kmemleak for a scan when the kernel has it.
+# "+" stands for a space), NAME runs /tests/NAME, NAME:ARG runs it with
+# one argument, and "leakcheck"
+# asks kmemleak for a scan when the kernel has it. "hang" and "panic" exist
+# for the runner's own tests: a guest that never finishes, and one whose
+# kernel dies.
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run
 /bin/busybox mount -t proc proc /proc
@@ -72,6 +75,16 @@ for step in $(param plan | tr ',' ' '); do
 		;;
 	leakcheck)
 		leakcheck
+		;;
+	hang)
+		while :; do sleep 1000; done
+		;;
+	panic)
+		echo c >/proc/sysrq-trigger
+		;;
+	*:*)
+		"/tests/${step%%:*}" "${step#*:}"
+		step_rc "$step" $?
 		;;
 	*)
 		"/tests/$step"

@@ -11,6 +11,7 @@
 #   devshm    one guest, the dev_shm pseudo device with virtual peers
 #   doorbell  two guests on one ivshmem-doorbell region, through our server
 #   plain     two guests on one ivshmem-plain region (no interrupts)
+#   demo      two doorbell guests greeting each other (make demo)
 #
 # Every guest runs under a wall-clock timeout. A guest that times out, dies
 # without finishing its plan, or whose kernel log reports a problem (see
@@ -108,7 +109,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/region_demo "$root/tests/"
 	mknod -m 600 "$root/dev/console" c 5 1
 	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
 )
@@ -213,6 +214,7 @@ report() {
 
 # The plans: which steps each guest runs, in order.
 plan_pci="region_raw_test,insmod-af_ivshmem,pci_test,module_test,rmmod-af_ivshmem,leakcheck"
+plan_demo="region_demo,insmod-af_ivshmem,region_demo:ring,rmmod-af_ivshmem"
 plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
@@ -222,9 +224,11 @@ run_devshm() {
 	report devshm devshm
 }
 
+# run_doorbell [PLACEMENT PLAN]
 run_doorbell() {
+	local placement=${1:-doorbell} plan=${2:-$plan_pci}
 	local sock=$work/ivshmem.sock a b
-	ivshm_log "placement doorbell: two guests, ivshmem-doorbell"
+	ivshm_log "placement $placement: two guests, ivshmem-doorbell"
 	"$server" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
 		>"$work/server.log" 2>&1 </dev/null &
 	pids+=("$!")
@@ -233,17 +237,23 @@ run_doorbell() {
 		sleep 0.1
 	done
 	[ -S "$sock" ] || { fail "doorbell: ivshmem-server did not start"; cat "$work/server.log"; return; }
-	start_guest door-a "$plan_pci" "ivshm.role=a ivshm.mode=doorbell" \
+	start_guest door-a "$plan" "ivshm.role=a ivshm.mode=doorbell" \
 		-chardev "socket,path=$sock,id=ivsh" \
 		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
 	a=$guest_pid
-	start_guest door-b "$plan_pci" "ivshm.role=b ivshm.mode=doorbell" \
+	start_guest door-b "$plan" "ivshm.role=b ivshm.mode=doorbell" \
 		-chardev "socket,path=$sock,id=ivsh" \
 		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
 	b=$guest_pid
 	wait_guests "door-a:$a" "door-b:$b"
-	report doorbell door-a
-	report doorbell door-b
+	report "$placement" door-a
+	report "$placement" door-b
+	if [ "$placement" = demo ]; then
+		echo
+		grep -h '^demo:' "$work/door-a.results" "$work/door-b.results" |
+			tr -d '\r' | sort -s -k2,2 | sed 's/^demo: /  /'
+		echo
+	fi
 }
 
 run_plain() {
@@ -262,12 +272,31 @@ run_plain() {
 	report plain plain-b
 }
 
+# The runner's own tests (test-runner.sh): a guest that hangs, one whose
+# kernel panics, and one whose QEMU is killed under it.
+run_selftest() {
+	local kind=$1 name=st-$1 plan=hang
+	[ "$kind" = panic ] && plan=panic
+	start_guest "$name" "$plan" ""
+	if [ "$kind" = kill ]; then
+		for _ in $(seq 300); do
+			grep -q IVSHM-STEP "$work/$name.results" 2>/dev/null && break
+			sleep 0.1
+		done
+		kill -KILL "$guest_pid"
+	fi
+	wait_guests "$name:$guest_pid"
+	report "selftest-$kind" "$name"
+}
+
 start=$SECONDS
 for p in ${placements//,/ }; do
 	case $p in
 	devshm) run_devshm ;;
 	doorbell) run_doorbell ;;
 	plain) run_plain ;;
+	demo) run_doorbell demo "$plan_demo" ;;
+	selftest-hang | selftest-panic | selftest-kill) run_selftest "${p#selftest-}" ;;
 	*) ivshm_die "unknown placement '$p'" ;;
 	esac
 	# Stop this placement's helpers before the next one starts.

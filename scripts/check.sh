@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: every test of the project, in the order that fails fastest.
+#
+#   1. lint        W=1 and sparse against 6.1 and 6.12, checkpatch --strict
+#   2. native      the ivshmem server against fake clients and real QEMU,
+#                  the runner's log scanner and the runner itself
+#   3. guests      the in-guest suite on Debian's 6.1 kernel, then on 6.12
+#   4. debug       the same suite on the debug kernel (KASAN, lockdep, UBSAN,
+#                  KFENCE, kmemleak), built and cached on first use
+#
+# Each phase ends with "N passed, N failed[, N skipped]"; this script adds
+# them up and ends with the same line for the whole run. CHECK_PHASES
+# (e.g. "lint native guests") selects phases; all run by default.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$IVSHM_ROOT" || exit 1
+
+phases=${CHECK_PHASES:-lint native guests guests-6.12 debug}
+total_p=0 total_f=0 total_s=0
+summary=()
+
+# phase NAME COMMAND...: run it, echo its output, add up its closing line.
+phase() {
+	local name=$1 out line p f s rc t0=$SECONDS
+	shift
+	echo "==== $name: $*"
+	out=$(mktemp)
+	"$@" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	rm -f "$out"
+	p=0 f=0 s=0
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
+		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} s=${BASH_REMATCH[4]:-0}
+	fi
+	# A phase that failed without saying how many tests failed still
+	# fails the run.
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		f=1
+	fi
+	total_p=$((total_p + p)) total_f=$((total_f + f)) total_s=$((total_s + s))
+	summary+=("$(printf '%-12s %4d passed %3d failed %3d skipped %5ds' \
+		"$name" "$p" "$f" "$s" $((SECONDS - t0)))")
+}
+
+for ph in $phases; do
+	case $ph in
+	lint) phase lint scripts/lint.sh ;;
+	native)
+		phase server make -s -C userspace/ivshmem-server test
+		phase scan-log selftests/runner/test-scan-log.sh
+		phase runner selftests/runner/test-runner.sh
+		;;
+	guests) phase guests-6.1 selftests/runner/run.sh --kernel 6.1 ;;
+	guests-6.12) phase guests-6.12 selftests/runner/run.sh --kernel 6.12 ;;
+	debug) phase guests-debug selftests/runner/run.sh --kernel debug ;;
+	*) ivshm_die "unknown phase '$ph'" ;;
+	esac
+done
+
+echo "==== summary"
+printf '%s\n' "${summary[@]}"
+echo "$total_p passed, $total_f failed, $total_s skipped"
+[ "$total_f" = 0 ]

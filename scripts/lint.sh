@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Static checks of the kernel code, each reported as one test:
+#   - a W=1 build against Debian's 6.1 headers and against its 6.12 headers,
+#     with no warning at all;
+#   - sparse (C=2: every file, every time) against both, with no report;
+#   - checkpatch.pl --strict on every module source and uapi header.
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+
+passed=0 failed=0 n=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+result() {
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n lint: $2"
+		passed=$((passed + 1))
+	else
+		echo "not ok $n lint: $2"
+		failed=$((failed + 1))
+		sed 's/^/#   /' "$log" | head -n 60
+	fi
+}
+
+# A build passes when it succeeds and the compiler or sparse said nothing.
+build_clean() {
+	local kdir=$1 out=$2
+	shift 2
+	rm -rf "$out"
+	"$IVSHM_ROOT/scripts/build-modules.sh" "$kdir" "$out" "$@" >"$log" 2>&1 &&
+		! grep -E -q 'warning:|error:' "$log"
+}
+
+for series in 6.1 6.12; do
+	kver=$(ivshm_kver "$series")
+	if [ -z "$kver" ]; then
+		echo "no Debian $series headers" >"$log"
+		result 1 "W=1 build against $series"
+		result 1 "sparse against $series"
+		continue
+	fi
+	kdir=/usr/src/linux-headers-$kver
+	build_clean "$kdir" "$IVSHM_BUILD/lint/$kver-w1" W=1
+	result $? "W=1 build against $kver is warning-free"
+	build_clean "$kdir" "$IVSHM_BUILD/lint/$kver-sparse" C=2
+	result $? "sparse (C=2) against $kver is clean"
+done
+
+ksrc=$("$IVSHM_ROOT/scripts/ksrc.sh")
+cd "$IVSHM_ROOT" || exit 1
+files=(net/ivshmem/*.[ch] dev_shm/*.[ch] include/uapi/linux/*.h)
+perl "$ksrc/scripts/checkpatch.pl" --strict --no-tree --terse --show-types \
+	-f "${files[@]}" >"$log" 2>&1
+# --terse prints one line per report and a total per file.
+! grep -v -E '^total: 0 errors, 0 warnings, 0 checks' "$log" | grep -q .
+result $? "checkpatch.pl --strict is clean on ${#files[@]} files"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Tests of scan-log.sh, the guard that fails a guest run on any kernel
+# report: every sample of a report is caught, and a clean boot of the debug
+# kernel (sanitizer banners, the out-of-tree taint notice, our own error
+# messages) is not mistaken for one.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+scan=$here/scan-log.sh
+data=$here/testdata
+passed=0 failed=0 n=0
+
+check() {
+	local want=$1 log=$2 got
+	n=$((n + 1))
+	if "$scan" "$data/$log" >/dev/null; then got=clean; else got=flagged; fi
+	if [ "$got" = "$want" ]; then
+		echo "ok $n scan-log: $log is $want"
+		passed=$((passed + 1))
+	else
+		echo "not ok $n scan-log: $log is $got, expected $want"
+		failed=$((failed + 1))
+	fi
+}
+
+check clean clean-debug-boot.log
+for f in "$data"/*.log; do
+	f=${f##*/}
+	[ "$f" = clean-debug-boot.log ] || check flagged "$f"
+done
+
+# Several logs: one bad log among clean ones fails the whole scan.
+n=$((n + 1))
+if "$scan" "$data/clean-debug-boot.log" "$data/warning.log" >/dev/null; then
+	echo "not ok $n scan-log: a report in the second of two logs was missed"
+	failed=$((failed + 1))
+else
+	echo "ok $n scan-log: a report in the second of two logs is caught"
+	passed=$((passed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
