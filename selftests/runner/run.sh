@@ -37,8 +37,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case $kernel in
-debug) timeout=${timeout:-600}; mem=1G ;;
-6.1 | 6.12) timeout=${timeout:-240}; mem=512M ;;
+debug) timeout=${timeout:-600}; mem=1G; extra_append="kasan_multi_shot" ;;
+6.1 | 6.12) timeout=${timeout:-240}; mem=512M; extra_append= ;;
 *) ivshm_die "unknown kernel '$kernel'" ;;
 esac
 
@@ -126,7 +126,7 @@ start_guest() {
 	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m "$mem" \
 		-nodefaults -display none -no-reboot \
 		-kernel "$vmlinux" -initrd "$initrd" \
-		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS $append" \
+		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS $extra_append $append" \
 		-serial "file:$work/$name.console" -serial "file:$work/$name.results" \
 		"$@" </dev/null >"$work/$name.qemu" 2>&1 &
 	guest_pid=$!
