@@ -9,21 +9,11 @@
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
-passed=0 failed=0 n=0
+. "$(dirname "$0")/tap.sh"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-result() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n lint: $2"
-		passed=$((passed + 1))
-	else
-		echo "not ok $n lint: $2"
-		failed=$((failed + 1))
-		sed 's/^/#   /' "$log" | head -n 60
-	fi
-}
+result() { tap_result "$1" "lint: $2" "$log"; }
 
 # A build passes when it succeeds and the compiler or sparse said nothing.
 build_clean() {
@@ -58,5 +48,4 @@ perl "$ksrc/scripts/checkpatch.pl" --strict --no-tree --terse --show-types \
 ! grep -v -E '^total: 0 errors, 0 warnings, 0 checks' "$log" | grep -q .
 result $? "checkpatch.pl --strict is clean on ${#files[@]} files"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+tap_summary

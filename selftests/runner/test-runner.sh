@@ -8,21 +8,11 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 run=$here/run.sh
-passed=0 failed=0 n=0
+. "$here/../../scripts/tap.sh"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-result() {
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n runner: $2"
-		passed=$((passed + 1))
-	else
-		echo "not ok $n runner: $2"
-		failed=$((failed + 1))
-		sed 's/^/#   /' "$out" | tail -n 30
-	fi
-}
+result() { tap_result "$1" "runner: $2" "$out"; }
 
 leftovers() {
 	pgrep -f 'ivshm.name=st-' >/dev/null && return 0
@@ -76,5 +66,4 @@ ok=0
 leftovers && ok=1
 result $ok "interrupt: exits 130 and stops its guest (rc $rc)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+tap_summary

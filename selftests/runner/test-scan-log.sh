@@ -9,19 +9,13 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 scan=$here/scan-log.sh
 data=$here/testdata
-passed=0 failed=0 n=0
+. "$here/../../scripts/tap.sh"
 
 check() {
 	local want=$1 log=$2 got
-	n=$((n + 1))
 	if "$scan" "$data/$log" >/dev/null; then got=clean; else got=flagged; fi
-	if [ "$got" = "$want" ]; then
-		echo "ok $n scan-log: $log is $want"
-		passed=$((passed + 1))
-	else
-		echo "not ok $n scan-log: $log is $got, expected $want"
-		failed=$((failed + 1))
-	fi
+	[ "$got" = "$want" ]
+	tap_result $? "scan-log: $log is $got (expected $want)"
 }
 
 check clean clean-debug-boot.log
@@ -31,14 +25,7 @@ for f in "$data"/*.log; do
 done
 
 # Several logs: one bad log among clean ones fails the whole scan.
-n=$((n + 1))
-if "$scan" "$data/clean-debug-boot.log" "$data/warning.log" >/dev/null; then
-	echo "not ok $n scan-log: a report in the second of two logs was missed"
-	failed=$((failed + 1))
-else
-	echo "ok $n scan-log: a report in the second of two logs is caught"
-	passed=$((passed + 1))
-fi
+! "$scan" "$data/clean-debug-boot.log" "$data/warning.log" >/dev/null
+tap_result $? "scan-log: a report in the second of two logs is caught"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+tap_summary

@@ -140,15 +140,21 @@ static __printf(2, 3) void ivs_log(const struct ivs_server *srv,
 				   const char *fmt, ...);
 static __printf(1, 2) __noreturn void ivs_usage_error(const char *fmt, ...);
 
+/* One line on stderr, prefixed with the program name. */
+static void ivs_vmsg(const char *fmt, va_list ap)
+{
+	fprintf(stderr, IVS_PROG ": ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 static void ivs_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, IVS_PROG ": ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ivs_vmsg(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void ivs_log(const struct ivs_server *srv, const char *fmt, ...)
@@ -157,11 +163,9 @@ static void ivs_log(const struct ivs_server *srv, const char *fmt, ...)
 
 	if (!srv->verbose)
 		return;
-	fprintf(stderr, IVS_PROG ": ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ivs_vmsg(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void ivs_usage(FILE *out)
@@ -192,11 +196,10 @@ static void ivs_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, IVS_PROG ": ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ivs_vmsg(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '" IVS_PROG " --help' for more information.\n");
+	fprintf(stderr, "Try '" IVS_PROG " --help' for more information.\n");
 	exit(IVS_EXIT_USAGE);
 }
 

@@ -8,6 +8,7 @@
 # usage: args_test.sh SERVER_BINARY
 
 SERVER=${1:?usage: $0 SERVER_BINARY}
+. "$(dirname "$0")/lib.sh"
 TMP=$(mktemp -d /tmp/ivs-args-XXXXXX)
 SPID=
 n=0
@@ -21,31 +22,6 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-# reap PID SECS: wait up to SECS for our child PID to exit, then SIGKILL it.
-# Until we wait() for it the pid cannot be recycled, so killing is safe.
-reap() {
-	local i st
-
-	for ((i = 0; i < $2 * 20; i++)); do
-		st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-		[ -z "$st" ] || [ "$st" = Z ] && break
-		sleep 0.05
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1"
-}
-
-result() {	# result OK DESCRIPTION [DIAGNOSTIC]
-	n=$((n + 1))
-	if [ "$1" = 1 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		[ -n "$3" ] && printf '%s\n' "$3" | sed 's/^/#   /'
-		fail=$((fail + 1))
-	fi
-}
 
 # expect STATUS PATTERN DESCRIPTION -- ARGS...
 # PATTERN must match the first line of stderr (case-insensitive).

@@ -669,6 +669,19 @@ TEST_F(ivs, eventfd_routing)
 				check_doorbell(_metadata, self, c[i], c[j]);
 }
 
+/* Peers 0, 1 and 2 join in order; each sees those that come after it. */
+static void join_three(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(ivs) *self, struct client **a,
+		       struct client **b, struct client **c)
+{
+	*a = cl_join(_metadata, self, 0);
+	*b = cl_join(_metadata, self, 1);
+	*c = cl_join(_metadata, self, 2);
+	cl_expect_join(_metadata, *a, 1);
+	cl_expect_join(_metadata, *a, 2);
+	cl_expect_join(_metadata, *b, 2);
+}
+
 TEST_F(ivs, departure_announced)
 {
 	struct client *a, *b, *c;
@@ -677,12 +690,7 @@ TEST_F(ivs, departure_announced)
 	srv_start(_metadata, &self->srv, "1M", 0);
 	base = count_fds(self->srv.pid);
 	ASSERT_LT(0, base);
-	a = cl_join(_metadata, self, 0);
-	b = cl_join(_metadata, self, 1);
-	c = cl_join(_metadata, self, 2);
-	cl_expect_join(_metadata, a, 1);
-	cl_expect_join(_metadata, a, 2);
-	cl_expect_join(_metadata, b, 2);
+	join_three(_metadata, self, &a, &b, &c);
 
 	cl_close(b);
 	cl_expect_leave(_metadata, a, 1);
@@ -706,12 +714,7 @@ TEST_F(ivs, id_reuse)
 	struct client *a, *b, *c, *d, *e, *f;
 
 	srv_start(_metadata, &self->srv, "1M", 0);
-	a = cl_join(_metadata, self, 0);
-	b = cl_join(_metadata, self, 1);
-	c = cl_join(_metadata, self, 2);
-	cl_expect_join(_metadata, a, 1);
-	cl_expect_join(_metadata, a, 2);
-	cl_expect_join(_metadata, b, 2);
+	join_three(_metadata, self, &a, &b, &c);
 
 	cl_close(b);
 	cl_expect_leave(_metadata, a, 1);

@@ -11,6 +11,7 @@
 # usage: qemu_smoke.sh SERVER_BINARY
 
 SERVER=${1:?usage: $0 SERVER_BINARY}
+. "$(dirname "$0")/lib.sh"
 QEMU=${QEMU:-qemu-system-x86_64}
 TIME_LIMIT=20		# seconds, for the whole test
 
@@ -40,17 +41,6 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-result() {	# result OK DESCRIPTION [DIAGNOSTIC]
-	n=$((n + 1))
-	if [ "$1" = 1 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		[ -n "$3" ] && printf '%s\n' "$3" | sed 's/^/#   /'
-		fail=$((fail + 1))
-	fi
-}
 
 bail() {
 	result 0 "$1" "$2"
@@ -92,20 +82,6 @@ hmp() {
 		sleep 0.05
 	done
 	return 1
-}
-
-# reap PID SECS: wait up to SECS for our child PID to exit, then SIGKILL it.
-# Until we wait() for it the pid cannot be recycled, so killing is safe.
-reap() {
-	local i st
-
-	for ((i = 0; i < $2 * 20; i++)); do
-		st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-		[ -z "$st" ] || [ "$st" = Z ] && break
-		sleep 0.05
-	done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1"
 }
 
 start_qemu() {	# start_qemu I
