@@ -32,8 +32,14 @@ GUEST_CFLAGS := $(USER_CFLAGS) -static -fsanitize=undefined \
 
 SERVER_SRCS := $(wildcard userspace/ivshmem-server/*.c)
 
+# The region core, built natively from the module's own sources.
+CORE_SRCS := net/ivshmem/layout.c net/ivshmem/alloc.c net/ivshmem/ring.c
+CORE_HDRS := $(wildcard net/ivshmem/*.h) userspace/include/ivshm_kcompat.h
+NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
+
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests \
-	demo clean
+	demo clean native-test
 
 all: modules userspace-bin
 
@@ -60,6 +66,14 @@ $(BUILD)/selftests/%_test: selftests/ivshmem/%_test.c \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< selftests/ivshmem/ivshm_test.c
+
+# Native tests of the region core, under ASan and UBSan.
+native-test: $(BUILD)/native/core_test
+	$(BUILD)/native/core_test
+
+$(BUILD)/native/core_test: selftests/native/core_test.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(NATIVE_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(CORE_SRCS)
 
 lint: deps
 	scripts/lint.sh

@@ -4,7 +4,8 @@
 # make check: every test of the project, in the order that fails fastest.
 #
 #   1. lint        W=1 and sparse against 6.1 and 6.12, checkpatch --strict
-#   2. native      the ivshmem server against fake clients and real QEMU,
+#   2. native      the region core (ASan/UBSan), the ivshmem server against
+#                  fake clients and real QEMU,
 #                  the runner's log scanner and the runner itself
 #   3. guests      the in-guest suite on Debian's 6.1 kernel, then on 6.12
 #   4. debug       the same suite on the debug kernel (KASAN, lockdep, UBSAN,
@@ -29,11 +30,16 @@ phase() {
 	out=$(mktemp)
 	"$@" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed|^# Totals: pass:' "$out" |
+		tail -n 1)
 	rm -f "$out"
 	p=0 f=0 s=0
 	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
 		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]} s=${BASH_REMATCH[4]:-0}
+	elif [[ $line =~ pass:([0-9]+)\ fail:([0-9]+)\ xfail:[0-9]+\ xpass:([0-9]+)\ skip:([0-9]+)\ error:([0-9]+) ]]; then
+		# A kselftest harness binary run directly.
+		p=${BASH_REMATCH[1]} s=${BASH_REMATCH[4]}
+		f=$((BASH_REMATCH[2] + BASH_REMATCH[3] + BASH_REMATCH[5]))
 	fi
 	# A phase that failed without saying how many tests failed still
 	# fails the run.
@@ -49,6 +55,7 @@ for ph in $phases; do
 	case $ph in
 	lint) phase lint scripts/lint.sh ;;
 	native)
+		phase core make -s native-test
 		phase server make -s -C userspace/ivshmem-server test
 		phase scan-log selftests/runner/test-scan-log.sh
 		phase runner selftests/runner/test-runner.sh

@@ -3,7 +3,8 @@
  * Diagnostic files under /sys/kernel/debug/af_ivshmem/<dev>/, readable and
  * writable by root only:
  *
- *   info       what the transport reported: VM id, vectors, region size
+ *   info       what the transport reported (VM id, vectors, region size)
+ *              and the region layout this device uses
  *   doorbells  per-vector count of doorbells received, rings sent, errors
  *   ring       write "PEER VECTOR" to ring a peer's doorbell, for testing
  *              the doorbell path between guests without any protocol
@@ -41,6 +42,12 @@ static int info_show(struct seq_file *m, void *unused)
 		seq_printf(m, "own_id: %u\n", idev->own_id);
 	seq_printf(m, "vectors: %u\n", idev->nr_vectors);
 	seq_printf(m, "mode: %s\n", idev->nr_vectors ? "doorbell" : "plain");
+	seq_printf(m, "protocol: %u\n", IVSHM_VERSION);
+	seq_printf(m, "region: %s\n",
+		   idev->initialised ? "initialised" : "attached");
+	seq_printf(m, "max_channels: %u\n", idev->layout.max_channels);
+	seq_printf(m, "data_blocks: %u\n", idev->layout.nr_blocks);
+	seq_printf(m, "data_offset: %llu\n", idev->layout.data_off);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(info);

@@ -12,6 +12,7 @@
 
 #include <linux/device.h>
 #include <linux/errno.h>
+#include <linux/delay.h>
 #include <linux/idr.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -23,16 +24,50 @@ static DEFINE_MUTEX(ivshm_devices_lock);
 static LIST_HEAD(ivshm_devices);
 static DEFINE_IDA(ivshm_dev_ida);
 
+/* How long to wait for another peer that is initialising the region. It
+ * only writes the metadata sections, which takes microseconds; a region
+ * that stays BUSY longer belongs to a peer that died or misbehaves.
+ */
+#define IVSHM_INIT_WAIT_MS	2000
+
+/* Initialise the region or attach to it; refuse a region we cannot use. */
+static int ivshm_dev_open_region(struct ivshm_dev *idev)
+{
+	unsigned int waited = 0;
+	const char *why;
+	int ret;
+
+	for (;;) {
+		ret = ivshm_region_open(&idev->layout, idev->region,
+					idev->region_size, idev->own_id, &why);
+		if (ret != -EAGAIN || waited >= IVSHM_INIT_WAIT_MS)
+			break;
+		msleep(20);
+		waited += 20;
+	}
+	if (ret < 0) {
+		pr_err("%s: region refused: %s (%d); device left unused\n",
+		       idev->name, why, ret);
+		return ret;
+	}
+	idev->initialised = ret == IVSHM_OPEN_INITIALISED;
+	return 0;
+}
+
 /**
  * ivshm_dev_register() - make a transport's region known to the core
  * @idev: device whose transport fields are filled in
  *
- * Return: 0, or a negative errno if the device description is unusable.
+ * Initialises the shared region if nobody has, or attaches to it after
+ * checking that its layout is the one this region size implies.
+ *
+ * Return: 0, or a negative errno if the device description or the region
+ * is unusable.
  */
 int ivshm_dev_register(struct ivshm_dev *idev)
 {
 	unsigned int i;
-	int index;
+	int index, ret;
 
 	if (!idev->ops || !idev->ops->ring || !idev->region ||
 	    !idev->region_size || idev->nr_vectors > IVSHM_MAX_VECTORS)
@@ -44,6 +79,11 @@ int ivshm_dev_register(struct ivshm_dev *idev)
 
 	idev->index = index;
 	snprintf(idev->name, sizeof(idev->name), "ivshm%d", index);
+	ret = ivshm_dev_open_region(idev);
+	if (ret) {
+		ida_free(&ivshm_dev_ida, index);
+		return ret;
+	}
 	atomic64_set(&idev->rings_sent, 0);
 	atomic64_set(&idev->ring_errors, 0);
 	for (i = 0; i < IVSHM_MAX_VECTORS; i++)

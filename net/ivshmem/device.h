@@ -17,6 +17,8 @@
 #include <linux/list.h>
 #include <linux/types.h>
 
+#include "core.h"
+
 struct device;
 struct dentry;
 struct ivshm_dev;
@@ -50,6 +52,8 @@ struct ivshm_dev {
 	unsigned int nr_vectors;	/* 0: no doorbells, the region is polled */
 
 	/* core: private to device.c and debugfs.c. */
+	struct ivshm_layout layout;	/* private copy, see core.h */
+	bool initialised;		/* we wrote the region's layout */
 	struct list_head node;		/* in ivshm_devices, ivshm_devices_lock */
 	int index;
 	char name[16];			/* "ivshm%d" */

@@ -16,6 +16,9 @@
 #define NR_PEERS	4
 #define NR_VECTORS	2
 #define REGION_SIZE	(4 << 20)
+/* Protocol v1 layout of a 4 MiB region (Documentation/protocol.md). */
+#define REGION_DATA_BLOCKS	1008
+#define REGION_CHANNELS		256
 
 /* Wait up to 2 s for @dev's @vector count to reach @want. */
 static long long wait_doorbells(const char *dev, unsigned int vector,
@@ -66,6 +69,25 @@ TEST(virtual_peers_are_devices)
 	snprintf(dev, sizeof(dev), "ivshm%d", NR_PEERS);
 	ASSERT_EQ(-ENOENT, ivshm_dev_attr(dev, "info", "own_id", val,
 					  sizeof(val)));
+}
+
+/* The first peer to register lays the region out, the others attach. */
+TEST(region_laid_out_once)
+{
+	char dev[16], val[64];
+	int p;
+
+	for (p = 0; p < NR_PEERS; p++) {
+		snprintf(dev, sizeof(dev), "ivshm%d", p);
+		ASSERT_EQ(0, ivshm_dev_attr(dev, "info", "region", val,
+					    sizeof(val)));
+		EXPECT_STREQ(p ? "attached" : "initialised", val);
+		EXPECT_EQ(1, ivshm_dev_attr_ll(dev, "info", "protocol"));
+		EXPECT_EQ(REGION_DATA_BLOCKS,
+			  ivshm_dev_attr_ll(dev, "info", "data_blocks"));
+		EXPECT_EQ(REGION_CHANNELS,
+			  ivshm_dev_attr_ll(dev, "info", "max_channels"));
+	}
 }
 
 TEST(doorbell_reaches_only_its_target)

@@ -29,6 +29,13 @@ TEST(device_described)
 	ASSERT_EQ(0, ivshm_dev_attr("ivshm0", "info", "mode", val,
 				    sizeof(val)));
 	ASSERT_STREQ(ivshm_cmdline("mode"), val);
+	/* Protocol v1 layout of a 4 MiB region (Documentation/protocol.md). */
+	ASSERT_EQ(1, ivshm_dev_attr_ll("ivshm0", "info", "protocol"));
+	ASSERT_EQ(1008, ivshm_dev_attr_ll("ivshm0", "info", "data_blocks"));
+	ASSERT_EQ(256, ivshm_dev_attr_ll("ivshm0", "info", "max_channels"));
+	ASSERT_EQ(0, ivshm_dev_attr("ivshm0", "info", "region", val,
+				    sizeof(val)));
+	ASSERT_TRUE(!strcmp(val, "initialised") || !strcmp(val, "attached"));
 	ASSERT_EQ(0, ivshm_dev_attr("ivshm0", "info", "own_id", val,
 				    sizeof(val)));
 	if (doorbell_mode()) {

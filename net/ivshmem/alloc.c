@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The control lock and the block allocator.
+ *
+ * The lock word in the control section holds 0 or the owner's VM id and
+ * incarnation. It is taken with a fully ordered compare-and-exchange and
+ * released with a release store (protocol.md, barrier B2), and protects
+ * only allocation bookkeeping: the block bitmap, free_blocks,
+ * free_start_offset, num_active_channel and the FREE <-> ALLOC transition of
+ * channel slots. A holder that died (its peer slot is no longer ALIVE with
+ * the same incarnation) does not wedge the others: its lock is taken over,
+ * and since it may have died half-way through an update, the taker rebuilds
+ * the bitmap from the channel table.
+ *
+ * Everything read here is checked before use: the hint is bounded, bitmap
+ * words are indexed by private bounds, channel runs are validated before
+ * they are counted. A corrupted control section can make an allocation fail
+ * or hand out blocks another channel uses (which only garbles that data, as
+ * a hostile peer could anyway), never make us touch memory outside the
+ * region.
+ */
+
+#include "core.h"
+
+static __le64 *ivshm_bitmap(const struct ivshm_layout *l)
+{
+	return (__le64 *)(l->base + l->bitmap_off);
+}
+
+/* Is the holder recorded in @word gone? */
+bool ivshm_lock_owner_dead(const struct ivshm_layout *l, u64 word)
+{
+	u32 vm = IVSHM_LOCK_VM(word), inc = IVSHM_LOCK_INC(word);
+	struct ivshm_peer *p;
+
+	if (vm >= l->max_peers)
+		return true;		/* no such peer can hold it */
+	p = ivshm_peer(l, vm);
+	return ivshm_get32(&p->state) != IVSHM_PEER_ALIVE ||
+	       ivshm_get32(&p->incarnation) != inc;
+}
+
+/**
+ * ivshm_ctrl_trylock() - take the control lock once
+ * @l: layout
+ * @vm: our VM id
+ * @inc: our incarnation
+ *
+ * Return: 0 when taken; 1 when taken from a dead holder, in which case the
+ * caller must call ivshm_blocks_rebuild() before relying on the bitmap;
+ * -EBUSY when a live peer holds it.
+ */
+int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u64 me = IVSHM_LOCK_OWNER(vm, inc);
+	u64 seen;
+
+	seen = ivshm_cmpxchg64(&c->lock, 0, me);
+	if (!seen)
+		return 0;
+	if (seen == me || !ivshm_lock_owner_dead(l, seen))
+		return -EBUSY;
+	if (ivshm_cmpxchg64(&c->lock, seen, me) != seen)
+		return -EBUSY;
+	ivshm_put32(&c->lock_breaks, ivshm_get32(&c->lock_breaks) + 1);
+	return 1;
+}
+
+void ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+
+	/* B2: bookkeeping stores are visible before the lock is free. */
+	if (ivshm_get64(&c->lock) == IVSHM_LOCK_OWNER(vm, inc))
+		ivshm_store_release64(&c->lock, 0);
+}
+
+static bool ivshm_bit_test(const struct ivshm_layout *l, u32 b)
+{
+	return ivshm_get64(ivshm_bitmap(l) + b / 64) >> (b % 64) & 1;
+}
+
+static void ivshm_bits_assign(const struct ivshm_layout *l, u32 first,
+			      u32 n, bool used)
+{
+	__le64 *bm = ivshm_bitmap(l);
+	u32 b;
+
+	for (b = first; b < first + n; b++) {
+		__le64 *w = bm + b / 64;
+		u64 mask = 1ull << (b % 64);
+		u64 v = ivshm_get64(w);
+
+		ivshm_put64(w, used ? v | mask : v & ~mask);
+	}
+}
+
+/**
+ * ivshm_blocks_alloc() - take a run of free blocks, control lock held
+ * @l: layout
+ * @nblocks: how many
+ * @off: the run's data-area byte offset, on success
+ *
+ * Next fit from free_start_offset, wrapping once.
+ *
+ * Return: 0, -EINVAL for a size that cannot exist, -ENOBUFS if no run of
+ * that length is free.
+ */
+int ivshm_blocks_alloc(const struct ivshm_layout *l, u32 nblocks, u64 *off)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 hint, start, run = 0, b, i;
+	u32 free_blocks;
+
+	if (!nblocks || nblocks > l->nr_blocks)
+		return -EINVAL;
+
+	hint = ivshm_get32(&c->free_start_offset) >> IVSHM_BLOCK_SHIFT;
+	if (hint >= l->nr_blocks)
+		hint = 0;
+
+	/* Scan nr_blocks + nblocks positions so a run may start anywhere. */
+	start = hint;
+	for (i = 0; i < l->nr_blocks + nblocks; i++) {
+		b = (hint + i) % l->nr_blocks;
+		if (b == 0)
+			run = 0;	/* runs do not wrap */
+		if (ivshm_bit_test(l, b)) {
+			run = 0;
+			continue;
+		}
+		if (!run)
+			start = b;
+		if (++run == nblocks)
+			goto found;
+	}
+	return -ENOBUFS;
+
+found:
+	ivshm_bits_assign(l, start, nblocks, true);
+	free_blocks = ivshm_get32(&c->free_blocks);
+	ivshm_put32(&c->free_blocks,
+		    free_blocks >= nblocks ? free_blocks - nblocks : 0);
+	ivshm_put32(&c->free_start_offset,
+		    (u32)(((u64)(start + nblocks) % l->nr_blocks) <<
+			  IVSHM_BLOCK_SHIFT));
+	*off = (u64)start << IVSHM_BLOCK_SHIFT;
+	return 0;
+}
+
+/**
+ * ivshm_blocks_free() - give a run back, control lock held
+ * @l: layout
+ * @off: data-area byte offset of the run
+ * @nblocks: its length
+ *
+ * Return: 0; -EINVAL for a run outside the data area (nothing changed);
+ * -EPROTO if some block was already free (the rest are freed anyway).
+ */
+int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 first, b, freed = 0;
+
+	if (!ivshm_run_valid(l, off, (u64)nblocks << IVSHM_BLOCK_SHIFT))
+		return -EINVAL;
+	first = (u32)(off >> IVSHM_BLOCK_SHIFT);
+	for (b = first; b < first + nblocks; b++)
+		freed += ivshm_bit_test(l, b);
+	ivshm_bits_assign(l, first, nblocks, false);
+	ivshm_put32(&c->free_blocks, ivshm_get32(&c->free_blocks) + freed);
+	return freed == nblocks ? 0 : -EPROTO;
+}
+
+/**
+ * ivshm_blocks_rebuild() - recompute the bookkeeping from the channel table
+ * @l: layout, control lock held
+ *
+ * Used after taking the lock from a dead holder. Every channel that is not
+ * FREE and whose run is valid and does not overlap an earlier one keeps its
+ * blocks; the rest of the data area becomes free.
+ *
+ * Return: the number of channel runs that were invalid or overlapping.
+ */
+u32 ivshm_blocks_rebuild(const struct ivshm_layout *l)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 i, bad = 0, active = 0, used = 0;
+
+	for (i = 0; i < l->bitmap_words; i++)
+		ivshm_put64(ivshm_bitmap(l) + i, 0);
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+		u32 state = ivshm_get32(&ch->state);
+		u64 off = ivshm_get64(&ch->buff_offset);
+		u32 size = ivshm_get32(&ch->buff_size);
+		u32 first, n, b;
+		bool overlap = false;
+
+		if (state == IVSHM_CHAN_FREE)
+			continue;
+		active++;
+		if (state >= IVSHM_CHAN_NR_STATES || !ivshm_run_valid(l, off, size)) {
+			bad++;
+			continue;
+		}
+		first = (u32)(off >> IVSHM_BLOCK_SHIFT);
+		n = size >> IVSHM_BLOCK_SHIFT;
+		for (b = first; b < first + n; b++)
+			overlap |= ivshm_bit_test(l, b);
+		if (overlap) {
+			bad++;
+			continue;
+		}
+		ivshm_bits_assign(l, first, n, true);
+		used += n;
+	}
+	ivshm_put32(&c->free_blocks, l->nr_blocks - used);
+	ivshm_put32(&c->num_active_channel, active);
+	ivshm_put32(&c->free_start_offset, 0);
+	return bad;
+}
+
+/**
+ * ivshm_chan_alloc() - take a FREE channel slot, control lock held
+ * @l: layout
+ * @idx: the slot, on success; it is in state ALLOC with a new generation
+ *
+ * Return: 0 or -ENOBUFS.
+ */
+int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 i;
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+
+		if (ivshm_get32(&ch->state) != IVSHM_CHAN_FREE)
+			continue;
+		ivshm_put32(&ch->generation, ivshm_get32(&ch->generation) + 1);
+		ivshm_put32(&ch->state, IVSHM_CHAN_ALLOC);
+		ivshm_put32(&c->num_active_channel,
+			    ivshm_get32(&c->num_active_channel) + 1);
+		*idx = i;
+		return 0;
+	}
+	return -ENOBUFS;
+}
+
+/* Return a slot to FREE, control lock held; @idx below max_channels. */
+void ivshm_chan_free(const struct ivshm_layout *l, u32 idx)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+	u32 active = ivshm_get32(&c->num_active_channel);
+
+	if (ivshm_get32(&ch->state) == IVSHM_CHAN_FREE)
+		return;
+	ivshm_put32(&ch->state, IVSHM_CHAN_FREE);
+	ivshm_put32(&c->num_active_channel, active ? active - 1 : 0);
+}

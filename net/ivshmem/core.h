@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The region core: layout and attach (layout.c), the control lock and the
+ * block allocator (alloc.c), and the single-producer/single-consumer record
+ * ring of a channel (ring.c). Portable C, see compat.h.
+ *
+ * The private state below (struct ivshm_layout, struct ivshm_ring) is what
+ * every value read from the region is checked against; it is computed or
+ * validated once and never refreshed from the region afterwards.
+ */
+#ifndef _IVSHM_CORE_H
+#define _IVSHM_CORE_H
+
+#include "compat.h"
+#include "proto.h"
+
+/* Where everything is, computed from the region size alone. */
+struct ivshm_layout {
+	u8 *base;
+	u64 size;
+	u32 max_peers;
+	u32 max_channels;
+	u32 nr_blocks;			/* data-area blocks */
+	u32 bitmap_words;		/* 64-bit words of the block bitmap */
+	u32 pending_words;		/* 64-bit words of one peer's pending set */
+	u64 peers_off;
+	u64 ctrl_off;
+	u64 bitmap_off;
+	u64 pending_off;
+	u64 chan_off;
+	u64 data_off;
+};
+
+int ivshm_layout_compute(struct ivshm_layout *l, void *base, u64 size);
+
+/* ivshm_region_open() results, besides negative errnos. */
+enum ivshm_open_result {
+	IVSHM_OPEN_ATTACHED = 0,	/* a valid region was already there */
+	IVSHM_OPEN_INITIALISED = 1,	/* we claimed it and wrote the layout */
+};
+
+int ivshm_region_open(struct ivshm_layout *l, void *base, u64 size,
+		      u32 vm, const char **why);
+
+static inline struct ivshm_hdr *ivshm_hdr(const struct ivshm_layout *l)
+{
+	return (struct ivshm_hdr *)l->base;
+}
+
+static inline struct ivshm_ctrl *ivshm_ctrl(const struct ivshm_layout *l)
+{
+	return (struct ivshm_ctrl *)(l->base + l->ctrl_off);
+}
+
+/* @vm must be below l->max_peers; the callers check it first. */
+static inline struct ivshm_peer *ivshm_peer(const struct ivshm_layout *l,
+					    u32 vm)
+{
+	return (struct ivshm_peer *)(l->base + l->peers_off) + vm;
+}
+
+/* @idx must be below l->max_channels. */
+static inline struct ivshm_chan *ivshm_chan(const struct ivshm_layout *l,
+					    u32 idx)
+{
+	return (struct ivshm_chan *)(l->base + l->chan_off) + idx;
+}
+
+static inline __le64 *ivshm_pending(const struct ivshm_layout *l, u32 vm)
+{
+	return (__le64 *)(l->base + l->pending_off) + (u64)vm * l->pending_words;
+}
+
+/* Is [off, off + len) a whole number of blocks inside the data area? */
+bool ivshm_run_valid(const struct ivshm_layout *l, u64 off, u64 len);
+
+/* Pending-work bits: which channels have news for a peer. */
+void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 chan);
+u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 word);
+
+/* Control lock and allocator (alloc.c). */
+bool ivshm_lock_owner_dead(const struct ivshm_layout *l, u64 word);
+int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc);
+void ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc);
+int ivshm_blocks_alloc(const struct ivshm_layout *l, u32 nblocks, u64 *off);
+int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks);
+u32 ivshm_blocks_rebuild(const struct ivshm_layout *l);
+int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
+void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
+
+/* A reserved or received record: up to two pieces, as the ring wraps. */
+struct ivshm_span {
+	u8 *p[2];
+	u32 len[2];
+};
+
+/* One side of a channel's ring. */
+struct ivshm_ring {
+	struct ivshm_chan *chan;
+	const struct ivshm_layout *l;
+	u8 *ring;			/* start of the current run */
+	u32 size;			/* bytes in the current run */
+	u32 off;			/* position of @pos in the run */
+	u64 pos;			/* tx: head; rx: tail (authoritative) */
+	u64 peer;			/* tx: last tail seen; rx: last head */
+	u64 touch;			/* tx: records published */
+	/* tx after a move: capacity stays @cap until the reader passes @cap_until */
+	u32 cap;
+	u32 bound;			/* tx: largest legal head - tail */
+	u64 cap_until;
+	/* tx: the record being reserved */
+	u32 res_len;
+	u16 res_type;
+	u16 res_flags;
+	/* rx: the record peeked */
+	u32 rec_need;
+	/* rx: the run left behind by the last MOVED record */
+	u64 old_off;
+	u32 old_size;
+};
+
+struct ivshm_rec {
+	u16 type;
+	u16 flags;
+	u32 len;
+	struct ivshm_span span;
+};
+
+/* ivshm_rx_peek() result when the ring moved; old_off/old_size are set. */
+#define IVSHM_RX_MOVED		1
+
+int ivshm_ring_init(struct ivshm_ring *r, const struct ivshm_layout *l,
+		    u32 chan_idx, u64 buff_offset, u32 buff_size);
+u32 ivshm_ring_max_record(const struct ivshm_ring *r);
+int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
+		     struct ivshm_span *span);
+void ivshm_tx_commit(struct ivshm_ring *r);
+int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size);
+int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
+void ivshm_rx_release(struct ivshm_ring *r);
+
+/* Copy between a span and ordinary memory. */
+void ivshm_span_write(const struct ivshm_span *s, const void *src);
+void ivshm_span_read(const struct ivshm_span *s, void *dst);
+
+#endif /* _IVSHM_CORE_H */

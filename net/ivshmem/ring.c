@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The record ring of one channel: lock-free, one producer (the sender's
+ * kernel), one consumer (the receiver's kernel).
+ *
+ * head and tail are free-running byte counters in the channel descriptor;
+ * each side keeps its own counter privately (ring.pos) and only publishes
+ * it, so the region can never move it. The position of a counter inside
+ * the run is tracked privately too (ring.off), with no division.
+ *
+ * A record is an 8-byte header word (length, type, flags), the payload, and
+ * padding to 8 bytes. Headers never straddle the end of the run (runs are
+ * whole blocks and records 8-aligned); payloads may wrap, which is why
+ * reservations and records come as a span of up to two pieces.
+ *
+ * Memory ordering (protocol.md has the full table):
+ *
+ *   producer                          consumer
+ *   write payload, header             h = load_acquire(head)     [R1]
+ *   store_release(head, pos)  [R1]    read header, payload
+ *                                     store_release(tail, pos)   [R2]
+ *   t = load_acquire(tail)    [R2]
+ *   overwrite space below t
+ *
+ * R1: the consumer sees a record's bytes once it sees the head covering it.
+ * R2: the producer reuses space only after the consumer finished reading it.
+ *
+ * The peer's counter is validated on every load: the producer requires
+ * tail <= head and head - tail <= size (the consumer cannot have read what
+ * was not written, nor be more than a ring behind; the counters are 64-bit
+ * and never wrap), the consumer requires the same of head, and every header
+ * it reads must describe a record that fits in what head says is available. A failed check returns -EPROTO and the caller
+ * fails the channel; nothing read is ever used unchecked.
+ */
+
+#include "core.h"
+
+static u32 ivshm_rec_need(u32 len)
+{
+	return IVSHM_REC_HDR + ALIGN(len, (u32)IVSHM_REC_ALIGN);
+}
+
+/* Offset @delta bytes after @off inside a run of @size; delta <= size. */
+static u32 ivshm_ring_add(u32 off, u32 delta, u32 size)
+{
+	u32 o = off + delta;
+
+	return o >= size ? o - size : o;
+}
+
+static void ivshm_span_at(struct ivshm_span *s, u8 *ring, u32 size, u32 off,
+			  u32 len)
+{
+	u32 first = size - off;
+
+	s->p[0] = ring + off;
+	if (len <= first) {
+		s->len[0] = len;
+		s->p[1] = ring;
+		s->len[1] = 0;
+	} else {
+		s->len[0] = first;
+		s->p[1] = ring;
+		s->len[1] = len - first;
+	}
+}
+
+void ivshm_span_write(const struct ivshm_span *s, const void *src)
+{
+	memcpy(s->p[0], src, s->len[0]);
+	if (s->len[1])
+		memcpy(s->p[1], (const u8 *)src + s->len[0], s->len[1]);
+}
+
+void ivshm_span_read(const struct ivshm_span *s, void *dst)
+{
+	memcpy(dst, s->p[0], s->len[0]);
+	if (s->len[1])
+		memcpy((u8 *)dst + s->len[0], s->p[1], s->len[1]);
+}
+
+/**
+ * ivshm_ring_init() - set up one side of a channel's ring
+ * @r: private ring state
+ * @l: layout
+ * @chan_idx: channel slot
+ * @buff_offset: run offset in the data area (private or already read once)
+ * @buff_size: run size in bytes
+ *
+ * Both counters start at 0 on a new channel.
+ *
+ * Return: 0 or -EINVAL for a slot or run that cannot exist.
+ */
+int ivshm_ring_init(struct ivshm_ring *r, const struct ivshm_layout *l,
+		    u32 chan_idx, u64 buff_offset, u32 buff_size)
+{
+	if (chan_idx >= l->max_channels ||
+	    !ivshm_run_valid(l, buff_offset, buff_size))
+		return -EINVAL;
+	memset(r, 0, sizeof(*r));
+	r->l = l;
+	r->chan = ivshm_chan(l, chan_idx);
+	r->ring = l->base + l->data_off + buff_offset;
+	r->size = buff_size;
+	r->cap = buff_size;
+	r->bound = buff_size;
+	return 0;
+}
+
+/* Largest payload one record can carry in this ring. */
+u32 ivshm_ring_max_record(const struct ivshm_ring *r)
+{
+	u32 cap = r->cap < r->size ? r->cap : r->size;
+
+	return cap - IVSHM_REC_HDR;
+}
+
+/* Producer: refresh and check the consumer's tail. */
+static int ivshm_tx_refresh(struct ivshm_ring *r)
+{
+	u64 t = ivshm_load_acquire64(&r->chan->tail);	/* R2 */
+
+	if (t > r->pos || r->pos - t > r->bound)
+		return -EPROTO;
+	r->peer = t;
+	if (r->cap_until && t >= r->cap_until) {
+		/* The reader has left the old run. */
+		r->cap = r->size;
+		r->bound = r->size;
+		r->cap_until = 0;
+	}
+	return 0;
+}
+
+/**
+ * ivshm_tx_reserve() - make room for a record
+ * @r: producer ring
+ * @len: payload bytes
+ * @type: enum ivshm_rec_type
+ * @flags: IVSHM_REC_F_*
+ * @span: where to write the payload
+ *
+ * Return: 0; -EMSGSIZE if @len can never fit in this run; -EAGAIN if it
+ * does not fit now; -EPROTO if the consumer's tail is impossible.
+ */
+int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
+		     struct ivshm_span *span)
+{
+	u32 need, cap = r->cap < r->size ? r->cap : r->size;
+	int ret;
+
+	if (len > cap - IVSHM_REC_HDR) {
+		if (len > r->size - IVSHM_REC_HDR)
+			return -EMSGSIZE;
+		/* Held down by a move the reader may have passed by now. */
+		ret = ivshm_tx_refresh(r);
+		if (ret)
+			return ret;
+		cap = r->cap < r->size ? r->cap : r->size;
+		if (len > cap - IVSHM_REC_HDR)
+			return -EAGAIN;
+	}
+	need = ivshm_rec_need(len);
+	if (r->pos - r->peer + need > cap) {
+		ret = ivshm_tx_refresh(r);
+		if (ret)
+			return ret;
+		cap = r->cap < r->size ? r->cap : r->size;
+		if (r->pos - r->peer + need > cap)
+			return -EAGAIN;
+	}
+	r->res_len = len;
+	r->res_type = type;
+	r->res_flags = flags;
+	ivshm_span_at(span, r->ring, r->size,
+		      ivshm_ring_add(r->off, IVSHM_REC_HDR, r->size), len);
+	return 0;
+}
+
+/* Publish the reserved record, whose payload the caller has written. */
+void ivshm_tx_commit(struct ivshm_ring *r)
+{
+	u32 need = ivshm_rec_need(r->res_len);
+	__le64 *hdr = (__le64 *)(r->ring + r->off);
+
+	ivshm_put64(hdr, IVSHM_REC_WORD(r->res_len, r->res_type, r->res_flags));
+	r->pos += need;
+	r->off = ivshm_ring_add(r->off, need, r->size);
+	ivshm_store_release64(&r->chan->head, r->pos);		/* R1 */
+	ivshm_put64(&r->chan->data_size, r->pos - r->peer);
+	ivshm_put64(&r->chan->head_touch, ++r->touch);
+}
+
+/**
+ * ivshm_tx_move() - continue the ring in another run
+ * @r: producer ring
+ * @buff_offset: the new run, already allocated
+ * @buff_size: its size
+ *
+ * Writes a MOVED record at the current record boundary and switches to the
+ * new run at once. Until the consumer has passed the MOVED record, the
+ * capacity stays at the smaller of the two runs, so the consumer's check
+ * head - tail <= size holds with either size, while the check of the
+ * consumer's tail allows the larger, since unread bytes of the old run may
+ * exceed the new run's size.
+ *
+ * Return: 0, -EINVAL for a bad run, -EAGAIN if the old run has no room for
+ * the MOVED record yet, -EPROTO as for ivshm_tx_reserve().
+ */
+int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
+{
+	struct ivshm_rec_moved m;
+	struct ivshm_span span;
+	u32 old = r->size;
+	int ret;
+
+	if (!ivshm_run_valid(r->l, buff_offset, buff_size))
+		return -EINVAL;
+	ret = ivshm_tx_reserve(r, sizeof(m), IVSHM_REC_MOVED, 0, &span);
+	if (ret)
+		return ret;
+	m.buff_offset = cpu_to_le64(buff_offset);
+	m.buff_size = cpu_to_le32(buff_size);
+	m.reserved = 0;
+	ivshm_span_write(&span, &m);
+	ivshm_tx_commit(r);
+
+	r->ring = r->l->base + r->l->data_off + buff_offset;
+	r->size = buff_size;
+	r->off = 0;
+	r->cap = old < buff_size ? old : buff_size;
+	r->bound = old > buff_size ? old : buff_size;
+	r->cap_until = r->pos;
+	return 0;
+}
+
+/* Consumer: refresh and check the producer's head. */
+static int ivshm_rx_refresh(struct ivshm_ring *r)
+{
+	u64 h = ivshm_load_acquire64(&r->chan->head);		/* R1 */
+
+	if (h < r->pos || h - r->pos > r->size)
+		return -EPROTO;
+	r->peer = h;
+	return 0;
+}
+
+/**
+ * ivshm_rx_peek() - look at the next record without consuming it
+ * @r: consumer ring
+ * @rec: the record: type, flags, length and where its payload is
+ *
+ * A MOVED record is handled here: the ring switches to the new run, the old
+ * run is left in @r->old_off/@r->old_size for the caller to free, and
+ * IVSHM_RX_MOVED is returned; call again for the next record.
+ *
+ * Return: 0; IVSHM_RX_MOVED; -EAGAIN when empty; -EPROTO when the producer
+ * published something impossible.
+ */
+int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
+{
+	u64 avail = r->peer - r->pos, word;
+	u32 len, need;
+	u16 type, flags;
+	int ret;
+
+	if (avail < IVSHM_REC_HDR) {
+		ret = ivshm_rx_refresh(r);
+		if (ret)
+			return ret;
+		avail = r->peer - r->pos;
+		if (!avail)
+			return -EAGAIN;
+		if (avail < IVSHM_REC_HDR)
+			return -EPROTO;
+	}
+
+	/* One load of the header; decode the private copy only. */
+	word = ivshm_get64((__le64 *)(r->ring + r->off));
+	len = IVSHM_REC_LEN(word);
+	type = IVSHM_REC_TYPE(word);
+	flags = IVSHM_REC_FLAGS(word);
+	if (len > r->size - IVSHM_REC_HDR || !type ||
+	    type >= IVSHM_REC_NR_TYPES || flags & ~IVSHM_REC_F_ALL)
+		return -EPROTO;
+	need = ivshm_rec_need(len);
+	if (need > avail)
+		return -EPROTO;
+
+	rec->type = type;
+	rec->flags = flags;
+	rec->len = len;
+	ivshm_span_at(&rec->span, r->ring, r->size,
+		      ivshm_ring_add(r->off, IVSHM_REC_HDR, r->size), len);
+	r->rec_need = need;
+
+	if (type == IVSHM_REC_MOVED) {
+		struct ivshm_rec_moved m;
+		u64 noff, ooff;
+		u32 nsize;
+
+		if (len != sizeof(m) || flags)
+			return -EPROTO;
+		ivshm_span_read(&rec->span, &m);
+		noff = le64_to_cpu(m.buff_offset);
+		nsize = le32_to_cpu(m.buff_size);
+		if (!ivshm_run_valid(r->l, noff, nsize))
+			return -EPROTO;
+		ooff = (u64)(r->ring - r->l->base - r->l->data_off);
+		r->old_off = ooff;
+		r->old_size = r->size;
+		ivshm_rx_release(r);
+		r->ring = r->l->base + r->l->data_off + noff;
+		r->size = nsize;
+		r->off = 0;
+		return IVSHM_RX_MOVED;
+	}
+	return 0;
+}
+
+/* Consume the record last returned by ivshm_rx_peek(). */
+void ivshm_rx_release(struct ivshm_ring *r)
+{
+	r->pos += r->rec_need;
+	r->off = ivshm_ring_add(r->off, r->rec_need, r->size);
+	r->rec_need = 0;
+	ivshm_store_release64(&r->chan->tail, r->pos);		/* R2 */
+}

@@ -1,0 +1,692 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Native tests of the region core (net/ivshmem/{layout,alloc,ring}.c),
+ * built with the same sources as the module, under ASan and UBSan.
+ *
+ * The region is an ordinary allocation of exactly its size, so any access
+ * outside it is a sanitizer report.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kselftest_harness.h"
+#include "core.h"
+
+#define REGION	(1u << 20)
+
+static void *region_alloc(size_t size)
+{
+	void *p = aligned_alloc(4096, size);
+
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+FIXTURE(core) {
+	struct ivshm_layout l;
+	void *mem;
+	struct ivshm_ring tx, rx;
+	u32 chan;
+	u64 off;
+	u32 size;
+};
+
+/* A region opened by VM 0, one channel of 16 KiB, both ring sides. */
+FIXTURE_SETUP(core)
+{
+	const char *why;
+
+	self->mem = region_alloc(REGION);
+	ASSERT_NE(NULL, self->mem);
+	ASSERT_EQ(IVSHM_OPEN_INITIALISED,
+		  ivshm_region_open(&self->l, self->mem, REGION, 0, &why));
+	ivshm_put32(&ivshm_peer(&self->l, 0)->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&ivshm_peer(&self->l, 0)->incarnation, 1);
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &self->chan));
+	self->size = 4 * IVSHM_BLOCK_SIZE;
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &self->off));
+	ivshm_put64(&ivshm_chan(&self->l, self->chan)->buff_offset, self->off);
+	ivshm_put32(&ivshm_chan(&self->l, self->chan)->buff_size, self->size);
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	ASSERT_EQ(0, ivshm_ring_init(&self->tx, &self->l, self->chan,
+				     self->off, self->size));
+	ASSERT_EQ(0, ivshm_ring_init(&self->rx, &self->l, self->chan,
+				     self->off, self->size));
+}
+
+FIXTURE_TEARDOWN(core)
+{
+	free(self->mem);
+}
+
+static int send_rec(struct ivshm_ring *r, const void *buf, u32 len)
+{
+	struct ivshm_span s;
+	int ret = ivshm_tx_reserve(r, len, IVSHM_REC_DATA, 0, &s);
+
+	if (ret)
+		return ret;
+	ivshm_span_write(&s, buf);
+	ivshm_tx_commit(r);
+	return 0;
+}
+
+/* Receive one DATA record into @buf (of @cap bytes); length or -errno. */
+static int recv_rec(struct ivshm_ring *r, void *buf, u32 cap)
+{
+	struct ivshm_rec rec;
+	int ret;
+
+	do
+		ret = ivshm_rx_peek(r, &rec);
+	while (ret == IVSHM_RX_MOVED);
+	if (ret)
+		return ret;
+	if (rec.type != IVSHM_REC_DATA || rec.len > cap)
+		return -E2BIG;
+	ivshm_span_read(&rec.span, buf);
+	ivshm_rx_release(r);
+	return (int)rec.len;
+}
+
+static void fill(u8 *buf, u32 len, u32 seed)
+{
+	u32 i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (u8)(seed * 31 + i * 7);
+}
+
+TEST(layout_all_sizes)
+{
+	struct ivshm_layout l;
+	u64 size;
+
+	for (size = 64 << 10; size <= (1ull << 36); size <<= 1) {
+		ASSERT_EQ(0, ivshm_layout_compute(&l, NULL, size));
+		ASSERT_LT(0, l.peers_off);
+		ASSERT_LE(l.peers_off + 64 * sizeof(struct ivshm_peer), l.ctrl_off);
+		ASSERT_LE(l.ctrl_off + sizeof(struct ivshm_ctrl), l.bitmap_off);
+		ASSERT_LE(l.bitmap_off + l.bitmap_words * 8ull, l.pending_off);
+		ASSERT_LE(l.pending_off + 64ull * l.pending_words * 8, l.chan_off);
+		ASSERT_LE(l.chan_off + (u64)l.max_channels *
+			  sizeof(struct ivshm_chan), l.data_off);
+		ASSERT_EQ(0, l.data_off % IVSHM_BLOCK_SIZE);
+		ASSERT_LT(0, l.nr_blocks);
+		ASSERT_EQ(size, l.data_off + (u64)l.nr_blocks * IVSHM_BLOCK_SIZE);
+		ASSERT_LE(l.nr_blocks, l.bitmap_words * 64);
+	}
+	ASSERT_EQ(-EINVAL, ivshm_layout_compute(&l, NULL, 32 << 10));
+	ASSERT_EQ(-EINVAL, ivshm_layout_compute(&l, NULL, (1 << 20) + 4096));
+	ASSERT_EQ(-EINVAL, ivshm_layout_compute(&l, NULL, 1ull << 37));
+	ASSERT_EQ(-EINVAL, ivshm_layout_compute(&l, NULL, 0));
+}
+
+TEST(descriptor_lines_are_separate)
+{
+	ASSERT_EQ(192, sizeof(struct ivshm_chan));
+	ASSERT_EQ(64, offsetof(struct ivshm_chan, head));
+	ASSERT_EQ(128, offsetof(struct ivshm_chan, tail));
+	ASSERT_EQ(64, sizeof(struct ivshm_peer));
+	ASSERT_EQ(64, sizeof(struct ivshm_ctrl));
+	ASSERT_EQ(128, sizeof(struct ivshm_hdr));
+}
+
+TEST(open_init_then_attach)
+{
+	void *mem = region_alloc(REGION);
+	struct ivshm_layout a, b;
+	const char *why;
+
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(IVSHM_OPEN_INITIALISED,
+		  ivshm_region_open(&a, mem, REGION, 3, &why));
+	ASSERT_EQ(IVSHM_OPEN_ATTACHED, ivshm_region_open(&b, mem, REGION, 4, &why));
+	ASSERT_EQ(0, memcmp(&a, &b, sizeof(a)));
+	ASSERT_EQ(3, ivshm_get32(&ivshm_hdr(&a)->init_peer));
+	ASSERT_EQ(a.nr_blocks, ivshm_get32(&ivshm_ctrl(&a)->free_blocks));
+	free(mem);
+}
+
+TEST(open_refuses_bad_regions)
+{
+	void *mem = region_alloc(REGION);
+	struct ivshm_layout l;
+	struct ivshm_hdr *h = mem;
+	const char *why;
+
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(IVSHM_OPEN_INITIALISED, ivshm_region_open(&l, mem, REGION, 0, &why));
+
+	ivshm_put32(&h->magic, 0xdeadbeef);
+	ASSERT_EQ(-EINVAL, ivshm_region_open(&l, mem, REGION, 1, &why));
+	ASSERT_STREQ("bad magic", why);
+	ivshm_put32(&h->magic, IVSHM_MAGIC);
+
+	ivshm_put16(&h->version, 2);
+	ASSERT_EQ(-EPROTONOSUPPORT, ivshm_region_open(&l, mem, REGION, 1, &why));
+	ivshm_put16(&h->version, IVSHM_VERSION);
+
+	/* The device says 1 MiB; a header claiming 2 MiB is refused. */
+	ivshm_put64(&h->region_size, 2 * REGION);
+	ASSERT_EQ(-EINVAL, ivshm_region_open(&l, mem, REGION, 1, &why));
+	ivshm_put64(&h->region_size, REGION);
+
+	/* A region claiming a smaller size than the device is refused too. */
+	ASSERT_EQ(-EINVAL, ivshm_region_open(&l, mem, REGION / 2, 1, &why));
+
+	ivshm_put64(&h->data_off, 4096);
+	ASSERT_EQ(-EINVAL, ivshm_region_open(&l, mem, REGION, 1, &why));
+	ASSERT_STREQ("layout differs from the one this size implies", why);
+	ivshm_put64(&h->data_off, l.data_off);
+
+	ivshm_put32(&h->init_state, IVSHM_INIT_BUSY);
+	ASSERT_EQ(-EAGAIN, ivshm_region_open(&l, mem, REGION, 1, &why));
+	ivshm_put32(&h->init_state, 7);
+	ASSERT_EQ(-EINVAL, ivshm_region_open(&l, mem, REGION, 1, &why));
+	ivshm_put32(&h->init_state, IVSHM_INIT_READY);
+	ASSERT_EQ(IVSHM_OPEN_ATTACHED, ivshm_region_open(&l, mem, REGION, 1, &why));
+
+	ASSERT_EQ(-EINVAL, ivshm_region_open(&l, mem, REGION + 1, 1, &why));
+	free(mem);
+}
+
+TEST_F(core, empty_ring)
+{
+	char buf[8];
+
+	ASSERT_EQ(-EAGAIN, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(0, send_rec(&self->tx, "x", 1));
+	ASSERT_EQ(1, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ('x', buf[0]);
+	ASSERT_EQ(-EAGAIN, recv_rec(&self->rx, buf, sizeof(buf)));
+}
+
+TEST_F(core, zero_length_records)
+{
+	char buf[1];
+	int i;
+
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, send_rec(&self->tx, buf, 0));
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(-EAGAIN, recv_rec(&self->rx, buf, sizeof(buf)));
+}
+
+TEST_F(core, every_size_and_boundaries)
+{
+	u32 max = self->size - IVSHM_REC_HDR, len;
+	u8 *out = malloc(max), *in = malloc(max);
+	struct ivshm_span s;
+
+	ASSERT_NE(NULL, out);
+	ASSERT_NE(NULL, in);
+	ASSERT_EQ(max, ivshm_ring_max_record(&self->tx));
+	/* Every size from 0 to the largest, each wrapping differently. */
+	for (len = 0; len <= max; len += (len < 300 ? 1 : 97)) {
+		fill(out, len, len);
+		ASSERT_EQ(0, send_rec(&self->tx, out, len));
+		ASSERT_EQ((int)len, recv_rec(&self->rx, in, max));
+		ASSERT_EQ(0, memcmp(out, in, len)) TH_LOG("len %u", len);
+	}
+	/* The largest record fills the empty ring exactly. */
+	fill(out, max, 1);
+	ASSERT_EQ(0, send_rec(&self->tx, out, max));
+	ASSERT_EQ(-EAGAIN, send_rec(&self->tx, out, 0));
+	ASSERT_EQ((int)max, recv_rec(&self->rx, in, max));
+	ASSERT_EQ(0, memcmp(out, in, max));
+	/* One byte more can never fit. */
+	ASSERT_EQ(-EMSGSIZE, ivshm_tx_reserve(&self->tx, max + 1, IVSHM_REC_DATA,
+					      0, &s));
+	ASSERT_EQ(-EMSGSIZE, ivshm_tx_reserve(&self->tx, UINT32_MAX,
+					      IVSHM_REC_DATA, 0, &s));
+	free(out);
+	free(in);
+}
+
+TEST_F(core, full_then_drained)
+{
+	u8 rec[56], in[56];
+	u32 n = 0, i;
+
+	/* 64-byte records (8 header + 56): exactly size / 64 fit. */
+	while (send_rec(&self->tx, rec, sizeof(rec)) == 0) {
+		fill(rec, sizeof(rec), ++n);
+		ASSERT_GE(self->size / 64, n);
+	}
+	ASSERT_EQ(self->size / 64, n);
+	ASSERT_EQ(-EAGAIN, send_rec(&self->tx, rec, 0));
+	/* Freeing one record frees exactly its space. */
+	ASSERT_EQ(56, recv_rec(&self->rx, in, sizeof(in)));
+	ASSERT_EQ(-EAGAIN, send_rec(&self->tx, rec, 57));
+	ASSERT_EQ(0, send_rec(&self->tx, rec, 56));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(56, recv_rec(&self->rx, in, sizeof(in)));
+	ASSERT_EQ(-EAGAIN, recv_rec(&self->rx, in, sizeof(in)));
+}
+
+TEST_F(core, wrap_around_keeps_order_and_bytes)
+{
+	u8 out[3000], in[3000];
+	u32 i, len;
+
+	for (i = 0; i < 20000; i++) {
+		len = (i * 2654435761u) % sizeof(out);
+		fill(out, len, i);
+		ASSERT_EQ(0, send_rec(&self->tx, out, len));
+		ASSERT_EQ((int)len, recv_rec(&self->rx, in, sizeof(in)));
+		ASSERT_EQ(0, memcmp(out, in, len)) TH_LOG("record %u", i);
+	}
+	/* The counters went round the ring many times. */
+	ASSERT_LT(100 * (u64)self->size,
+		  ivshm_get64(&ivshm_chan(&self->l, self->chan)->head));
+}
+
+TEST_F(core, peek_does_not_consume)
+{
+	struct ivshm_rec a, b;
+	char buf[4];
+
+	ASSERT_EQ(0, send_rec(&self->tx, "abc", 3));
+	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &a));
+	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &b));
+	ASSERT_EQ(a.span.p[0], b.span.p[0]);
+	ASSERT_EQ(3, a.len);
+	ASSERT_EQ(3, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(-EAGAIN, ivshm_rx_peek(&self->rx, &a));
+}
+
+TEST_F(core, descriptor_counters_published)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	char buf[16];
+
+	ASSERT_EQ(0, send_rec(&self->tx, "0123456789", 10));
+	ASSERT_EQ(0, send_rec(&self->tx, "01", 2));
+	ASSERT_EQ(24 + 16, ivshm_get64(&ch->head));
+	ASSERT_EQ(2, ivshm_get64(&ch->head_touch));
+	ASSERT_EQ(40, ivshm_get64(&ch->data_size));
+	ASSERT_EQ(10, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(24, ivshm_get64(&ch->tail));
+}
+
+static void move_and_check(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(core) *self, u32 new_blocks)
+{
+	u8 out[700], in[700], *big;
+	struct ivshm_rec rec;
+	u64 noff;
+	u32 i, sent = 0, got = 0, max;
+	int ret;
+
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, new_blocks, &noff));
+	/* Records in flight in the old run, then the move, then more. */
+	for (i = 0; i < 10; i++, sent++) {
+		fill(out, sizeof(out), sent);
+		ASSERT_EQ(0, send_rec(&self->tx, out, sizeof(out)));
+	}
+	ASSERT_EQ(0, ivshm_tx_move(&self->tx, noff, new_blocks * IVSHM_BLOCK_SIZE));
+	for (;;) {
+		fill(out, sizeof(out), sent);
+		if (send_rec(&self->tx, out, sizeof(out)))
+			break;
+		sent++;
+	}
+	ASSERT_LE(10, sent);
+	for (;;) {
+		ret = ivshm_rx_peek(&self->rx, &rec);
+		if (ret == IVSHM_RX_MOVED) {
+			ASSERT_EQ(10, got);
+			ASSERT_EQ(self->off, self->rx.old_off);
+			ASSERT_EQ(self->size, self->rx.old_size);
+			continue;
+		}
+		if (ret == -EAGAIN)
+			break;
+		ASSERT_EQ(0, ret);
+		ivshm_span_read(&rec.span, in);
+		ivshm_rx_release(&self->rx);
+		fill(out, sizeof(out), got);
+		ASSERT_EQ(0, memcmp(out, in, sizeof(in))) TH_LOG("record %u", got);
+		got++;
+	}
+	ASSERT_EQ(sent, got);
+	/* Once the reader has left the old run, the new one is all usable. */
+	max = new_blocks * IVSHM_BLOCK_SIZE - IVSHM_REC_HDR;
+	big = calloc(1, max);
+	ASSERT_NE(NULL, big);
+	fill(big, max, 99);
+	ASSERT_EQ(0, send_rec(&self->tx, big, max));
+	ASSERT_EQ(max, ivshm_ring_max_record(&self->tx));
+	ASSERT_EQ((int)max, recv_rec(&self->rx, big, max));
+	free(big);
+	for (i = 0; i < 1000; i++) {
+		fill(out, sizeof(out), i);
+		ASSERT_EQ(0, send_rec(&self->tx, out, sizeof(out)));
+		ASSERT_EQ((int)sizeof(in), recv_rec(&self->rx, in, sizeof(in)));
+		ASSERT_EQ(0, memcmp(out, in, sizeof(in)));
+	}
+}
+
+TEST_F(core, move_to_larger_run)
+{
+	move_and_check(_metadata, self, 8);
+}
+
+TEST_F(core, move_to_smaller_run)
+{
+	move_and_check(_metadata, self, 1);
+}
+
+TEST_F(core, hostile_tail)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	u8 rec[1000];
+
+	/* Fill until the cached tail must be refreshed. */
+	while (send_rec(&self->tx, rec, sizeof(rec)) == 0)
+		;
+	ivshm_put64(&ch->tail, ivshm_get64(&ch->head) + 8);	/* ahead */
+	ASSERT_EQ(-EPROTO, send_rec(&self->tx, rec, sizeof(rec)));
+	ivshm_put64(&ch->tail, ivshm_get64(&ch->head) - self->size - 8);
+	ASSERT_EQ(-EPROTO, send_rec(&self->tx, rec, sizeof(rec)));
+	ivshm_put64(&ch->tail, UINT64_MAX);
+	ASSERT_EQ(-EPROTO, send_rec(&self->tx, rec, sizeof(rec)));
+}
+
+TEST_F(core, hostile_head_and_headers)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	__le64 *hdr = (__le64 *)(self->l.base + self->l.data_off + self->off);
+	struct ivshm_ring saved = self->rx;
+	struct ivshm_rec rec;
+
+	/* A head more than a ring ahead. */
+	ivshm_put64(&ch->head, self->size + 8);
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	/* A head that is not a whole header. */
+	ivshm_put64(&ch->head, 4);
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+
+	ivshm_put64(&ch->head, 64);
+	/* Length beyond what head covers. */
+	ivshm_put64(hdr, IVSHM_REC_WORD(57, IVSHM_REC_DATA, 0));
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	/* Length beyond the ring. */
+	ivshm_put64(hdr, IVSHM_REC_WORD(UINT32_MAX, IVSHM_REC_DATA, 0));
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	/* Unknown type, unknown flags. */
+	ivshm_put64(hdr, IVSHM_REC_WORD(8, 0, 0));
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ivshm_put64(hdr, IVSHM_REC_WORD(8, 9, 0));
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ivshm_put64(hdr, IVSHM_REC_WORD(8, IVSHM_REC_DATA, 0x8000));
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	/* A MOVED record pointing outside the data area, or unaligned. */
+	ivshm_put64(hdr, IVSHM_REC_WORD(16, IVSHM_REC_MOVED, 0));
+	ivshm_put64(hdr + 1, (u64)self->l.nr_blocks * IVSHM_BLOCK_SIZE);
+	ivshm_put64(hdr + 2, IVSHM_BLOCK_SIZE);
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ivshm_put64(hdr + 1, 100);
+	self->rx = saved;
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	/* A well-formed record is accepted after all that. */
+	ivshm_put64(hdr, IVSHM_REC_WORD(56, IVSHM_REC_DATA, 0));
+	self->rx = saved;
+	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(56, rec.len);
+}
+
+TEST_F(core, allocator_accounting_and_exhaustion)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	u32 total = self->l.nr_blocks, free0;
+	u64 a, b, d, e;
+
+	free0 = ivshm_get32(&c->free_blocks);
+	ASSERT_EQ(total - 4, free0);
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 3, &a));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 5, &b));
+	ASSERT_EQ(free0 - 8, ivshm_get32(&c->free_blocks));
+	ASSERT_NE(a, b);
+	/* Fragmentation: free the first, a larger request goes elsewhere,
+	 * a request that fits the hole can use it.
+	 */
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, a, 3));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &d));
+	ASSERT_TRUE(d + 4 * IVSHM_BLOCK_SIZE <= a || d >= a + 3 * IVSHM_BLOCK_SIZE);
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, d, 4));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, b, 5));
+	ASSERT_EQ(free0, ivshm_get32(&c->free_blocks));
+
+	/* Exhaustion, exactly at the free count. */
+	ASSERT_EQ(-ENOBUFS, ivshm_blocks_alloc(&self->l, free0 + 1, &e));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, free0 - 1, &e));
+	ASSERT_EQ(-ENOBUFS, ivshm_blocks_alloc(&self->l, 2, &a));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 1, &a));
+	ASSERT_EQ(0, ivshm_get32(&c->free_blocks));
+	ASSERT_EQ(-ENOBUFS, ivshm_blocks_alloc(&self->l, 1, &b));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, a, 1));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, e, free0 - 1));
+	ASSERT_EQ(free0, ivshm_get32(&c->free_blocks));
+
+	/* Bad frees change nothing or report the double free. */
+	ASSERT_EQ(-EINVAL, ivshm_blocks_free(&self->l, 100, 1));
+	ASSERT_EQ(-EINVAL, ivshm_blocks_free(&self->l, 0, total + 1));
+	ASSERT_EQ(-EINVAL, ivshm_blocks_alloc(&self->l, 0, &a));
+	ASSERT_EQ(-EPROTO, ivshm_blocks_free(&self->l, a, 1));
+	ASSERT_EQ(free0, ivshm_get32(&c->free_blocks));
+}
+
+TEST_F(core, channel_slots)
+{
+	u32 idx, first, n = 1;
+
+	ASSERT_EQ(1, ivshm_get32(&ivshm_ctrl(&self->l)->num_active_channel));
+	while (ivshm_chan_alloc(&self->l, &idx) == 0)
+		n++;
+	ASSERT_EQ(self->l.max_channels, n);
+	ASSERT_EQ(n, ivshm_get32(&ivshm_ctrl(&self->l)->num_active_channel));
+	first = self->chan == 0 ? 1 : 0;
+	ASSERT_EQ(1, ivshm_get32(&ivshm_chan(&self->l, first)->generation));
+	ivshm_chan_free(&self->l, first);
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &idx));
+	ASSERT_EQ(first, idx);
+	ASSERT_EQ(2, ivshm_get32(&ivshm_chan(&self->l, first)->generation));
+}
+
+TEST_F(core, control_lock_and_dead_holder)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	struct ivshm_peer *p1 = ivshm_peer(&self->l, 1);
+	u64 a;
+
+	ivshm_put32(&p1->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&p1->incarnation, 5);
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5));
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 1, 5));
+	ivshm_ctrl_unlock(&self->l, 0, 1);	/* not ours: no effect */
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ivshm_ctrl_unlock(&self->l, 1, 5);
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+
+	/* VM 1 takes the lock, corrupts the bitmap half-way and dies. */
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 7, &a));
+	ivshm_put32(&p1->state, IVSHM_PEER_DEAD);
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(1, ivshm_get32(&c->lock_breaks));
+	/* The rebuild keeps our channel's blocks and frees the leaked run. */
+	ASSERT_EQ(0, ivshm_blocks_rebuild(&self->l));
+	ASSERT_EQ(self->l.nr_blocks - 4, ivshm_get32(&c->free_blocks));
+	ASSERT_EQ(-EPROTO, ivshm_blocks_free(&self->l, a, 7));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+
+	/* A restarted VM 1 (new incarnation) also breaks its old lock. */
+	ivshm_put32(&p1->state, IVSHM_PEER_ALIVE);
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5));
+	ivshm_put32(&p1->incarnation, 6);
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	/* A lock word naming an impossible VM is dead by definition. */
+	ivshm_put64(&c->lock, IVSHM_LOCK_OWNER(1000, 1));
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	ASSERT_EQ(0, ivshm_get64(&c->lock));
+}
+
+TEST_F(core, rebuild_drops_invalid_and_overlapping_runs)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	struct ivshm_chan *ch;
+	u32 i1, i2, i3;
+
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &i1));
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &i2));
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &i3));
+	ch = ivshm_chan(&self->l, i1);		/* overlaps the fixture's */
+	ivshm_put64(&ch->buff_offset, self->off);
+	ivshm_put32(&ch->buff_size, IVSHM_BLOCK_SIZE);
+	ch = ivshm_chan(&self->l, i2);		/* outside the data area */
+	ivshm_put64(&ch->buff_offset, (u64)self->l.nr_blocks * IVSHM_BLOCK_SIZE);
+	ivshm_put32(&ch->buff_size, IVSHM_BLOCK_SIZE);
+	ch = ivshm_chan(&self->l, i3);		/* impossible state */
+	ivshm_put32(&ch->state, 77);
+	ch = ivshm_chan(&self->l, self->chan);
+	ivshm_put64(&ch->buff_offset, self->off);
+	ivshm_put32(&ch->buff_size, self->size);
+	ASSERT_EQ(3, ivshm_blocks_rebuild(&self->l));
+	ASSERT_EQ(self->l.nr_blocks - 4, ivshm_get32(&c->free_blocks));
+	ASSERT_EQ(4, ivshm_get32(&c->num_active_channel));
+}
+
+TEST_F(core, pending_bits)
+{
+	u32 w = self->l.pending_words;
+
+	ASSERT_EQ(1, w);	/* 64 channels in a 1 MiB region */
+	ivshm_pending_set(&self->l, 2, 0);
+	ivshm_pending_set(&self->l, 2, 63);
+	ivshm_pending_set(&self->l, 2, 63);
+	ivshm_pending_set(&self->l, 2, self->l.max_channels);	/* ignored */
+	ivshm_pending_set(&self->l, 64, 1);			/* ignored */
+	ASSERT_EQ(1ull | 1ull << 63, ivshm_pending_take(&self->l, 2, 0));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, 0));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, w));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 3, 0));
+}
+
+/*
+ * One producer thread and one consumer thread on different cores move
+ * records of random sizes; every record carries its sequence number and a
+ * checksum of its payload, and the consumer checks both.
+ */
+#define SPSC_RECORDS	10000000ull
+
+struct spsc {
+	struct ivshm_ring *r;
+	u64 bad;
+};
+
+static u32 sum32(const u8 *p, u32 len)
+{
+	u32 s = 2166136261u, i;
+
+	for (i = 0; i < len; i++)
+		s = (s ^ p[i]) * 16777619u;
+	return s;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *spsc_producer(void *arg)
+{
+	struct spsc *s = arg;
+	struct ivshm_span sp;
+	u8 buf[256];
+	u64 seq;
+
+	pin(0);
+	for (seq = 0; seq < SPSC_RECORDS; seq++) {
+		u32 len = 12 + (u32)(seq * 2654435761u % 180), sum;
+
+		memcpy(buf, &seq, 8);
+		fill(buf + 12, len - 12, (u32)seq);
+		sum = sum32(buf + 12, len - 12);
+		memcpy(buf + 8, &sum, 4);
+		while (ivshm_tx_reserve(s->r, len, IVSHM_REC_DATA, 0, &sp) ==
+		       -EAGAIN)
+			sched_yield();
+		ivshm_span_write(&sp, buf);
+		ivshm_tx_commit(s->r);
+	}
+	return NULL;
+}
+
+static void *spsc_consumer(void *arg)
+{
+	struct spsc *s = arg;
+	struct ivshm_rec rec;
+	u8 buf[256];
+	u64 seq = 0, got;
+	u32 sum;
+	int ret;
+
+	pin(1);
+	while (seq < SPSC_RECORDS) {
+		ret = ivshm_rx_peek(s->r, &rec);
+		if (ret == -EAGAIN) {
+			sched_yield();
+			continue;
+		}
+		if (ret || rec.len < 12 || rec.len > sizeof(buf)) {
+			s->bad++;
+			return NULL;
+		}
+		ivshm_span_read(&rec.span, buf);
+		ivshm_rx_release(s->r);
+		memcpy(&got, buf, 8);
+		memcpy(&sum, buf + 8, 4);
+		if (got != seq || sum != sum32(buf + 12, rec.len - 12))
+			s->bad++;
+		seq++;
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(core, spsc_ten_million_records, 600)
+{
+	struct spsc prod = { &self->tx, 0 }, cons = { &self->rx, 0 };
+	pthread_t tp, tc;
+
+	ASSERT_EQ(0, pthread_create(&tc, NULL, spsc_consumer, &cons));
+	ASSERT_EQ(0, pthread_create(&tp, NULL, spsc_producer, &prod));
+	pthread_join(tp, NULL);
+	pthread_join(tc, NULL);
+	ASSERT_EQ(0, cons.bad);
+	ASSERT_EQ(-EAGAIN, ivshm_rx_peek(&self->rx, &(struct ivshm_rec){ 0 }));
+}
+
+TEST_HARNESS_MAIN
