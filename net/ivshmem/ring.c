@@ -29,8 +29,9 @@
  * tail <= head and head - tail <= size (the consumer cannot have read what
  * was not written, nor be more than a ring behind; the counters are 64-bit
  * and never wrap), the consumer requires the same of head, and every header
- * it reads must describe a record that fits in what head says is available. A failed check returns -EPROTO and the caller
- * fails the channel; nothing read is ever used unchecked.
+ * it reads must describe a record that fits in what head says is available.
+ * A failed check returns -EPROTO and the caller fails the channel; nothing
+ * read is ever used unchecked.
  */
 
 #include "core.h"
