@@ -9,6 +9,7 @@
 #ifndef IVSHM_KCOMPAT_H
 #define IVSHM_KCOMPAT_H
 
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
