@@ -173,13 +173,32 @@ int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks)
 	return freed == nblocks ? 0 : -EPROTO;
 }
 
+/* Mark a run used for a rebuild, unless it is invalid or overlaps. */
+static bool ivshm_rebuild_claim(const struct ivshm_layout *l, u64 off,
+				u32 size, u32 *used)
+{
+	u32 first, n, b;
+
+	if (!ivshm_run_valid(l, off, size))
+		return false;
+	first = (u32)(off >> IVSHM_BLOCK_SHIFT);
+	n = size >> IVSHM_BLOCK_SHIFT;
+	for (b = first; b < first + n; b++)
+		if (ivshm_bit_test(l, b))
+			return false;
+	ivshm_bits_assign(l, first, n, true);
+	*used += n;
+	return true;
+}
+
 /**
  * ivshm_blocks_rebuild() - recompute the bookkeeping from the channel table
  * @l: layout, control lock held
  *
  * Used after taking the lock from a dead holder. Every channel that is not
- * FREE and whose run is valid and does not overlap an earlier one keeps its
- * blocks; the rest of the data area becomes free.
+ * FREE keeps the blocks of its run, and of the run a pending move left, when
+ * the run is valid and does not overlap an earlier one; the rest of the
+ * data area becomes free.
  *
  * Return: the number of channel runs that were invalid or overlapping.
  */
@@ -196,26 +215,23 @@ u32 ivshm_blocks_rebuild(const struct ivshm_layout *l)
 		u32 state = ivshm_get32(&ch->state);
 		u64 off = ivshm_get64(&ch->buff_offset);
 		u32 size = ivshm_get32(&ch->buff_size);
-		u32 first, n, b;
-		bool overlap = false;
 
 		if (state == IVSHM_CHAN_FREE)
 			continue;
 		active++;
-		if (state >= IVSHM_CHAN_NR_STATES || !ivshm_run_valid(l, off, size)) {
+		if (state >= IVSHM_CHAN_NR_STATES) {
 			bad++;
 			continue;
 		}
-		first = (u32)(off >> IVSHM_BLOCK_SHIFT);
-		n = size >> IVSHM_BLOCK_SHIFT;
-		for (b = first; b < first + n; b++)
-			overlap |= ivshm_bit_test(l, b);
-		if (overlap) {
+		if (!ivshm_rebuild_claim(l, off, size, &used)) {
 			bad++;
 			continue;
 		}
-		ivshm_bits_assign(l, first, n, true);
-		used += n;
+		/* A run left by a move stays until the reader has left it. */
+		off = ivshm_get64(&ch->old_offset);
+		size = ivshm_get32(&ch->old_size);
+		if (size && !ivshm_rebuild_claim(l, off, size, &used))
+			bad++;
 	}
 	ivshm_put32(&c->free_blocks, l->nr_blocks - used);
 	ivshm_put32(&c->num_active_channel, active);

@@ -114,7 +114,7 @@ struct ivshm_ring {
 	u16 res_flags;
 	/* rx: the record peeked */
 	u32 rec_need;
-	/* rx: the run left behind by the last MOVED record */
+	/* the run left by the last move: tx frees it, rx only reports it */
 	u64 old_off;
 	u32 old_size;
 };
@@ -136,6 +136,7 @@ int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 		     struct ivshm_span *span);
 void ivshm_tx_commit(struct ivshm_ring *r);
 int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size);
+int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size);
 int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
 void ivshm_rx_release(struct ivshm_ring *r);
 

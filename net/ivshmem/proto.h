@@ -110,7 +110,8 @@ enum ivshm_rx_state {
 };
 
 /* A channel: one sender, one receiver, one ring. Three cache lines, each
- * with exactly one writer: identity (the sender, while it owns the slot),
+ * with exactly one writer: identity (the sender, while it owns the slot,
+ * and only with the control lock held, so that a rebuild sees it whole),
  * producer (the sender), consumer (the receiver).
  */
 struct ivshm_chan {
@@ -125,7 +126,9 @@ struct ivshm_chan {
 	__le64 buff_offset;		/* ring start, data-area byte offset */
 	__le32 buff_size;		/* ring bytes, a multiple of the block */
 	__le32 sender_inc;		/* sender's incarnation */
-	__le64 reserved0[3];
+	__le64 old_offset;		/* run left by a move, until freed */
+	__le32 old_size;		/* its bytes; 0 when no move is pending */
+	__le32 reserved0[3];
 
 	/* Line 1: producer, written by the sender. */
 	__le64 head;			/* bytes produced, free running */

@@ -198,25 +198,37 @@ void ivshm_tx_commit(struct ivshm_ring *r)
  * @buff_offset: the new run, already allocated
  * @buff_size: its size
  *
+ * Context: the control lock is held, because the descriptor's identity
+ * line changes: buff_offset/buff_size name the new run and
+ * old_offset/old_size the old one, which stays allocated until the consumer
+ * has left it (ivshm_tx_move_done()). A rebuild therefore never frees a run
+ * the consumer may still read.
+ *
  * Writes a MOVED record at the current record boundary and switches to the
  * new run at once. Until the consumer has passed the MOVED record, the
  * capacity stays at the smaller of the two runs, so the consumer's check
  * head - tail <= size holds with either size, while the check of the
  * consumer's tail allows the larger, since unread bytes of the old run may
- * exceed the new run's size.
+ * exceed the new run's size. One move at a time: a second one waits until
+ * the first is done.
  *
- * Return: 0, -EINVAL for a bad run, -EAGAIN if the old run has no room for
- * the MOVED record yet, -EPROTO as for ivshm_tx_reserve().
+ * Return: 0, -EINVAL for a bad run, -EBUSY while a move is pending, -EAGAIN
+ * if the old run has no room for the MOVED record yet, -EPROTO as for
+ * ivshm_tx_reserve().
  */
 int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
 {
+	const struct ivshm_layout *l = r->l;
 	struct ivshm_rec_moved m;
 	struct ivshm_span span;
+	u64 old_off = (u64)(r->ring - l->base - l->data_off);
 	u32 old = r->size;
 	int ret;
 
-	if (!ivshm_run_valid(r->l, buff_offset, buff_size))
+	if (!ivshm_run_valid(l, buff_offset, buff_size))
 		return -EINVAL;
+	if (r->old_size)
+		return -EBUSY;
 	ret = ivshm_tx_reserve(r, sizeof(m), IVSHM_REC_MOVED, 0, &span);
 	if (ret)
 		return ret;
@@ -224,15 +236,54 @@ int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
 	m.buff_size = cpu_to_le32(buff_size);
 	m.reserved = 0;
 	ivshm_span_write(&span, &m);
+
+	ivshm_put64(&r->chan->old_offset, old_off);
+	ivshm_put32(&r->chan->old_size, old);
+	ivshm_put64(&r->chan->buff_offset, buff_offset);
+	ivshm_put32(&r->chan->buff_size, buff_size);
 	ivshm_tx_commit(r);
 
-	r->ring = r->l->base + r->l->data_off + buff_offset;
+	r->old_off = old_off;
+	r->old_size = old;
+	r->ring = l->base + l->data_off + buff_offset;
 	r->size = buff_size;
 	r->off = 0;
 	r->cap = old < buff_size ? old : buff_size;
 	r->bound = old > buff_size ? old : buff_size;
 	r->cap_until = r->pos;
 	return 0;
+}
+
+/**
+ * ivshm_tx_move_done() - has the consumer left the old run?
+ * @r: producer ring after ivshm_tx_move()
+ * @off: the old run's data-area offset, when done
+ * @size: its size, when done
+ *
+ * Context: the control lock is held. When this returns 1, the descriptor no
+ * longer names the old run, the caller frees it, the full capacity of the
+ * new run is usable and another move may start.
+ *
+ * Return: 1 when done, 0 when no move is pending or the consumer is still
+ * in the old run, -EPROTO for an impossible tail.
+ */
+int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size)
+{
+	int ret;
+
+	if (!r->old_size)
+		return 0;
+	ret = ivshm_tx_refresh(r);
+	if (ret)
+		return ret;
+	if (r->cap_until)
+		return 0;
+	ivshm_put32(&r->chan->old_size, 0);
+	ivshm_put64(&r->chan->old_offset, 0);
+	*off = r->old_off;
+	*size = r->old_size;
+	r->old_size = 0;
+	return 1;
 }
 
 /* Consumer: refresh and check the producer's head. */
@@ -252,8 +303,9 @@ static int ivshm_rx_refresh(struct ivshm_ring *r)
  * @rec: the record: type, flags, length and where its payload is
  *
  * A MOVED record is handled here: the ring switches to the new run, the old
- * run is left in @r->old_off/@r->old_size for the caller to free, and
- * IVSHM_RX_MOVED is returned; call again for the next record.
+ * run is noted in @r->old_off/@r->old_size (the producer frees it once it
+ * sees the tail past the MOVED record), and IVSHM_RX_MOVED is returned;
+ * call again for the next record.
  *
  * Return: 0; IVSHM_RX_MOVED; -EAGAIN when empty; -EPROTO when the producer
  * published something impossible.

@@ -320,8 +320,8 @@ static void move_and_check(struct __test_metadata *_metadata,
 {
 	u8 out[700], in[700], *big;
 	struct ivshm_rec rec;
-	u64 noff;
-	u32 i, sent = 0, got = 0, max;
+	u64 noff, doff;
+	u32 i, sent = 0, got = 0, max, dsize;
 	int ret;
 
 	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, new_blocks, &noff));
@@ -331,6 +331,15 @@ static void move_and_check(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, send_rec(&self->tx, out, sizeof(out)));
 	}
 	ASSERT_EQ(0, ivshm_tx_move(&self->tx, noff, new_blocks * IVSHM_BLOCK_SIZE));
+	/* One move at a time. */
+	ASSERT_EQ(-EBUSY, ivshm_tx_move(&self->tx, noff, IVSHM_BLOCK_SIZE));
+	/* The descriptor names both runs; a rebuild keeps both. */
+	ASSERT_EQ(noff, ivshm_get64(&ivshm_chan(&self->l, self->chan)->buff_offset));
+	ASSERT_EQ(self->off, ivshm_get64(&ivshm_chan(&self->l, self->chan)->old_offset));
+	ASSERT_EQ(0, ivshm_blocks_rebuild(&self->l));
+	ASSERT_EQ(self->l.nr_blocks - 4 - new_blocks,
+		  ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
+	ASSERT_EQ(0, ivshm_tx_move_done(&self->tx, &doff, &dsize));
 	for (;;) {
 		fill(out, sizeof(out), sent);
 		if (send_rec(&self->tx, out, sizeof(out)))
@@ -356,6 +365,15 @@ static void move_and_check(struct __test_metadata *_metadata,
 		got++;
 	}
 	ASSERT_EQ(sent, got);
+	/* The reader has left the old run: the sender frees it. */
+	ASSERT_EQ(1, ivshm_tx_move_done(&self->tx, &doff, &dsize));
+	ASSERT_EQ(self->off, doff);
+	ASSERT_EQ(self->size, dsize);
+	ASSERT_EQ(0, ivshm_get32(&ivshm_chan(&self->l, self->chan)->old_size));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, doff, dsize / IVSHM_BLOCK_SIZE));
+	ASSERT_EQ(self->l.nr_blocks - new_blocks,
+		  ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
+	ASSERT_EQ(0, ivshm_tx_move_done(&self->tx, &doff, &dsize));
 	/* Once the reader has left the old run, the new one is all usable. */
 	max = new_blocks * IVSHM_BLOCK_SIZE - IVSHM_REC_HDR;
 	big = calloc(1, max);
