@@ -243,20 +243,27 @@ u32 ivshm_blocks_rebuild(const struct ivshm_layout *l)
  * ivshm_chan_alloc() - take a FREE channel slot, control lock held
  * @l: layout
  * @idx: the slot, on success; it is in state ALLOC with a new generation
+ *	and every other field zero
  *
  * Return: 0 or -ENOBUFS.
  */
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
-	u32 i;
+	u32 i, gen;
 
 	for (i = 0; i < l->max_channels; i++) {
 		struct ivshm_chan *ch = ivshm_chan(l, i);
 
 		if (ivshm_get32(&ch->state) != IVSHM_CHAN_FREE)
 			continue;
-		ivshm_put32(&ch->generation, ivshm_get32(&ch->generation) + 1);
+		/* A FREE slot belongs to nobody: taking it clears whatever the
+		 * last owner left (runs, counters, the receiver's line), so no
+		 * stale value outlives the channel.
+		 */
+		gen = ivshm_get32(&ch->generation);
+		memset(ch, 0, sizeof(*ch));
+		ivshm_put32(&ch->generation, gen + 1);
 		ivshm_put32(&ch->state, IVSHM_CHAN_ALLOC);
 		ivshm_put32(&c->num_active_channel,
 			    ivshm_get32(&c->num_active_channel) + 1);

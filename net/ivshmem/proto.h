@@ -178,12 +178,12 @@ struct ivshm_rec_moved {
 };
 
 /* The layout is ABI between guests: pin the sizes and the line split. */
-static_assert(sizeof(struct ivshm_hdr) == 128);
-static_assert(sizeof(struct ivshm_peer) == IVSHM_CACHELINE);
-static_assert(sizeof(struct ivshm_ctrl) == IVSHM_CACHELINE);
-static_assert(sizeof(struct ivshm_chan) == 3 * IVSHM_CACHELINE);
-static_assert(offsetof(struct ivshm_chan, head) == IVSHM_CACHELINE);
-static_assert(offsetof(struct ivshm_chan, tail) == 2 * IVSHM_CACHELINE);
-static_assert(sizeof(struct ivshm_rec_moved) == 16);
+static_assert(sizeof(struct ivshm_hdr) == 128, "region ABI");
+static_assert(sizeof(struct ivshm_peer) == IVSHM_CACHELINE, "region ABI");
+static_assert(sizeof(struct ivshm_ctrl) == IVSHM_CACHELINE, "region ABI");
+static_assert(sizeof(struct ivshm_chan) == 3 * IVSHM_CACHELINE, "region ABI");
+static_assert(offsetof(struct ivshm_chan, head) == IVSHM_CACHELINE, "region ABI");
+static_assert(offsetof(struct ivshm_chan, tail) == 2 * IVSHM_CACHELINE, "region ABI");
+static_assert(sizeof(struct ivshm_rec_moved) == 16, "region ABI");
 
 #endif /* _IVSHM_PROTO_H */

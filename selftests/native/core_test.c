@@ -519,10 +519,17 @@ TEST_F(core, channel_slots)
 	ASSERT_EQ(n, ivshm_get32(&ivshm_ctrl(&self->l)->num_active_channel));
 	first = self->chan == 0 ? 1 : 0;
 	ASSERT_EQ(1, ivshm_get32(&ivshm_chan(&self->l, first)->generation));
+	/* What the last owner left does not survive into the next channel. */
+	ivshm_put64(&ivshm_chan(&self->l, first)->old_offset, 4096);
+	ivshm_put32(&ivshm_chan(&self->l, first)->old_size, 4096);
+	ivshm_put64(&ivshm_chan(&self->l, first)->tail, 12345);
 	ivshm_chan_free(&self->l, first);
 	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &idx));
 	ASSERT_EQ(first, idx);
 	ASSERT_EQ(2, ivshm_get32(&ivshm_chan(&self->l, first)->generation));
+	ASSERT_EQ(0, ivshm_get32(&ivshm_chan(&self->l, first)->old_size));
+	ASSERT_EQ(0, ivshm_get64(&ivshm_chan(&self->l, first)->old_offset));
+	ASSERT_EQ(0, ivshm_get64(&ivshm_chan(&self->l, first)->tail));
 }
 
 TEST_F(core, control_lock_and_dead_holder)
