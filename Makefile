@@ -8,6 +8,8 @@
 #   make check      every test: lint, native tests, guest suites
 #   make lint       W=1 builds against 6.1 and 6.12, sparse, checkpatch
 #   make guests     the guest suite alone (KERNEL=6.1|6.12|debug)
+#   make native-test  the region core's native tests
+#   make fuzz       fuzz the region core (FUZZ_SECONDS, default 600)
 #
 # Build outputs go to build/; downloaded or extracted material to the cache
 # (~/.cache/af-ivshmem, or IVSHM_CACHE).
@@ -39,7 +41,7 @@ NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests \
-	demo clean native-test
+	demo clean native-test fuzz
 
 all: modules userspace-bin
 
@@ -74,6 +76,10 @@ native-test: $(BUILD)/native/core_test
 $(BUILD)/native/core_test: selftests/native/core_test.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(NATIVE_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(CORE_SRCS)
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	selftests/fuzz/run.sh $(FUZZ_SECONDS)
 
 lint: deps
 	scripts/lint.sh

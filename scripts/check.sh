@@ -4,7 +4,8 @@
 # make check: every test of the project, in the order that fails fastest.
 #
 #   1. lint        W=1 and sparse against 6.1 and 6.12, checkpatch --strict
-#   2. native      the region core (ASan/UBSan), the ivshmem server against
+#   2. native      the region core (ASan/UBSan) and 60 s of fuzzing it
+#                  (FUZZ_SECONDS), the ivshmem server against
 #                  fake clients and real QEMU,
 #                  the runner's log scanner and the runner itself
 #   3. guests      the in-guest suite on Debian's 6.1 kernel, then on 6.12
@@ -56,6 +57,7 @@ for ph in $phases; do
 	lint) phase lint scripts/lint.sh ;;
 	native)
 		phase core make -s native-test
+		phase fuzz selftests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
 		phase server make -s -C userspace/ivshmem-server test
 		phase scan-log selftests/runner/test-scan-log.sh
 		phase runner selftests/runner/test-runner.sh
