@@ -10,6 +10,8 @@
 #   make guests     the guest suite alone (KERNEL=6.1|6.12|debug)
 #   make native-test  the region core's native tests
 #   make fuzz       fuzz the region core (FUZZ_SECONDS, default 600)
+#   make bench-ring the region core's ring against memcpy, a mutex-guarded
+#                   buffer and AF_UNIX, natively (table + CSV in build/bench)
 #
 # Build outputs go to build/; downloaded or extracted material to the cache
 # (~/.cache/af-ivshmem, or IVSHM_CACHE).
@@ -41,7 +43,7 @@ NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests \
-	demo clean native-test fuzz
+	demo clean native-test fuzz bench-ring
 
 all: modules userspace-bin
 
@@ -76,6 +78,9 @@ native-test: $(BUILD)/native/core_test
 $(BUILD)/native/core_test: selftests/native/core_test.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(NATIVE_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(CORE_SRCS)
+
+bench-ring: deps
+	$(MAKE) -C userspace/bench run BUILD=$(BUILD)
 
 FUZZ_SECONDS ?= 600
 fuzz: deps
