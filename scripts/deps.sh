@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(
 	# building the modules and user space
-	gcc make libc6-dev pkg-config clang llvm libmnl-dev rsync
+	gcc make libc6-dev pkg-config clang llvm libclang-rt-14-dev libmnl-dev rsync
 	linux-headers-amd64 linux-headers-6.12-amd64 sparse
 	# the guest kernels (booted uncompressed) and the debug kernel build
 	linux-image-amd64 linux-image-6.12-amd64
