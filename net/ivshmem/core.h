@@ -103,7 +103,8 @@ struct ivshm_ring {
 	u32 off;			/* position of @pos in the run */
 	u64 pos;			/* tx: head; rx: tail (authoritative) */
 	u64 peer;			/* tx: last tail seen; rx: last head */
-	u64 touch;			/* tx: records published */
+	u64 touch;			/* tx: records produced */
+	u64 published;			/* tx: head, rx: tail as last published */
 	/* tx after a move: capacity stays @cap until the reader passes @cap_until */
 	u32 cap;
 	u32 bound;			/* tx: largest legal head - tail */
@@ -126,6 +127,9 @@ struct ivshm_rec {
 	struct ivshm_span span;
 };
 
+/* Most bytes ivshm_tx_queue() holds back before publishing them. */
+#define IVSHM_TX_BATCH		(16u << 10)
+
 /* ivshm_rx_peek() result when the ring moved; old_off/old_size are set. */
 #define IVSHM_RX_MOVED		1
 
@@ -134,6 +138,8 @@ int ivshm_ring_init(struct ivshm_ring *r, const struct ivshm_layout *l,
 u32 ivshm_ring_max_record(const struct ivshm_ring *r);
 int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 		     struct ivshm_span *span);
+void ivshm_tx_queue(struct ivshm_ring *r);
+void ivshm_tx_flush(struct ivshm_ring *r);
 void ivshm_tx_commit(struct ivshm_ring *r);
 int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size);
 int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size);

@@ -121,7 +121,7 @@ static int ivshm_tx_refresh(struct ivshm_ring *r)
 {
 	u64 t = ivshm_load_acquire64(&r->chan->tail);	/* R2 */
 
-	if (t > r->pos || r->pos - t > r->bound)
+	if (t > r->published || r->pos - t > r->bound)
 		return -EPROTO;
 	r->peer = t;
 	if (r->cap_until && t >= r->cap_until) {
@@ -159,7 +159,7 @@ int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 			return ret;
 		cap = r->cap < r->size ? r->cap : r->size;
 		if (len > cap - IVSHM_REC_HDR)
-			return -EAGAIN;
+			goto full;
 	}
 	need = ivshm_rec_need(len);
 	if (r->pos - r->peer + need > cap) {
@@ -168,7 +168,7 @@ int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 			return ret;
 		cap = r->cap < r->size ? r->cap : r->size;
 		if (r->pos - r->peer + need > cap)
-			return -EAGAIN;
+			goto full;
 	}
 	r->res_len = len;
 	r->res_type = type;
@@ -176,20 +176,53 @@ int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 	ivshm_span_at(span, r->ring, r->size,
 		      ivshm_ring_add(r->off, IVSHM_REC_HDR, r->size), len);
 	return 0;
+full:
+	/* Whoever waits for room must not sit on records the consumer
+	 * cannot see yet: they may be what it is waiting for.
+	 */
+	ivshm_tx_flush(r);
+	return -EAGAIN;
 }
 
-/* Publish the reserved record, whose payload the caller has written. */
-void ivshm_tx_commit(struct ivshm_ring *r)
+/* Producer: make every queued record visible to the consumer. */
+void ivshm_tx_flush(struct ivshm_ring *r)
+{
+	if (r->pos == r->published)
+		return;
+	r->published = r->pos;
+	ivshm_store_release64(&r->chan->head, r->pos);		/* R1 */
+	ivshm_put64(&r->chan->data_size, r->pos - r->peer);
+	ivshm_put64(&r->chan->head_touch, r->touch);
+}
+
+/*
+ * Queue the reserved record, whose payload the caller has written, without
+ * publishing it yet: a sender with more records to come (MSG_MORE,
+ * sendmmsg) saves the consumer one transfer of the head's cache line per
+ * record. The queue is published by ivshm_tx_flush(), by ivshm_tx_commit(),
+ * by a reserve that finds the ring full, and by itself once it holds
+ * IVSHM_TX_BATCH bytes or a quarter of the run, so the consumer is never
+ * starved for long nor the producer left waiting on records only it sees.
+ */
+void ivshm_tx_queue(struct ivshm_ring *r)
 {
 	u32 need = ivshm_rec_need(r->res_len);
 	__le64 *hdr = (__le64 *)(r->ring + r->off);
+	u32 batch = r->size / 4 < IVSHM_TX_BATCH ? r->size / 4 : IVSHM_TX_BATCH;
 
 	ivshm_put64(hdr, IVSHM_REC_WORD(r->res_len, r->res_type, r->res_flags));
 	r->pos += need;
 	r->off = ivshm_ring_add(r->off, need, r->size);
-	ivshm_store_release64(&r->chan->head, r->pos);		/* R1 */
-	ivshm_put64(&r->chan->data_size, r->pos - r->peer);
-	ivshm_put64(&r->chan->head_touch, ++r->touch);
+	r->touch++;
+	if (r->pos - r->published >= batch)
+		ivshm_tx_flush(r);
+}
+
+/* Publish the reserved record and everything queued before it. */
+void ivshm_tx_commit(struct ivshm_ring *r)
+{
+	ivshm_tx_queue(r);
+	ivshm_tx_flush(r);
 }
 
 /**

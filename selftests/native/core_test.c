@@ -315,6 +315,53 @@ TEST_F(core, descriptor_counters_published)
 	ASSERT_EQ(24, ivshm_get64(&ch->tail));
 }
 
+static int queue_rec(struct ivshm_ring *r, const void *buf, u32 len)
+{
+	struct ivshm_span s;
+	int ret = ivshm_tx_reserve(r, len, IVSHM_REC_DATA, 0, &s);
+
+	if (ret)
+		return ret;
+	ivshm_span_write(&s, buf);
+	ivshm_tx_queue(r);
+	return 0;
+}
+
+/* Queued records stay invisible until a flush, a full batch or a full ring. */
+TEST_F(core, queued_records_publish_in_batches)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	u64 batch = self->size / 4, seen = 0;
+	char buf[8];
+	int i, ret;
+
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, queue_rec(&self->tx, "abcdefgh", 8));
+	ASSERT_EQ(0, ivshm_get64(&ch->head));
+	ASSERT_EQ(-EAGAIN, recv_rec(&self->rx, buf, sizeof(buf)));
+	ivshm_tx_flush(&self->tx);
+	ASSERT_EQ(48, ivshm_get64(&ch->head));
+	ASSERT_EQ(3, ivshm_get64(&ch->head_touch));
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(8, recv_rec(&self->rx, buf, sizeof(buf)));
+
+	/* A batch publishes itself once it holds a quarter of the run. */
+	for (i = 0; i < (int)(batch / 16) - 1; i++)
+		ASSERT_EQ(0, queue_rec(&self->tx, "abcdefgh", 8));
+	ASSERT_EQ(48, ivshm_get64(&ch->head));
+	ASSERT_EQ(0, queue_rec(&self->tx, "abcdefgh", 8));
+	ASSERT_EQ(48 + batch, ivshm_get64(&ch->head));
+
+	/* A producer that finds the ring full has published everything. */
+	while ((ret = queue_rec(&self->tx, "abcdefgh", 8)) == 0)
+		;
+	ASSERT_EQ(-EAGAIN, ret);
+	ASSERT_EQ(48 + self->size, ivshm_get64(&ch->head));
+	while (recv_rec(&self->rx, buf, sizeof(buf)) == 8)
+		seen++;
+	ASSERT_EQ(self->size / 16, seen);
+}
+
 static void move_and_check(struct __test_metadata *_metadata,
 			   FIXTURE_DATA(core) *self, u32 new_blocks)
 {
