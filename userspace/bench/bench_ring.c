@@ -29,24 +29,36 @@
  *
  * The figures (bytes/s always count payload bytes only):
  *
- *   ring        the core's ring: a 4 MiB memfd region initialised with
- *               ivshm_region_open() in the parent, one channel and a 1 MiB
- *               run taken under the control lock; the producer and the
- *               consumer map the memfd themselves, attach and
- *               ivshm_ring_init() from the descriptor. Producer:
- *               ivshm_tx_reserve(), ivshm_span_write(), ivshm_tx_commit();
- *               consumer: ivshm_rx_peek(), ivshm_span_read(),
- *               ivshm_rx_release(). Both spin with cpu_relax() (PAUSE) on
- *               -EAGAIN and never sleep.
+ *   ring        the core's ring: a memfd region (4 MiB, or larger to hold
+ *               the ring) initialised with ivshm_region_open() in the
+ *               parent, one channel and its run taken under the control
+ *               lock; the producer and the consumer map the memfd
+ *               themselves, attach and ivshm_ring_init() from the
+ *               descriptor. Producer: ivshm_tx_reserve(),
+ *               ivshm_span_write(), ivshm_tx_commit(), which publishes
+ *               every record, as one send() per record does; consumer:
+ *               ivshm_rx_peek(), ivshm_span_read(), ivshm_rx_release().
+ *               Both spin with cpu_relax() (PAUSE) on -EAGAIN and never
+ *               sleep.
+ *   ring-more   the same, but the producer queues with ivshm_tx_queue(),
+ *               as a socket does for sendmsg(MSG_MORE) and for all but
+ *               the last message of a sendmmsg(): the head is published
+ *               once per batch (a quarter of the ring, at most 16 KiB) or
+ *               when the ring is full, not once per record.
  *   memcpy      one process, one memcpy() per record of the same size, the
- *               source and destination cycling through one 1 MiB buffer
- *               (source in the first half, destination in the second, at
- *               the ring's record stride): the same working set as the
- *               ring, with no second core and no synchronisation. The
- *               ring copies twice per record, but on two cores at once, so
- *               a perfect ring would approach 1.0 of this.
- *   mutex-spin, the design being replaced: a 1 MiB buffer, in a memfd
- *   mutex-cond  shared mapping as well, holding the same record format,
+ *               source and destination cycling through one buffer of the
+ *               ring's size (source in the first half, destination in the
+ *               second, at the ring's record stride): the same working set
+ *               as the ring, with no second core and no synchronisation.
+ *               The ring copies twice per record, but on two cores at
+ *               once, so a perfect ring would approach 1.0 of this.
+ * Buffers: the ring, the mutex buffer, spsc-ref and the memcpy area all
+ * have the same size: --ring (1 MiB), except that point to point the ring
+ * holds at least 64 records (8 MiB for 64 KiB records), as the rebalancer
+ * gives a channel that streams large records a larger run.
+ *
+ *   mutex-spin, the design being replaced: a buffer in a memfd shared
+ *   mutex-cond  mapping as well, holding the same record format,
  *               guarded by one process-shared pthread mutex; records are
  *               copied in and out with the mutex held. mutex-spin polls:
  *               lock, find no room or no record, unlock, cpu_relax(),
@@ -62,7 +74,7 @@
  *               the same job between trusting peers, written here (cached
  *               peer counter, payload then header, one release store per
  *               record, no validation, no descriptor bookkeeping), in the
- *               same kind of 1 MiB memfd buffer. ring / spsc-ref near 1
+ *               same kind of memfd buffer. ring / spsc-ref near 1
  *               means the core's own per-record work costs nothing
  *               measurable and the rest is the machine's coherence
  *               traffic.
@@ -116,6 +128,7 @@
 #define MBUF_HDR		4096u
 #define MAX_PROD		8
 #define RR_BATCH		64		/* consumer: records per visit */
+#define P2P_RECORDS		64		/* point to point: ring holds this many */
 #define SHARED_YIELD		256		/* spins between sched_yield() */
 
 #define END_SEQ			(~0ull)
@@ -123,6 +136,7 @@
 
 enum transport {
 	T_RING,
+	T_RING_MORE,
 	T_MEMCPY,
 	T_MUTEX_SPIN,
 	T_MUTEX_COND,
@@ -134,6 +148,7 @@ enum transport {
 
 static const char * const tname[T_NR] = {
 	[T_RING] = "ring",
+	[T_RING_MORE] = "ring-more",
 	[T_MEMCPY] = "memcpy",
 	[T_MUTEX_SPIN] = "mutex-spin",
 	[T_MUTEX_COND] = "mutex-cond",
@@ -191,6 +206,7 @@ struct bench {
 	int prod_idx;			/* which producer a child is */
 	uint32_t buf_bytes;		/* ring (all channels), buffers */
 	uint32_t region_size;
+	uint32_t ring_min;		/* --ring */
 	/* ring and mutex buffer */
 	int fd;
 	uint32_t ring_bytes;		/* per channel */
@@ -377,6 +393,7 @@ static inline int send_rec(struct bench *b, void *st, const uint8_t *src,
 {
 	switch (b->cfg->t) {
 	case T_RING:
+	case T_RING_MORE:
 		return ring_send(b, st, src, len);
 	case T_SPSC:
 		return spsc_send(b, st, src, len);
@@ -607,7 +624,10 @@ static int ring_send(struct bench *b, void *st, const uint8_t *src,
 	if (ret)
 		return fail(b, EXIT_VERIFY, "ivshm_tx_reserve: %d", ret);
 	ivshm_span_write(&span, src);
-	ivshm_tx_commit(&s->r[0]);
+	if (b->cfg->t == T_RING_MORE)
+		ivshm_tx_queue(&s->r[0]);
+	else
+		ivshm_tx_commit(&s->r[0]);
 	return 0;
 }
 
@@ -625,6 +645,8 @@ static int ring_producer(void *arg)
 	ret = ring_attach(b, 2 + (u32)b->prod_idx, &s, b->prod_idx, 1);
 	if (!ret)
 		ret = produce(b, (uint64_t)b->prod_idx, &s);
+	if (!ret)
+		ivshm_tx_flush(&s.r[0]);	/* the end marker, if queued */
 	if (s.base && s.base != MAP_FAILED)
 		munmap(s.base, b->region_size);
 	return ret;
@@ -1240,6 +1262,7 @@ static double run_once(struct bench *b, const struct run_cfg *c)
 	b->sv[1] = -1;
 	switch (c->t) {
 	case T_RING:
+	case T_RING_MORE:
 		ret = ring_prepare(b);
 		cons = ring_consumer;
 		prod = ring_producer;
@@ -1487,6 +1510,33 @@ static uint64_t verify_count(const struct bench *b, uint32_t len, int nprod,
 	return n > floor ? n : floor;
 }
 
+/*
+ * The buffer size for one configuration: --ring, but point to point at
+ * least P2P_RECORDS records of the size, as the rebalancer gives a bulk
+ * channel a larger ring. Every transport, memcpy included, gets the same.
+ */
+static void size_buffers(struct bench *b, uint32_t len, bool scale)
+{
+	uint64_t want = (uint64_t)P2P_RECORDS * rec_stride(len);
+
+	b->buf_bytes = b->ring_min;
+	while (!scale && b->buf_bytes < want)
+		b->buf_bytes *= 2;
+	/* The region: 4 MiB, or the power of two that fits the ring. */
+	for (b->region_size = REGION_SIZE;
+	     b->region_size - b->region_size / 8 < b->buf_bytes;
+	     b->region_size *= 2)
+		;
+}
+
+static uint32_t p2p_ring_kib(const struct bench *b, uint32_t len)
+{
+	struct bench t = *b;
+
+	size_buffers(&t, len, false);
+	return t.buf_bytes >> 10;
+}
+
 /* Verify, then time, a set of transports for one size and count. */
 static int measure(struct bench *b, struct results *res,
 		   const struct opts *o, const enum transport *ts, int nt,
@@ -1504,6 +1554,7 @@ static int measure(struct bench *b, struct results *res,
 	int i, rep;
 	double v;
 
+	size_buffers(b, len, scale);
 	fmt_size(len, sz, sizeof(sz));
 	fprintf(stderr, "  %-14s %-6s %d producer%s: verifying",
 		scale ? "scaling" : "point to point", sz, nprod,
@@ -1678,12 +1729,11 @@ static void help(FILE *f)
 static void print_p2p(struct results *res, const enum transport *ts, int nt)
 {
 	static const char * const rn[] = {
-		"ring / memcpy (bytes/s)", "ring / mutex", "ring / AF_UNIX",
-		"ring / spsc-ref",
+		"memcpy (bytes/s)", "mutex", "AF_UNIX", "spsc-ref",
 	};
 	char sz[32], b0[32], b1[32];
 	size_t si;
-	int t;
+	int t, r;
 
 	printf("  %-7s %-11s %12s %11s %7s %7s\n", "size", "transport",
 	       "records/s", "bytes/s", "spread", "others");
@@ -1707,44 +1757,51 @@ static void print_p2p(struct results *res, const enum transport *ts, int nt)
 		}
 	}
 
-	printf("\nRatios (ring / other, same size; mutex = the faster of mutex-spin and mutex-cond)\n\n");
-	printf("  %-24s", "");
+	printf("\nRatios (same size; mutex = the faster of mutex-spin and mutex-cond)\n\n");
+	printf("  %-28s", "");
 	for (si = 0; si < ARRAY_SIZE(p2p_sizes); si++)
 		printf(" %8s", fmt_size(p2p_sizes[si], sz, sizeof(sz)));
 	printf("\n");
-	for (t = 0; t < (int)ARRAY_SIZE(rn); t++) {
-		printf("  %-24s", rn[t]);
-		for (si = 0; si < ARRAY_SIZE(p2p_sizes); si++) {
-			uint32_t len = p2p_sizes[si];
-			double ring = med(res, T_RING, len, 1, false), other;
+	for (r = 0; r < 2; r++) {
+		enum transport rt = r ? T_RING_MORE : T_RING;
 
-			switch (t) {
-			case 0:
-				other = med(res, T_MEMCPY, len, 1, false);
-				break;
-			case 1:
-				other = med_mutex(res, len, 1, false);
-				break;
-			case 2:
-				other = med(res, T_UNIX, len, 1, false);
-				break;
-			default:
-				other = med(res, T_SPSC, len, 1, false);
+		for (t = 0; t < (int)ARRAY_SIZE(rn); t++) {
+			snprintf(b1, sizeof(b1), "%s / %s", tname[rt], rn[t]);
+			printf("  %-28s", b1);
+			for (si = 0; si < ARRAY_SIZE(p2p_sizes); si++) {
+				uint32_t len = p2p_sizes[si];
+				double ring = med(res, rt, len, 1, false);
+				double other;
+
+				switch (t) {
+				case 0:
+					other = med(res, T_MEMCPY, len, 1, false);
+					break;
+				case 1:
+					other = med_mutex(res, len, 1, false);
+					break;
+				case 2:
+					other = med(res, T_UNIX, len, 1, false);
+					break;
+				default:
+					other = med(res, T_SPSC, len, 1, false);
+				}
+				printf(" %8s", fmt_ratio(ratio(ring, other), b0,
+							 sizeof(b0)));
 			}
-			printf(" %8s", fmt_ratio(ratio(ring, other), b0,
-						 sizeof(b0)));
+			printf("\n");
 		}
-		printf("\n");
 	}
 }
 
 static void print_scaling(struct results *res)
 {
-	char sz[32], b0[32], b1[32], b2[32], b3[32];
+	char sz[32], b0[32], b1[32], b2[32], b3[32], b4[32], b5[32];
 	size_t si, i;
 
-	printf("  %-7s %2s %12s %12s %12s %11s %7s\n", "size", "N", "ring",
-	       "mutex-spin", "mutex-cond", "ring/mutex", "others");
+	printf("  %-7s %2s %12s %12s %12s %12s %11s %11s %7s\n", "size", "N",
+	       "ring", "ring-more", "mutex-spin", "mutex-cond", "ring/mutex",
+	       "more/mutex", "others");
 	for (si = 0; si < ARRAY_SIZE(scale_sizes); si++) {
 		uint32_t len = scale_sizes[si];
 		bool first = true;
@@ -1752,13 +1809,15 @@ static void print_scaling(struct results *res)
 		for (i = 0; i < ARRAY_SIZE(scale_counts); i++) {
 			int n = scale_counts[i];
 			double ring = med(res, T_RING, len, n, true);
+			double more = med(res, T_RING_MORE, len, n, true);
+			double mx = med_mutex(res, len, n, true);
 			double ms = med(res, T_MUTEX_SPIN, len, n, true);
 			double mc = med(res, T_MUTEX_COND, len, n, true);
 
 			double other = 0;
 			int t;
 
-			if (!ring && !ms && !mc)
+			if (!ring && !more && !ms && !mc)
 				continue;
 			for (t = 0; t < T_NR; t++) {
 				struct meas *m = meas_find(res, t, len, n, true,
@@ -1767,13 +1826,14 @@ static void print_scaling(struct results *res)
 				if (m && m->foreign > other)
 					other = m->foreign;
 			}
-			printf("  %-7s %2d %12s %12s %12s %11s %6.2f%s\n",
+			printf("  %-7s %2d %12s %12s %12s %12s %11s %11s %6.2f%s\n",
 			       first ? fmt_size(len, sz, sizeof(sz)) : "", n,
 			       fmt_rate(ring, b0, sizeof(b0)),
+			       fmt_rate(more, b4, sizeof(b4)),
 			       fmt_rate(ms, b1, sizeof(b1)),
 			       fmt_rate(mc, b2, sizeof(b2)),
-			       fmt_ratio(ratio(ring, med_mutex(res, len, n, true)),
-					 b3, sizeof(b3)),
+			       fmt_ratio(ratio(ring, mx), b3, sizeof(b3)),
+			       fmt_ratio(ratio(more, mx), b5, sizeof(b5)),
 			       other, other > res->threshold ? "!" : "");
 			first = false;
 		}
@@ -1797,10 +1857,11 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static const enum transport p2p_t[] = {
-		T_RING, T_MEMCPY, T_MUTEX_SPIN, T_MUTEX_COND, T_UNIX, T_SPSC,
+		T_RING, T_RING_MORE, T_MEMCPY, T_MUTEX_SPIN, T_MUTEX_COND,
+		T_UNIX, T_SPSC,
 	};
 	static const enum transport scale_t[] = {
-		T_RING, T_MUTEX_SPIN, T_MUTEX_COND,
+		T_RING, T_RING_MORE, T_MUTEX_SPIN, T_MUTEX_COND,
 	};
 	struct opts o = { .reps = 5, .seconds = 0.4,
 			  .csv = "build/bench/ring.csv" };
@@ -1812,7 +1873,7 @@ int main(int argc, char **argv)
 	struct target tg[32];
 	struct utsname un;
 	uint64_t t_start = now_ns();
-	int ntg = 0, ret = 0, opt, fds;
+	int ntg = 0, ret = 0, opt, fds, r;
 	size_t si, i;
 
 	while ((opt = getopt_long(argc, argv, "qr:s:c:R:u:z:o:t:vh", lopts,
@@ -1866,11 +1927,8 @@ int main(int argc, char **argv)
 		help(stderr);
 		return EXIT_SETUP;
 	}
-	/* The region: 4 MiB, or the power of two that fits the ring. */
-	for (b.region_size = REGION_SIZE;
-	     b.region_size - b.region_size / 8 < b.buf_bytes;
-	     b.region_size *= 2)
-		;
+	b.ring_min = b.buf_bytes;
+	size_buffers(&b, 64, true);
 	if (pick_cpus(&b.cpu_cons, &b.cpu_prod)) {
 		fprintf(stderr, "bench: no CPU to run on\n");
 		return EXIT_SETUP;
@@ -1897,9 +1955,10 @@ int main(int argc, char **argv)
 	printf("machine: %s, Linux %s\n", machine, un.release);
 	printf("build:   gcc %s, -O2 (portable)\n", __VERSION__);
 	printf("method:  median of %d x %.2f s per figure; consumer on CPU %d, producer(s) on CPU %d;\n"
-	       "         ring %u KiB in a %u KiB region; mutex buffer, spsc-ref and memcpy area %u KiB\n",
-	       o.reps, o.seconds, b.cpu_cons, b.cpu_prod, b.buf_bytes >> 10,
-	       b.region_size >> 10, b.buf_bytes >> 10);
+	       "         ring %u KiB (point to point: at least %u records, 64 KiB: %u KiB);\n"
+	       "         mutex buffer, spsc-ref and memcpy area the same size as the ring\n",
+	       o.reps, o.seconds, b.cpu_cons, b.cpu_prod, b.ring_min >> 10,
+	       P2P_RECORDS, p2p_ring_kib(&b, 65536));
 	if (b.cpu_cons == b.cpu_prod)
 		printf("WARNING: only one CPU available; every process shares it\n");
 	fflush(stdout);
@@ -1959,29 +2018,36 @@ int main(int argc, char **argv)
 
 	printf("\nScaling: N producers (all on CPU %d, one channel each, %u KiB / N rings) -> 1 consumer\n"
 	       "(CPU %d, round-robin); mutex: N producers share one %u KiB buffer; aggregate records/s\n\n",
-	       b.cpu_prod, b.buf_bytes >> 10, b.cpu_cons, b.buf_bytes >> 10);
+	       b.cpu_prod, b.ring_min >> 10, b.cpu_cons, b.ring_min >> 10);
 	print_scaling(res);
 
-	target_add(tg, &ntg, ratio(med(res, T_RING, 65536, 1, false),
-				   med(res, T_MEMCPY, 65536, 1, false)),
-		   0.5, false, "", "ring/memcpy bandwidth at 64 KiB");
-	target_add(tg, &ntg, med(res, T_RING, 64, 1, false) / 1e6, 10, false,
-		   " M/s", "ring records/s at 64 B");
-	for (si = 0; si < ARRAY_SIZE(p2p_sizes); si++) {
-		uint32_t len = p2p_sizes[si];
+	for (r = 0; r < 2; r++) {
+		enum transport rt = r ? T_RING_MORE : T_RING;
+		const char *rn = tname[rt];
 
-		target_add(tg, &ntg, ratio(med(res, T_RING, len, 1, false),
-					   med(res, T_UNIX, len, 1, false)),
-			   1, true, "", "ring/AF_UNIX at %s",
-			   fmt_size(len, sz, sizeof(sz)));
-	}
-	for (si = 0; si < ARRAY_SIZE(scale_sizes); si++) {
-		uint32_t len = scale_sizes[si];
+		target_add(tg, &ntg, ratio(med(res, rt, 65536, 1, false),
+					   med(res, T_MEMCPY, 65536, 1, false)),
+			   0.5, false, "", "%s/memcpy bandwidth at 64 KiB", rn);
+		target_add(tg, &ntg, med(res, rt, 64, 1, false) / 1e6, 10,
+			   false, " M/s", "%s records/s at 64 B", rn);
+		for (si = 0; si < ARRAY_SIZE(p2p_sizes); si++) {
+			uint32_t len = p2p_sizes[si];
 
-		target_add(tg, &ntg, ratio(med(res, T_RING, len, 8, true),
-					   med_mutex(res, len, 8, true)),
-			   3, false, "", "scaling ring/mutex, 8 producers, %s",
-			   fmt_size(len, sz, sizeof(sz)));
+			target_add(tg, &ntg,
+				   ratio(med(res, rt, len, 1, false),
+					 med(res, T_UNIX, len, 1, false)),
+				   1, true, "", "%s/AF_UNIX at %s", rn,
+				   fmt_size(len, sz, sizeof(sz)));
+		}
+		for (si = 0; si < ARRAY_SIZE(scale_sizes); si++) {
+			uint32_t len = scale_sizes[si];
+
+			target_add(tg, &ntg,
+				   ratio(med(res, rt, len, 8, true),
+					 med_mutex(res, len, 8, true)),
+				   3, false, "", "%s/mutex, 8 channels, %s", rn,
+				   fmt_size(len, sz, sizeof(sz)));
+		}
 	}
 	printf("\nTargets\n\n");
 	for (i = 0; i < (size_t)ntg; i++)
