@@ -195,8 +195,7 @@ void ivshm_tx_flush(struct ivshm_ring *r)
 	ivshm_put64(&r->chan->head_touch, r->touch);
 }
 
-/*
- * Queue the reserved record, whose payload the caller has written, without
+/* Queue the reserved record, whose payload the caller has written, without
  * publishing it yet: a sender with more records to come (MSG_MORE,
  * sendmmsg) saves the consumer one transfer of the head's cache line per
  * record. The queue is published by ivshm_tx_flush(), by ivshm_tx_commit(),
