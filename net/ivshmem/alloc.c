@@ -285,3 +285,87 @@ void ivshm_chan_free(const struct ivshm_layout *l, u32 idx)
 	ivshm_put32(&ch->state, IVSHM_CHAN_FREE);
 	ivshm_put32(&c->num_active_channel, active ? active - 1 : 0);
 }
+
+/**
+ * ivshm_peer_join() - announce ourselves in our peer slot
+ * @l: layout
+ * @vm: our VM id, below l->max_peers
+ * @vectors: our doorbell vectors, 0 if we are polled
+ *
+ * The slot is written completely before its state says ALIVE (release), so
+ * whoever sees us alive sees our incarnation too.
+ *
+ * Return: our new incarnation, never 0.
+ */
+u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors)
+{
+	struct ivshm_peer *p = ivshm_peer(l, vm);
+	u32 inc = ivshm_get32(&p->incarnation) + 1;
+
+	if (!inc)
+		inc = 1;
+	ivshm_put32(&p->doorbell_armed, 0);
+	ivshm_put32(&p->vectors, vectors);
+	ivshm_put64(&p->heartbeat, 0);
+	ivshm_put32(&p->incarnation, inc);
+	ivshm_store_release32(&p->state, IVSHM_PEER_ALIVE);
+	return inc;
+}
+
+/* Leave our slot, unless a later incarnation of us already owns it. */
+void ivshm_peer_leave(const struct ivshm_layout *l, u32 vm, u32 inc)
+{
+	struct ivshm_peer *p = ivshm_peer(l, vm);
+
+	if (ivshm_get32(&p->incarnation) == inc)
+		ivshm_store_release32(&p->state, IVSHM_PEER_FREE);
+}
+
+/**
+ * ivshm_peer_alive() - is a VM attached to the region?
+ * @l: layout
+ * @vm: any value; ids that cannot exist are simply not alive
+ * @inc: its incarnation, when alive (may be NULL)
+ */
+bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc)
+{
+	struct ivshm_peer *p;
+
+	if (vm >= l->max_peers)
+		return false;
+	p = ivshm_peer(l, vm);
+	if (ivshm_load_acquire32(&p->state) != IVSHM_PEER_ALIVE)
+		return false;
+	if (inc)
+		*inc = ivshm_get32(&p->incarnation);
+	return true;
+}
+
+/**
+ * ivshm_chan_reclaim() - free every channel a VM sends on, lock held
+ * @l: layout
+ * @vm: the VM: an earlier incarnation of ourselves, or a dead peer
+ *
+ * The runs those channels name are not freed one by one, since they were
+ * written by a VM we no longer trust to have left them consistent: the slots
+ * go FREE and the bitmap is rebuilt from what remains.
+ *
+ * Return: the number of channels freed.
+ */
+u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+
+		if (ivshm_get32(&ch->state) == IVSHM_CHAN_FREE ||
+		    ivshm_get16(&ch->sender_vm) != vm)
+			continue;
+		ivshm_chan_free(l, i);
+		n++;
+	}
+	if (n)
+		ivshm_blocks_rebuild(l);
+	return n;
+}

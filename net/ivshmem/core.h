@@ -87,6 +87,12 @@ int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks);
 u32 ivshm_blocks_rebuild(const struct ivshm_layout *l);
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
+u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm);
+
+/* Peer slots (alloc.c). */
+u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors);
+void ivshm_peer_leave(const struct ivshm_layout *l, u32 vm, u32 inc);
+bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc);
 
 /* A reserved or received record: up to two pieces, as the ring wraps. */
 struct ivshm_span {
@@ -145,6 +151,9 @@ int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size);
 int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size);
 int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
 void ivshm_rx_release(struct ivshm_ring *r);
+s64 ivshm_rx_avail(struct ivshm_ring *r);
+int ivshm_tx_room(struct ivshm_ring *r, u32 len);
+u64 ivshm_tx_unread(const struct ivshm_ring *r);
 
 /* Copy between a span and ordinary memory. */
 void ivshm_span_write(const struct ivshm_span *s, const void *src);

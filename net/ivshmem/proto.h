@@ -107,7 +107,12 @@ enum ivshm_rx_state {
 	IVSHM_RX_ACCEPTED = 1,		/* receiver attached its reader */
 	IVSHM_RX_REFUSED = 2,		/* nobody listens; sender frees */
 	IVSHM_RX_CLOSED = 3,		/* receiver let go; sender frees */
+	IVSHM_RX_RESET = 4,		/* as CLOSED, with records left unread */
+	IVSHM_RX_NR_STATES,
 };
+
+/* tx_flags: the sender waits for room; notify it when tail moves. */
+#define IVSHM_TXF_WAIT		0x0001
 
 /* A channel: one sender, one receiver, one ring. Three cache lines, each
  * with exactly one writer: identity (the sender, while it owns the slot,
@@ -128,13 +133,15 @@ struct ivshm_chan {
 	__le32 sender_inc;		/* sender's incarnation */
 	__le64 old_offset;		/* run left by a move, until freed */
 	__le32 old_size;		/* its bytes; 0 when no move is pending */
-	__le32 reserved0[3];
+	__le32 peer_chan;		/* accepting side: the connector's channel */
+	__le32 peer_gen;		/* ... and its generation */
+	__le32 reserved0;
 
 	/* Line 1: producer, written by the sender. */
 	__le64 head;			/* bytes produced, free running */
 	__le64 data_size;		/* bytes queued at the last publish */
 	__le64 head_touch;		/* records published, free running */
-	__le32 tx_flags;
+	__le32 tx_flags;		/* IVSHM_TXF_* */
 	__le32 reserved1;
 	__le64 reserved2[4];
 
@@ -143,8 +150,10 @@ struct ivshm_chan {
 	__le32 rx_state;		/* enum ivshm_rx_state */
 	__le32 rx_flags;
 	__le32 receiver_inc;		/* receiver's incarnation */
+	__le32 rx_peer_chan;		/* ACCEPTED: the acceptor's channel */
+	__le32 rx_peer_gen;		/* ... and its generation */
 	__le32 reserved3;
-	__le64 reserved4[5];
+	__le64 reserved4[4];
 };
 
 /* Records: an 8-byte header, the payload, padding to 8 bytes. */

@@ -411,3 +411,49 @@ void ivshm_rx_release(struct ivshm_ring *r)
 	r->rec_need = 0;
 	ivshm_store_release64(&r->chan->tail, r->pos);		/* R2 */
 }
+
+/**
+ * ivshm_rx_avail() - bytes the producer published that we have not consumed
+ * @r: consumer ring
+ *
+ * Return: the byte count (record headers included), or -EPROTO.
+ */
+s64 ivshm_rx_avail(struct ivshm_ring *r)
+{
+	int ret = ivshm_rx_refresh(r);
+
+	if (ret)
+		return ret;
+	return (s64)(r->peer - r->pos);
+}
+
+/**
+ * ivshm_tx_room() - could a record of @len bytes be reserved now?
+ * @r: producer ring
+ * @len: payload bytes
+ *
+ * Return: 1 if yes, 0 if not yet, -EMSGSIZE if never, -EPROTO.
+ */
+int ivshm_tx_room(struct ivshm_ring *r, u32 len)
+{
+	u32 cap;
+	int ret;
+
+	if (len > r->size - IVSHM_REC_HDR)
+		return -EMSGSIZE;
+	ret = ivshm_tx_refresh(r);
+	if (ret)
+		return ret;
+	cap = r->cap < r->size ? r->cap : r->size;
+	if (len > cap - IVSHM_REC_HDR)
+		return 0;
+	return r->pos - r->peer + ivshm_rec_need(len) <= cap;
+}
+
+/* Producer: bytes published that the consumer has not consumed. */
+u64 ivshm_tx_unread(const struct ivshm_ring *r)
+{
+	u64 t = ivshm_load_acquire64(&r->chan->tail);		/* R2 */
+
+	return t <= r->published ? r->published - t : 0;
+}
