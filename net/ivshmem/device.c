@@ -3,9 +3,11 @@
  * Registry of the shared-memory devices the transports provide.
  *
  * Locking: ivshm_devices_lock (a mutex) protects ivshm_devices and the
- * name index allocator; it is taken only by register and unregister, which
- * run in process context. The doorbell counters are atomics updated from
- * hard interrupt context without any lock.
+ * name index allocator; it is taken by register, unregister and socket
+ * lookups, all in process context. A lookup takes a reference (users) on
+ * the device it returns, which unregister waits for (chan.c). The doorbell
+ * counters are atomics updated from hard interrupt context without any
+ * lock.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -17,6 +19,10 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 
+#include <linux/ivshmem.h>
+#include <linux/wait_bit.h>
+
+#include "chan.h"
 #include "debugfs.h"
 #include "device.h"
 
@@ -89,6 +95,11 @@ int ivshm_dev_register(struct ivshm_dev *idev)
 	for (i = 0; i < IVSHM_MAX_VECTORS; i++)
 		atomic64_set(&idev->doorbells[i], 0);
 
+	ret = ivshm_conn_init(idev);
+	if (ret) {
+		ida_free(&ivshm_dev_ida, index);
+		return ret;
+	}
 	ivshm_debugfs_dev_add(idev);
 
 	mutex_lock(&ivshm_devices_lock);
@@ -124,6 +135,7 @@ void ivshm_dev_unregister(struct ivshm_dev *idev)
 	mutex_unlock(&ivshm_devices_lock);
 
 	ivshm_debugfs_dev_remove(idev);
+	ivshm_conn_exit(idev);
 	ida_free(&ivshm_dev_ida, idev->index);
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_unregister);
@@ -139,6 +151,7 @@ void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector)
 {
 	if (vector < IVSHM_MAX_VECTORS)
 		atomic64_inc(&idev->doorbells[vector]);
+	ivshm_conn_kick(idev);
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_interrupt);
 
@@ -160,6 +173,104 @@ int ivshm_dev_ring(struct ivshm_dev *idev, u32 peer, u32 vector)
 	else
 		atomic64_inc(&idev->rings_sent);
 	return ret;
+}
+
+static bool ivshm_dev_try_get(struct ivshm_dev *idev)
+{
+	bool ok;
+
+	spin_lock_bh(&idev->lock);
+	ok = idev->joined && !idev->dying;
+	if (ok)
+		atomic_inc(&idev->users);
+	spin_unlock_bh(&idev->lock);
+	return ok;
+}
+
+/**
+ * ivshm_dev_get() - find the device a socket address names
+ * @dev: IVSHMEM_DEV_ANY, or device index + 1
+ * @vm: for a connect, the VM to reach (IVSHMEM_VM_LOCAL: ourselves)
+ * @for_connect: with IVSHMEM_DEV_ANY, pick the first device on which @vm is
+ *	another attached VM, else one on which it is our own id; without,
+ *	the first device that carries connections
+ *
+ * Return: the device with a reference (ivshm_dev_put()), or NULL.
+ */
+struct ivshm_dev *ivshm_dev_get(u32 dev, u32 vm, bool for_connect)
+{
+	struct ivshm_dev *idev, *found = NULL, *self = NULL;
+
+	mutex_lock(&ivshm_devices_lock);
+	list_for_each_entry(idev, &ivshm_devices, node) {
+		if (!idev->joined)
+			continue;
+		if (dev != IVSHMEM_DEV_ANY) {
+			if (idev->index + 1 == dev)
+				found = idev;
+			continue;
+		}
+		if (!for_connect || vm == IVSHMEM_VM_LOCAL) {
+			found = idev;
+			break;
+		}
+		if (vm == idev->own_id) {
+			if (!self)
+				self = idev;
+			continue;
+		}
+		if (ivshm_peer_alive(&idev->layout, vm, NULL)) {
+			found = idev;
+			break;
+		}
+	}
+	if (!found)
+		found = self;
+	if (found && !ivshm_dev_try_get(found))
+		found = NULL;
+	mutex_unlock(&ivshm_devices_lock);
+	return found;
+}
+
+/* Another reference on a device the caller already holds or serves. */
+void ivshm_dev_hold(struct ivshm_dev *idev)
+{
+	atomic_inc(&idev->users);
+}
+
+/* Is @vm our own VM id on device @dev (IVSHMEM_DEV_ANY: on any)? */
+bool ivshm_dev_has_own(u32 vm, u32 dev)
+{
+	struct ivshm_dev *idev;
+	bool found = false;
+
+	mutex_lock(&ivshm_devices_lock);
+	list_for_each_entry(idev, &ivshm_devices, node)
+		if (idev->joined && idev->own_id == vm &&
+		    (dev == IVSHMEM_DEV_ANY || idev->index + 1 == dev))
+			found = true;
+	mutex_unlock(&ivshm_devices_lock);
+	return found;
+}
+
+/* Is there a device with this number (index + 1)? */
+bool ivshm_dev_exists(u32 dev)
+{
+	struct ivshm_dev *idev;
+	bool found = false;
+
+	mutex_lock(&ivshm_devices_lock);
+	list_for_each_entry(idev, &ivshm_devices, node)
+		if (idev->index + 1 == dev)
+			found = true;
+	mutex_unlock(&ivshm_devices_lock);
+	return found;
+}
+
+void ivshm_dev_put(struct ivshm_dev *idev)
+{
+	if (atomic_dec_and_test(&idev->users))
+		wake_up_var(&idev->users);
 }
 
 /* Called on module exit, after every transport is gone. */

@@ -15,13 +15,31 @@
 
 #include <linux/atomic.h>
 #include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/workqueue.h>
 
 #include "core.h"
 
 struct device;
 struct dentry;
 struct ivshm_dev;
+struct ivshm_sock;
+
+/* What this guest knows about one channel slot of the region: the socket
+ * sending on it (a channel of ours), the socket reading it (addressed to
+ * us), both on a loopback connection; or, for a channel we sent on and gave
+ * up before the receiver acknowledged, the run to free once it does.
+ */
+struct ivshm_slot {
+	struct ivshm_sock *tx;		/* each holds a socket reference */
+	struct ivshm_sock *rx;
+	bool orphan;
+	u32 size;			/* orphan: its run, private copy */
+	u64 off;
+	unsigned long since;		/* orphan: jiffies when given up */
+};
 
 /* Largest number of doorbell vectors the core keeps counters for. */
 #define IVSHM_MAX_VECTORS	64
@@ -61,6 +79,19 @@ struct ivshm_dev {
 	atomic64_t rings_sent;
 	atomic64_t ring_errors;
 	atomic64_t doorbells[IVSHM_MAX_VECTORS];
+
+	/* core, connections (chan.c). */
+	u32 inc;			/* our incarnation in the region */
+	bool joined;			/* own_id valid and our peer slot ALIVE */
+	bool dying;			/* under lock: no new slots */
+	struct mutex ctrl_mutex;	/* our users of the control lock, one at a time */
+	spinlock_t lock;		/* slots[], dying */
+	struct ivshm_slot *slots;	/* by channel index, max_channels */
+	struct work_struct work;	/* drains our pending set */
+	struct delayed_work reaper;	/* frees orphans nobody acknowledges */
+	atomic_t users;			/* 1 + sockets and lookups using it */
+	atomic64_t events;		/* channel events handled */
+	atomic64_t proto_errors;	/* peers' values that failed a check */
 };
 
 int ivshm_dev_register(struct ivshm_dev *idev);
@@ -69,5 +100,12 @@ void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector);
 int ivshm_dev_ring(struct ivshm_dev *idev, u32 peer, u32 vector);
 
 void ivshm_devices_exit(void);
+
+/* Device lookup for sockets; returns with a device reference (chan.c). */
+struct ivshm_dev *ivshm_dev_get(u32 dev, u32 vm, bool for_connect);
+void ivshm_dev_put(struct ivshm_dev *idev);
+void ivshm_dev_hold(struct ivshm_dev *idev);
+bool ivshm_dev_has_own(u32 vm, u32 dev);
+bool ivshm_dev_exists(u32 dev);
 
 #endif /* _IVSHM_DEVICE_H */

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef _IVSHM_CHAN_H
+#define _IVSHM_CHAN_H
+
+#include <linux/types.h>
+
+struct ivshm_dev;
+struct ivshm_sock;
+
+/* A channel to open: what ivshm_chan_open() writes into its descriptor. */
+struct ivshm_chan_params {
+	u32 receiver_vm;
+	u32 pid;
+	u32 src_port;
+	u32 dst_port;
+	u32 size;			/* run bytes, whole blocks */
+	u32 state;			/* IVSHM_CHAN_CONNECT or _OPEN */
+	u32 peer_chan;			/* accepting side: the connector's */
+	u32 peer_gen;
+	/* results */
+	u32 idx;
+	u32 gen;
+	u64 off;
+};
+
+int ivshm_ctrl_lock(struct ivshm_dev *idev);
+void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev);
+int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p);
+void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size);
+void ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx);
+
+int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
+		   struct ivshm_sock *isk);
+void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
+		      struct ivshm_sock *isk);
+void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
+		       struct ivshm_sock *isk);
+
+void ivshm_conn_kick(struct ivshm_dev *idev);
+int ivshm_conn_init(struct ivshm_dev *idev);
+void ivshm_conn_exit(struct ivshm_dev *idev);
+
+#endif /* _IVSHM_CHAN_H */
