@@ -1,31 +1,93 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The AF_IVSHMEM socket family.
+ * The AF_IVSHMEM socket family: SOCK_SEQPACKET over the region's channels.
  *
- * This file registers the family and creates SOCK_SEQPACKET sockets. The
- * connection operations (bind, connect, listen, accept, sendmsg, recvmsg,
- * poll) are not implemented yet and answer EOPNOTSUPP, as the kernel's
- * sock_no_*() helpers do for operations a family does not offer.
+ * A connection is two channels of one region, one per direction, each owned
+ * by its sender (chan.c). Records go straight from the sender's iovec into
+ * its channel's ring and from the ring into the receiver's iovec: there is
+ * no socket buffer in between, so a record is never dropped, and a slow
+ * receiver stops the sender when the ring is full.
+ *
+ * Socket states (sk_state; sock->state follows):
+ *
+ *   TCP_CLOSE        new, or the connection failed or was reset
+ *   TCP_LISTEN       bound and listening; accept_q holds children
+ *   TCP_SYN_SENT     our channel is in CONNECT, waiting for the answer
+ *   TCP_ESTABLISHED  both channels attached; sk_shutdown records which
+ *                    directions either side has shut
+ *
+ *   CLOSE --connect--> SYN_SENT --ACCEPTED--> ESTABLISHED
+ *   SYN_SENT --REFUSED, timeout, reset--> CLOSE (sk_err set)
+ *   CLOSE --listen--> LISTEN
+ *   a request on a listener creates a child directly in ESTABLISHED
+ *
+ * Peer-side events arrive from the device's work (chan.c) through
+ * ivshm_sock_event() and ivshm_sock_request(); they take the socket lock
+ * like any system call.
+ *
+ * Locking, outermost first: lock_sock() of a listener, lock_sock() of a
+ * child (nested), ivshm_bind_lock, then the device's spinlock (chan.c).
+ * Everything in struct ivshm_sock is protected by the socket lock, except
+ * the bind fields, which ivshm_bind_lock protects as well. The device a
+ * socket is attached to (isk->idev) is held by a reference that the
+ * device's removal waits for; removal detaches every socket first.
  *
  * Module lifetime: the net_proto_family and the proto_ops both name
- * THIS_MODULE, so the socket core holds a module reference for every open
- * socket and rmmod fails while one exists.
+ * THIS_MODULE, and sk_alloc() takes a module reference for every sock,
+ * including children that were never accepted.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <asm/ioctls.h>
+#include <linux/capability.h>
+#include <linux/ivshmem.h>
 #include <linux/module.h>
 #include <linux/net.h>
+#include <linux/poll.h>
+#include <linux/random.h>
+#include <linux/sched/signal.h>
 #include <linux/socket.h>
+#include <linux/sockios.h>
+#include <linux/uio.h>
 #include <net/sock.h>
 
+#include "chan.h"
+#include "device.h"
 #include "socket.h"
 
-static int ivshm_family;
+#define IVSHM_CONNECT_TIMEOUT_MS	10000
 
 struct ivshm_sock {
 	struct sock sk;		/* must be first: sk_alloc() sizes by proto */
+
+	/* addresses; local is valid once bound or connected */
+	struct sockaddr_ivshmem local;
+	struct sockaddr_ivshmem remote;
+	bool bound;			/* in ivshm_bound */
+	struct hlist_node bind_node;
+
+	/* the connection */
+	struct ivshm_dev *idev;		/* holds a device reference */
+	bool has_tx, has_rx;
+	u32 tx_idx, tx_gen, rx_idx, rx_gen;
+	u64 tx_off;
+	u32 tx_size;
+	struct ivshm_ring tx;		/* our channel */
+	struct ivshm_ring rx;		/* the peer's channel to us */
+	bool tx_wait;			/* IVSHM_TXF_WAIT is set on ours */
+	s32 peer_pid;
+	s32 owner_pid;			/* who called listen() or connect() */
+	u64 connect_timeout_ms;
+
+	/* listener: children ready for accept(); child: its place there */
+	struct list_head accept_q;
+	struct list_head accept_node;
 };
+
+static int ivshm_family;
+static DEFINE_MUTEX(ivshm_bind_lock);
+static HLIST_HEAD(ivshm_bound);
 
 static struct proto ivshm_proto = {
 	.name = "AF_IVSHMEM",
@@ -33,16 +95,653 @@ static struct proto ivshm_proto = {
 	.obj_size = sizeof(struct ivshm_sock),
 };
 
+static const struct proto_ops ivshm_seqpacket_ops;
+
+static struct ivshm_sock *ivshm_isk(struct sock *sk)
+{
+	return container_of(sk, struct ivshm_sock, sk);
+}
+
+struct sock *ivshm_sk(struct ivshm_sock *isk)
+{
+	return &isk->sk;
+}
+
+/* Ring size for a channel we send on: SO_SNDBUF when the user set it. */
+static u32 ivshm_ring_size(struct sock *sk)
+{
+	u64 want = IVSHMEM_RING_DEFAULT;
+
+	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
+		want = (u64)READ_ONCE(sk->sk_sndbuf);
+	want = clamp_t(u64, want, IVSHMEM_RING_MIN, IVSHMEM_RING_MAX);
+	return (u32)round_up(want, IVSHM_BLOCK_SIZE);
+}
+
+/* ---- binding ---- */
+
+static bool ivshm_addr_overlap(const struct sockaddr_ivshmem *a,
+			       const struct sockaddr_ivshmem *b)
+{
+	return a->sivshm_port == b->sivshm_port &&
+	       (a->sivshm_vm == IVSHMEM_VM_ANY ||
+		b->sivshm_vm == IVSHMEM_VM_ANY ||
+		a->sivshm_vm == b->sivshm_vm) &&
+	       (a->sivshm_dev == IVSHMEM_DEV_ANY ||
+		b->sivshm_dev == IVSHMEM_DEV_ANY ||
+		a->sivshm_dev == b->sivshm_dev);
+}
+
+static bool ivshm_port_taken(const struct sockaddr_ivshmem *a)
+{
+	struct ivshm_sock *o;
+
+	lockdep_assert_held(&ivshm_bind_lock);
+	hlist_for_each_entry(o, &ivshm_bound, bind_node)
+		if (ivshm_addr_overlap(&o->local, a))
+			return true;
+	return false;
+}
+
+/* Bind @isk to @a; a port of IVSHMEM_PORT_ANY picks an ephemeral one. */
+static int ivshm_do_bind(struct ivshm_sock *isk,
+			 const struct sockaddr_ivshmem *a)
+{
+	struct sockaddr_ivshmem want = *a;
+	u32 range = IVSHMEM_PORT_EPHEMERAL_LAST -
+		    IVSHMEM_PORT_EPHEMERAL_FIRST + 1;
+	u32 i, start;
+	int ret = 0;
+
+	mutex_lock(&ivshm_bind_lock);
+	if (want.sivshm_port != IVSHMEM_PORT_ANY) {
+		if (ivshm_port_taken(&want))
+			ret = -EADDRINUSE;
+		goto out;
+	}
+	start = get_random_u32_below(range);
+	for (i = 0; i < range; i++) {
+		want.sivshm_port = IVSHMEM_PORT_EPHEMERAL_FIRST +
+				   (start + i) % range;
+		if (!ivshm_port_taken(&want))
+			goto out;
+	}
+	ret = -EADDRNOTAVAIL;
+out:
+	if (!ret) {
+		isk->local = want;
+		isk->bound = true;
+		hlist_add_head(&isk->bind_node, &ivshm_bound);
+	}
+	mutex_unlock(&ivshm_bind_lock);
+	return ret;
+}
+
+static void ivshm_unbind(struct ivshm_sock *isk)
+{
+	mutex_lock(&ivshm_bind_lock);
+	if (isk->bound) {
+		hlist_del(&isk->bind_node);
+		isk->bound = false;
+	}
+	mutex_unlock(&ivshm_bind_lock);
+}
+
+/* The listener for a request that reached @idev on @port, held. */
+static struct sock *ivshm_find_listener(struct ivshm_dev *idev, u32 port)
+{
+	struct sockaddr_ivshmem at = {
+		.sivshm_port = port,
+		.sivshm_vm = idev->own_id,
+		.sivshm_dev = idev->index + 1,
+	};
+	struct ivshm_sock *o;
+	struct sock *found = NULL;
+
+	mutex_lock(&ivshm_bind_lock);
+	hlist_for_each_entry(o, &ivshm_bound, bind_node) {
+		if (ivshm_addr_overlap(&o->local, &at) &&
+		    READ_ONCE(o->sk.sk_state) == TCP_LISTEN) {
+			found = &o->sk;
+			sock_hold(found);
+			break;
+		}
+	}
+	mutex_unlock(&ivshm_bind_lock);
+	return found;
+}
+
+/* Check a user address; vm and port constants are left to the caller. */
+static int ivshm_addr_check(const struct sockaddr *addr, int len,
+			    struct sockaddr_ivshmem *out)
+{
+	if (len < (int)sizeof(*out) || !addr)
+		return -EINVAL;
+	memcpy(out, addr, sizeof(*out));
+	if (out->sivshm_family != ivshm_family)
+		return -EAFNOSUPPORT;
+	if (out->sivshm_reserved)
+		return -EINVAL;
+	return 0;
+}
+
+static int ivshm_bind(struct socket *sock, struct sockaddr *addr, int len)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	struct sockaddr_ivshmem a;
+	int ret;
+
+	ret = ivshm_addr_check(addr, len, &a);
+	if (ret)
+		return ret == -EAFNOSUPPORT ? -EINVAL : ret;
+	if (a.sivshm_port < IVSHMEM_PORT_PRIVILEGED &&
+	    !capable(CAP_NET_BIND_SERVICE))
+		return -EACCES;
+	if (a.sivshm_vm == IVSHMEM_VM_LOCAL)
+		return -EADDRNOTAVAIL;
+	if (a.sivshm_vm != IVSHMEM_VM_ANY &&
+	    !ivshm_dev_has_own(a.sivshm_vm, a.sivshm_dev))
+		return -EADDRNOTAVAIL;
+
+	lock_sock(sk);
+	if (isk->bound || sk->sk_state != TCP_CLOSE ||
+	    sock->state != SS_UNCONNECTED)
+		ret = -EINVAL;
+	else
+		ret = ivshm_do_bind(isk, &a);
+	release_sock(sk);
+	return ret;
+}
+
+/* ---- connection teardown ---- */
+
+static void ivshm_drop_dev(struct ivshm_sock *isk)
+{
+	if (isk->idev && !isk->has_tx && !isk->has_rx) {
+		ivshm_dev_put(isk->idev);
+		isk->idev = NULL;
+	}
+}
+
+/* Stop reading the peer's channel and tell its sender: CLOSED, or RESET if
+ * records are left unread (the sender's calls then fail with ECONNRESET, as
+ * AF_UNIX does when a socket closes with data queued).
+ */
+static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
+{
+	struct ivshm_dev *idev = isk->idev;
+	struct ivshm_chan *ch;
+	u32 ack = IVSHM_RX_CLOSED;
+	u32 sender;
+
+	if (!isk->has_rx)
+		return;
+	ch = isk->rx.chan;
+	if (may_reset && ivshm_rx_avail(&isk->rx) > 0)
+		ack = IVSHM_RX_RESET;
+	/* Only a channel that is still the one we attached to. */
+	if (ivshm_get32(&ch->generation) == isk->rx_gen) {
+		ivshm_store_release32(&ch->rx_state, ack);
+		sender = ivshm_get16(&ch->sender_vm);
+		if (sender < idev->layout.max_peers)
+			ivshm_notify(idev, sender, isk->rx_idx);
+	}
+	ivshm_slot_clear(idev, isk->rx_idx, true, isk);
+	isk->has_rx = false;
+}
+
+/* Close our channel: the receiver drains, acknowledges, and we free it. */
+static void ivshm_tx_detach(struct ivshm_sock *isk)
+{
+	struct ivshm_dev *idev = isk->idev;
+	struct ivshm_chan *ch;
+	u32 rx;
+
+	if (!isk->has_tx)
+		return;
+	ch = isk->tx.chan;
+	ivshm_tx_flush(&isk->tx);
+	ivshm_store_release32(&ch->state, IVSHM_CHAN_CLOSED);
+	ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx);
+	rx = ivshm_load_acquire32(&ch->rx_state);
+	if (rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
+	    rx == IVSHM_RX_REFUSED) {
+		ivshm_slot_clear(idev, isk->tx_idx, false, isk);
+		ivshm_chan_close(idev, isk->tx_idx, isk->tx_off, isk->tx_size);
+	} else {
+		ivshm_slot_orphan(idev, isk->tx_idx, isk->tx_off, isk->tx_size,
+				  isk);
+	}
+	isk->has_tx = false;
+}
+
+/* Announce that our channel is closed, keeping it until release. */
+static void ivshm_tx_shut(struct ivshm_sock *isk)
+{
+	if (!isk->has_tx)
+		return;
+	ivshm_tx_flush(&isk->tx);
+	ivshm_store_release32(&isk->tx.chan->state, IVSHM_CHAN_CLOSED);
+	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx);
+}
+
+/* The connection is over with error @err (0: orderly). Socket lock held. */
+static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
+{
+	struct sock *sk = &isk->sk;
+
+	ivshm_rx_detach(isk, false);
+	ivshm_tx_detach(isk);
+	ivshm_drop_dev(isk);
+	if (err)
+		sk->sk_err = err;
+	if (sk->sk_state == TCP_SYN_SENT) {
+		sk->sk_state = TCP_CLOSE;
+		if (sk->sk_socket)
+			sk->sk_socket->state = SS_UNCONNECTED;
+	} else {
+		sk->sk_shutdown = SHUTDOWN_MASK;
+		if (sk->sk_socket)
+			sk->sk_socket->state = SS_DISCONNECTING;
+	}
+	sk->sk_state_change(sk);
+	if (err)
+		sk_error_report(sk);
+}
+
+/* A value the peer wrote failed a check: count it, reset the connection. */
+static void ivshm_conn_proto_error(struct ivshm_sock *isk)
+{
+	if (isk->idev)
+		atomic64_inc(&isk->idev->proto_errors);
+	ivshm_conn_fail(isk, ECONNRESET);
+}
+
+/* ---- events from the device (chan.c), socket lock taken here ---- */
+
+/* The acceptor answered our CONNECT with ACCEPTED and named its channel to
+ * us. Read its descriptor once and check that it is the reverse of ours.
+ */
+static int ivshm_attach_reverse(struct ivshm_sock *isk)
+{
+	struct ivshm_dev *idev = isk->idev;
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_chan *mine = isk->tx.chan, *pc;
+	u32 idx = ivshm_get32(&mine->rx_peer_chan);
+	u32 gen = ivshm_get32(&mine->rx_peer_gen);
+	u32 state, size;
+	u64 off;
+	int ret;
+
+	if (idx >= l->max_channels || idx == isk->tx_idx)
+		return -EPROTO;
+	pc = ivshm_chan(l, idx);
+	state = ivshm_load_acquire32(&pc->state);
+	off = ivshm_get64(&pc->buff_offset);
+	size = ivshm_get32(&pc->buff_size);
+	if ((state != IVSHM_CHAN_OPEN && state != IVSHM_CHAN_CLOSED) ||
+	    ivshm_get32(&pc->generation) != gen ||
+	    ivshm_get16(&pc->sender_vm) != isk->remote.sivshm_vm ||
+	    ivshm_get16(&pc->receiver_vm) != idev->own_id ||
+	    ivshm_get32(&pc->src_port) != isk->remote.sivshm_port ||
+	    ivshm_get32(&pc->dst_port) != isk->local.sivshm_port ||
+	    ivshm_get32(&pc->peer_chan) != isk->tx_idx ||
+	    ivshm_get32(&pc->peer_gen) != isk->tx_gen ||
+	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX)
+		return -EPROTO;
+	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
+	if (ret)
+		return -EPROTO;
+	ret = ivshm_slot_set(idev, idx, true, isk);
+	if (ret)
+		return ret;
+	isk->rx_idx = idx;
+	isk->rx_gen = gen;
+	isk->has_rx = true;
+	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
+	ivshm_put32(&pc->receiver_inc, idev->inc);
+	ivshm_store_release32(&pc->rx_state, IVSHM_RX_ACCEPTED);
+	ivshm_store_release32(&mine->state, IVSHM_CHAN_OPEN);
+	if (state == IVSHM_CHAN_CLOSED)
+		isk->sk.sk_shutdown |= RCV_SHUTDOWN;
+	return 0;
+}
+
+/* Something changed on our channel: the receiver's answer, or its tail. */
+static void ivshm_tx_event(struct ivshm_sock *isk)
+{
+	struct sock *sk = &isk->sk;
+	u32 rx = ivshm_load_acquire32(&isk->tx.chan->rx_state);
+
+	if (sk->sk_state == TCP_SYN_SENT) {
+		switch (rx) {
+		case IVSHM_RX_NONE:
+			return;
+		case IVSHM_RX_ACCEPTED:
+			if (ivshm_attach_reverse(isk)) {
+				ivshm_conn_proto_error(isk);
+				return;
+			}
+			sk->sk_state = TCP_ESTABLISHED;
+			if (sk->sk_socket)
+				sk->sk_socket->state = SS_CONNECTED;
+			sk->sk_state_change(sk);
+			return;
+		case IVSHM_RX_REFUSED:
+			ivshm_conn_fail(isk, ECONNREFUSED);
+			return;
+		default:
+			ivshm_conn_fail(isk, ECONNRESET);
+			return;
+		}
+	}
+	if (sk->sk_state != TCP_ESTABLISHED)
+		return;
+	switch (rx) {
+	case IVSHM_RX_NONE:		/* the connector has not attached yet */
+	case IVSHM_RX_ACCEPTED:
+		break;
+	case IVSHM_RX_CLOSED:
+		/* The peer stopped reading: our sends fail with EPIPE. */
+		if (!(sk->sk_shutdown & SEND_SHUTDOWN)) {
+			sk->sk_shutdown |= SEND_SHUTDOWN;
+			sk->sk_state_change(sk);
+		}
+		break;
+	case IVSHM_RX_RESET:
+		ivshm_conn_fail(isk, ECONNRESET);
+		return;
+	default:
+		ivshm_conn_proto_error(isk);
+		return;
+	}
+	sk->sk_write_space(sk);
+}
+
+/* Something changed on the peer's channel: records, or its closing. */
+static void ivshm_rx_event(struct ivshm_sock *isk)
+{
+	struct sock *sk = &isk->sk;
+	struct ivshm_chan *ch = isk->rx.chan;
+	u32 state = ivshm_load_acquire32(&ch->state);
+
+	/* CONNECT: an accepted connector that has not attached yet. */
+	if (ivshm_get32(&ch->generation) != isk->rx_gen ||
+	    (state != IVSHM_CHAN_CONNECT && state != IVSHM_CHAN_OPEN &&
+	     state != IVSHM_CHAN_CLOSED)) {
+		ivshm_conn_proto_error(isk);
+		return;
+	}
+	if (state == IVSHM_CHAN_CLOSED && !(sk->sk_shutdown & RCV_SHUTDOWN)) {
+		/* Records before the close stay readable; then EOF. */
+		sk->sk_shutdown |= RCV_SHUTDOWN;
+		sk->sk_state_change(sk);
+	}
+	sk->sk_data_ready(sk);
+}
+
+/**
+ * ivshm_sock_event() - a channel that @isk uses has news
+ * @isk: the socket, held by the caller
+ * @idev: the device the news came from
+ * @idx: the channel
+ * @rx: whether @isk reads the channel (else it sends on it)
+ *
+ * Context: process (the device's work); takes the socket lock.
+ */
+void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
+		      u32 idx, bool rx)
+{
+	struct sock *sk = &isk->sk;
+
+	lock_sock(sk);
+	if (isk->idev != idev)
+		goto out;
+	if (!rx && isk->has_tx && isk->tx_idx == idx)
+		ivshm_tx_event(isk);
+	else if (rx && isk->has_rx && isk->rx_idx == idx)
+		ivshm_rx_event(isk);
+out:
+	release_sock(sk);
+}
+
+/**
+ * ivshm_sock_detach() - the device is going away
+ * @isk: a socket using it, held by the caller
+ * @idev: the device
+ *
+ * The connection is reset; our channels are freed by the device.
+ */
+void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev)
+{
+	struct sock *sk = &isk->sk;
+
+	lock_sock(sk);
+	if (isk->idev == idev)
+		ivshm_conn_fail(isk, ECONNRESET);
+	release_sock(sk);
+}
+
+static struct sock *ivshm_sock_alloc(struct net *net, struct socket *sock,
+				     int kern)
+{
+	struct ivshm_sock *isk;
+	struct sock *sk;
+
+	sk = sk_alloc(net, ivshm_family, GFP_KERNEL, &ivshm_proto, kern);
+	if (!sk)
+		return NULL;
+	sock_init_data(sock, sk);
+	sk->sk_type = SOCK_SEQPACKET;
+	sk->sk_state = TCP_CLOSE;
+	isk = ivshm_isk(sk);
+	INIT_LIST_HEAD(&isk->accept_q);
+	INIT_LIST_HEAD(&isk->accept_node);
+	isk->connect_timeout_ms = IVSHM_CONNECT_TIMEOUT_MS;
+	isk->local.sivshm_family = ivshm_family;
+	isk->local.sivshm_port = IVSHMEM_PORT_ANY;
+	isk->local.sivshm_vm = IVSHMEM_VM_ANY;
+	isk->remote.sivshm_family = ivshm_family;
+	isk->remote.sivshm_port = IVSHMEM_PORT_ANY;
+	isk->remote.sivshm_vm = IVSHMEM_VM_ANY;
+	return sk;
+}
+
+/* Refuse a connection request; the sender frees its channel. */
+static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender)
+{
+	ivshm_store_release32(&ivshm_chan(&idev->layout, idx)->rx_state,
+			      IVSHM_RX_REFUSED);
+	ivshm_notify(idev, sender, idx);
+}
+
+/* Set up a child for the request on channel @idx: attach to the sender's
+ * channel, open ours in the other direction, and answer ACCEPTED.
+ */
+static int ivshm_child_connect(struct sock *parent, struct sock *sk,
+			       struct ivshm_dev *idev, u32 idx, u32 gen,
+			       u32 sender, u32 sport, u64 off, u32 size,
+			       s32 pid)
+{
+	struct ivshm_sock *lis = ivshm_isk(parent), *isk = ivshm_isk(sk);
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+	struct ivshm_chan_params p = {
+		.receiver_vm = sender,
+		.pid = (u32)lis->owner_pid,
+		.src_port = lis->local.sivshm_port,
+		.dst_port = sport,
+		.size = ivshm_ring_size(parent),
+		.state = IVSHM_CHAN_OPEN,
+		.peer_chan = idx,
+		.peer_gen = gen,
+	};
+	int ret;
+
+	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
+	if (ret)
+		return ret;
+	ret = ivshm_chan_open(idev, &p);
+	if (ret)
+		return ret;
+	ret = ivshm_ring_init(&isk->tx, l, p.idx, p.off, p.size);
+	if (ret)
+		goto err_close;
+	ret = ivshm_slot_set(idev, p.idx, false, isk);
+	if (ret)
+		goto err_close;
+	ret = ivshm_slot_set(idev, idx, true, isk);
+	if (ret)
+		goto err_clear_tx;
+
+	ivshm_dev_hold(idev);
+	isk->idev = idev;
+	isk->has_tx = true;
+	isk->tx_idx = p.idx;
+	isk->tx_gen = p.gen;
+	isk->tx_off = p.off;
+	isk->tx_size = p.size;
+	isk->has_rx = true;
+	isk->rx_idx = idx;
+	isk->rx_gen = gen;
+	isk->peer_pid = pid;
+	isk->owner_pid = lis->owner_pid;
+	isk->connect_timeout_ms = lis->connect_timeout_ms;
+	isk->local.sivshm_port = lis->local.sivshm_port;
+	isk->local.sivshm_vm = idev->own_id;
+	isk->local.sivshm_dev = idev->index + 1;
+	isk->remote.sivshm_port = sport;
+	isk->remote.sivshm_vm = sender;
+	isk->remote.sivshm_dev = idev->index + 1;
+	sk->sk_state = TCP_ESTABLISHED;
+
+	ivshm_put32(&ch->receiver_inc, idev->inc);
+	ivshm_put32(&ch->rx_peer_chan, p.idx);
+	ivshm_put32(&ch->rx_peer_gen, p.gen);
+	ivshm_store_release32(&ch->rx_state, IVSHM_RX_ACCEPTED);
+	ivshm_notify(idev, sender, idx);
+	return 0;
+
+err_clear_tx:
+	ivshm_slot_clear(idev, p.idx, false, isk);
+err_close:
+	ivshm_chan_close(idev, p.idx, p.off, p.size);
+	return ret;
+}
+
+/**
+ * ivshm_sock_request() - channel @idx asks us for a connection
+ * @idev: the device, whose VM the channel is addressed to
+ * @idx: the connector's channel, in state CONNECT
+ *
+ * Context: process (the device's work).
+ */
+void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+	struct sock *parent, *sk;
+	u32 gen, sender, sport, dport, size, inc, alive_inc;
+	struct ivshm_sock *lis;
+	s32 pid;
+	u64 off;
+
+	/* One read of everything, then checks on the private copies. */
+	gen = ivshm_get32(&ch->generation);
+	sender = ivshm_get16(&ch->sender_vm);
+	sport = ivshm_get32(&ch->src_port);
+	dport = ivshm_get32(&ch->dst_port);
+	off = ivshm_get64(&ch->buff_offset);
+	size = ivshm_get32(&ch->buff_size);
+	inc = ivshm_get32(&ch->sender_inc);
+	pid = (s32)ivshm_get32(&ch->sender_pid);
+	if (!ivshm_peer_alive(l, sender, &alive_inc) || alive_inc != inc ||
+	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX ||
+	    !ivshm_run_valid(l, off, size)) {
+		atomic64_inc(&idev->proto_errors);
+		ivshm_refuse(idev, idx, sender);
+		return;
+	}
+
+	parent = ivshm_find_listener(idev, dport);
+	if (!parent) {
+		ivshm_refuse(idev, idx, sender);
+		return;
+	}
+	lock_sock(parent);
+	lis = ivshm_isk(parent);
+	if (parent->sk_state != TCP_LISTEN || sk_acceptq_is_full(parent))
+		goto refuse;
+	sk = ivshm_sock_alloc(sock_net(parent), NULL, 0);
+	if (!sk)
+		goto refuse;
+	sk->sk_sndbuf = parent->sk_sndbuf;
+	sk->sk_rcvbuf = parent->sk_rcvbuf;
+	sk->sk_userlocks = parent->sk_userlocks;
+	sk->sk_sndtimeo = parent->sk_sndtimeo;
+	sk->sk_rcvtimeo = parent->sk_rcvtimeo;
+	if (ivshm_child_connect(parent, sk, idev, idx, gen, sender, sport,
+				off, size, pid)) {
+		sk_free(sk);
+		goto refuse;
+	}
+	list_add_tail(&ivshm_isk(sk)->accept_node, &lis->accept_q);
+	sk_acceptq_added(parent);
+	parent->sk_data_ready(parent);
+	release_sock(parent);
+	sock_put(parent);
+	return;
+
+refuse:
+	release_sock(parent);
+	sock_put(parent);
+	ivshm_refuse(idev, idx, sender);
+}
+
+/* ---- system calls ---- */
+
+static void ivshm_release_child(struct sock *sk)
+{
+	struct ivshm_sock *isk = ivshm_isk(sk);
+
+	lock_sock_nested(sk, SINGLE_DEPTH_NESTING);
+	ivshm_rx_detach(isk, true);
+	ivshm_tx_detach(isk);
+	ivshm_drop_dev(isk);
+	sk->sk_shutdown = SHUTDOWN_MASK;
+	sk->sk_state = TCP_CLOSE;
+	sock_orphan(sk);
+	release_sock(sk);
+	sock_put(sk);
+}
+
 static int ivshm_release(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk;
 
 	if (!sk)
 		return 0;
+	isk = ivshm_isk(sk);
 
 	lock_sock(sk);
-	sock_orphan(sk);
+	while (!list_empty(&isk->accept_q)) {
+		struct ivshm_sock *child;
+
+		child = list_first_entry(&isk->accept_q, struct ivshm_sock,
+					 accept_node);
+		list_del_init(&child->accept_node);
+		sk_acceptq_removed(sk);
+		ivshm_release_child(&child->sk);
+	}
+	ivshm_unbind(isk);
+	ivshm_rx_detach(isk, true);
+	ivshm_tx_detach(isk);
+	ivshm_drop_dev(isk);
 	sk->sk_shutdown = SHUTDOWN_MASK;
+	sk->sk_state = TCP_CLOSE;
+	sock_orphan(sk);
 	release_sock(sk);
 
 	sock->sk = NULL;
@@ -50,20 +749,738 @@ static int ivshm_release(struct socket *sock)
 	return 0;
 }
 
+static int ivshm_start_connect(struct ivshm_sock *isk,
+			       const struct sockaddr_ivshmem *a)
+{
+	struct sock *sk = &isk->sk;
+	struct ivshm_chan_params p = {
+		.pid = (u32)task_tgid_nr(current),
+		.dst_port = a->sivshm_port,
+		.size = ivshm_ring_size(sk),
+		.state = IVSHM_CHAN_CONNECT,
+	};
+	u32 dev = a->sivshm_dev, vm = a->sivshm_vm;
+	struct ivshm_dev *idev;
+	int ret;
+
+	if (isk->bound && isk->local.sivshm_dev != IVSHMEM_DEV_ANY) {
+		if (dev != IVSHMEM_DEV_ANY && dev != isk->local.sivshm_dev)
+			return -EADDRNOTAVAIL;
+		dev = isk->local.sivshm_dev;
+	}
+	idev = ivshm_dev_get(dev, vm, true);
+	if (!idev)
+		return dev != IVSHMEM_DEV_ANY && !ivshm_dev_exists(dev) ?
+		       -ENETUNREACH : -EHOSTUNREACH;
+	if (vm == IVSHMEM_VM_LOCAL)
+		vm = idev->own_id;
+	ret = -EHOSTUNREACH;
+	if (vm != idev->own_id && !ivshm_peer_alive(&idev->layout, vm, NULL))
+		goto err_put;
+	ret = -EADDRNOTAVAIL;
+	if (isk->bound && isk->local.sivshm_vm != IVSHMEM_VM_ANY &&
+	    isk->local.sivshm_vm != idev->own_id)
+		goto err_put;
+	if (!isk->bound) {
+		struct sockaddr_ivshmem any = {
+			.sivshm_family = ivshm_family,
+			.sivshm_port = IVSHMEM_PORT_ANY,
+			.sivshm_vm = IVSHMEM_VM_ANY,
+		};
+
+		ret = ivshm_do_bind(isk, &any);
+		if (ret)
+			goto err_put;
+	}
+
+	p.receiver_vm = vm;
+	p.src_port = isk->local.sivshm_port;
+	ret = ivshm_chan_open(idev, &p);
+	if (ret)
+		goto err_put;
+	ret = ivshm_ring_init(&isk->tx, &idev->layout, p.idx, p.off, p.size);
+	if (ret)
+		goto err_close;
+	ret = ivshm_slot_set(idev, p.idx, false, isk);
+	if (ret)
+		goto err_close;
+
+	isk->idev = idev;
+	isk->has_tx = true;
+	isk->tx_idx = p.idx;
+	isk->tx_gen = p.gen;
+	isk->tx_off = p.off;
+	isk->tx_size = p.size;
+	isk->owner_pid = task_tgid_nr(current);
+	isk->remote.sivshm_vm = vm;
+	isk->remote.sivshm_port = a->sivshm_port;
+	isk->remote.sivshm_dev = idev->index + 1;
+	sk->sk_err = 0;
+	sk->sk_shutdown = 0;
+	sk->sk_state = TCP_SYN_SENT;
+	sk->sk_socket->state = SS_CONNECTING;
+	ivshm_notify(idev, vm, p.idx);
+	return 0;
+
+err_close:
+	ivshm_chan_close(idev, p.idx, p.off, p.size);
+err_put:
+	ivshm_dev_put(idev);
+	return ret;
+}
+
+static int ivshm_connect(struct socket *sock, struct sockaddr *addr,
+			 int len, int flags)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	struct sockaddr_ivshmem a;
+	long timeo;
+	int ret;
+
+	ret = ivshm_addr_check(addr, len, &a);
+	if (ret)
+		return ret;
+	if (a.sivshm_vm == IVSHMEM_VM_ANY || a.sivshm_port == IVSHMEM_PORT_ANY)
+		return -EINVAL;
+
+	lock_sock(sk);
+	switch (sock->state) {
+	case SS_CONNECTED:
+		ret = -EISCONN;
+		goto out;
+	case SS_DISCONNECTING:
+		ret = -EISCONN;
+		goto out;
+	case SS_CONNECTING:
+		if (sk->sk_state == TCP_SYN_SENT) {
+			ret = -EALREADY;
+			if (flags & O_NONBLOCK)
+				goto out;
+			break;
+		}
+		/* A background connect that failed: report and start over. */
+		sock->state = SS_UNCONNECTED;
+		ret = sock_error(sk);
+		if (ret)
+			goto out;
+		fallthrough;
+	default:
+		if (sk->sk_state == TCP_LISTEN) {
+			ret = -EINVAL;
+			goto out;
+		}
+		if (isk->has_tx || isk->has_rx) {
+			ret = -EISCONN;
+			goto out;
+		}
+		ret = ivshm_start_connect(isk, &a);
+		if (ret)
+			goto out;
+		if (flags & O_NONBLOCK) {
+			ret = -EINPROGRESS;
+			goto out;
+		}
+	}
+
+	timeo = sock_sndtimeo(sk, flags & O_NONBLOCK);
+	if (isk->connect_timeout_ms &&
+	    (long)msecs_to_jiffies(isk->connect_timeout_ms) < timeo)
+		timeo = (long)msecs_to_jiffies(isk->connect_timeout_ms);
+	while (sk->sk_state == TCP_SYN_SENT) {
+		DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+		if (!timeo) {
+			/* Withdraw; a late ACCEPTED is closed by the orphan. */
+			ivshm_conn_fail(isk, 0);
+			sock->state = SS_UNCONNECTED;
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+		if (signal_pending(current)) {
+			/* The connection goes on in the background. */
+			ret = sock_intr_errno(timeo);
+			goto out;
+		}
+		add_wait_queue(sk_sleep(sk), &wait);
+		sk_wait_event(sk, &timeo, sk->sk_state != TCP_SYN_SENT, &wait);
+		remove_wait_queue(sk_sleep(sk), &wait);
+	}
+	if (sk->sk_state == TCP_ESTABLISHED) {
+		ret = 0;
+	} else {
+		ret = sock_error(sk) ? : -ECONNREFUSED;
+		sock->state = SS_UNCONNECTED;
+	}
+out:
+	release_sock(sk);
+	return ret;
+}
+
+static int ivshm_listen(struct socket *sock, int backlog)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	int ret = 0;
+
+	lock_sock(sk);
+	if (sock->state != SS_UNCONNECTED || !isk->bound ||
+	    (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	WRITE_ONCE(sk->sk_max_ack_backlog, backlog < 0 ? 0 : backlog);
+	isk->owner_pid = task_tgid_nr(current);
+	sk->sk_state = TCP_LISTEN;
+out:
+	release_sock(sk);
+	return ret;
+}
+
+static int ivshm_do_accept(struct socket *sock, struct socket *newsock,
+			   int flags)
+{
+	struct sock *sk = sock->sk, *child;
+	struct ivshm_sock *isk = ivshm_isk(sk), *c;
+	long timeo;
+	int ret = 0;
+
+	lock_sock(sk);
+	if (sk->sk_state != TCP_LISTEN) {
+		ret = -EINVAL;
+		goto out;
+	}
+	timeo = sock_rcvtimeo(sk, flags & O_NONBLOCK);
+	while (list_empty(&isk->accept_q)) {
+		DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+		if (!timeo) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		if (signal_pending(current)) {
+			ret = sock_intr_errno(timeo);
+			goto out;
+		}
+		add_wait_queue(sk_sleep(sk), &wait);
+		sk_wait_event(sk, &timeo, !list_empty(&isk->accept_q) ||
+			      sk->sk_state != TCP_LISTEN, &wait);
+		remove_wait_queue(sk_sleep(sk), &wait);
+		if (sk->sk_state != TCP_LISTEN) {
+			ret = -EINVAL;
+			goto out;
+		}
+	}
+	c = list_first_entry(&isk->accept_q, struct ivshm_sock, accept_node);
+	list_del_init(&c->accept_node);
+	sk_acceptq_removed(sk);
+	child = &c->sk;
+
+	lock_sock_nested(child, SINGLE_DEPTH_NESTING);
+	sock_graft(child, newsock);
+	newsock->state = child->sk_state == TCP_ESTABLISHED ?
+			 (child->sk_shutdown == SHUTDOWN_MASK ?
+			  SS_DISCONNECTING : SS_CONNECTED) : SS_UNCONNECTED;
+	release_sock(child);
+	/* The queue's reference is now the new socket's. */
+out:
+	release_sock(sk);
+	return ret;
+}
+
+#ifdef IVSHM_HAVE_ACCEPT_ARG	/* 6.10 and later; see Kbuild */
+static int ivshm_accept(struct socket *sock, struct socket *newsock,
+			struct proto_accept_arg *arg)
+{
+	return ivshm_do_accept(sock, newsock, arg->flags);
+}
+#else
+static int ivshm_accept(struct socket *sock, struct socket *newsock,
+			int flags, bool kern)
+{
+	return ivshm_do_accept(sock, newsock, flags);
+}
+#endif
+
+static int ivshm_getname(struct socket *sock, struct sockaddr *addr, int peer)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	int ret = sizeof(struct sockaddr_ivshmem);
+
+	lock_sock(sk);
+	if (peer) {
+		if (sock->state != SS_CONNECTED &&
+		    sock->state != SS_DISCONNECTING)
+			ret = -ENOTCONN;
+		else
+			memcpy(addr, &isk->remote, sizeof(isk->remote));
+	} else {
+		struct sockaddr_ivshmem a = isk->local;
+
+		/* Connected: the VM id and device the connection uses. */
+		if (isk->idev) {
+			a.sivshm_vm = isk->idev->own_id;
+			a.sivshm_dev = isk->idev->index + 1;
+		}
+		memcpy(addr, &a, sizeof(a));
+	}
+	release_sock(sk);
+	return ret;
+}
+
+/* Is there room for a record of @len, or a reason to stop waiting? */
+static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
+{
+	struct sock *sk = &isk->sk;
+
+	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx)
+		return true;
+	return ivshm_tx_room(&isk->tx, len) != 0;
+}
+
+/* Ask the receiver to notify us when it frees room (barrier N2). */
+static void ivshm_tx_want_room(struct ivshm_sock *isk)
+{
+	if (isk->tx_wait)
+		return;
+	isk->tx_wait = true;
+	ivshm_put32(&isk->tx.chan->tx_flags, IVSHM_TXF_WAIT);
+	ivshm_mb();						/* N2 */
+}
+
+static void ivshm_tx_have_room(struct ivshm_sock *isk)
+{
+	if (!isk->tx_wait)
+		return;
+	isk->tx_wait = false;
+	ivshm_put32(&isk->tx.chan->tx_flags, 0);
+}
+
+static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	int flags = msg->msg_flags;
+	struct ivshm_span span;
+	long timeo;
+	size_t n;
+	int ret;
+
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
+
+	lock_sock(sk);
+	ret = sock_error(sk);
+	if (ret)
+		goto out;
+	if (sk->sk_shutdown & SEND_SHUTDOWN) {
+		ret = -EPIPE;
+		goto out;
+	}
+	if (sk->sk_state != TCP_ESTABLISHED || !isk->has_tx) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	if (len > ivshm_ring_max_record(&isk->tx)) {
+		ret = -EMSGSIZE;
+		goto out;
+	}
+
+	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
+	for (;;) {
+		DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
+				       &span);
+		if (ret != -EAGAIN)
+			break;
+		ivshm_tx_want_room(isk);
+		if (ivshm_tx_room(&isk->tx, (u32)len))
+			continue;
+		if (!timeo) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		if (signal_pending(current)) {
+			ret = sock_intr_errno(timeo);
+			goto out;
+		}
+		add_wait_queue(sk_sleep(sk), &wait);
+		sk_wait_event(sk, &timeo, ivshm_tx_ready(isk, (u32)len),
+			      &wait);
+		remove_wait_queue(sk_sleep(sk), &wait);
+		ret = sock_error(sk);
+		if (ret)
+			goto out;
+		if ((sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx) {
+			ret = -EPIPE;
+			goto out;
+		}
+	}
+	if (ret == -EMSGSIZE)
+		goto out;
+	if (ret) {
+		ivshm_conn_proto_error(isk);
+		ret = sock_error(sk);
+		goto out;
+	}
+	ivshm_tx_have_room(isk);
+
+	n = copy_from_iter(span.p[0], span.len[0], &msg->msg_iter);
+	if (n == span.len[0] && span.len[1])
+		n += copy_from_iter(span.p[1], span.len[1], &msg->msg_iter);
+	if (n != len) {
+		/* Nothing was committed: the reservation is simply dropped. */
+		ret = -EFAULT;
+		goto out;
+	}
+	if (flags & (MSG_MORE | MSG_BATCH)) {
+		u64 published = isk->tx.published;
+
+		ivshm_tx_queue(&isk->tx);
+		if (isk->tx.published != published)
+			ivshm_notify(isk->idev, isk->remote.sivshm_vm,
+				     isk->tx_idx);
+	} else {
+		ivshm_tx_commit(&isk->tx);
+		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx);
+	}
+	ret = (int)len;
+out:
+	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
+		send_sig(SIGPIPE, current, 0);
+	release_sock(sk);
+	return ret;
+}
+
+static bool ivshm_rx_ready(struct ivshm_sock *isk)
+{
+	struct sock *sk = &isk->sk;
+
+	if (sk->sk_err || (sk->sk_shutdown & RCV_SHUTDOWN) || !isk->has_rx)
+		return true;
+	return ivshm_rx_avail(&isk->rx) != 0;
+}
+
+/* We consumed records; wake the sender if it waits for room (N2). */
+static void ivshm_rx_consumed(struct ivshm_sock *isk)
+{
+	struct ivshm_chan *ch = isk->rx.chan;
+
+	ivshm_mb();						/* N2 */
+	if (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_WAIT)
+		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->rx_idx);
+}
+
+static int ivshm_copy_out(const struct ivshm_span *s, size_t n,
+			  struct msghdr *msg)
+{
+	size_t first = min_t(size_t, n, s->len[0]);
+
+	if (copy_to_iter(s->p[0], first, &msg->msg_iter) != first)
+		return -EFAULT;
+	n -= first;
+	if (n && copy_to_iter(s->p[1], n, &msg->msg_iter) != n)
+		return -EFAULT;
+	return 0;
+}
+
+static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
+			 int flags)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	struct ivshm_rec rec;
+	long timeo;
+	size_t n;
+	int ret;
+
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
+
+	lock_sock(sk);
+	if (sk->sk_state == TCP_LISTEN) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	for (;;) {
+		DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+		if (isk->has_rx) {
+			ret = ivshm_rx_peek(&isk->rx, &rec);
+			if (ret == IVSHM_RX_MOVED)
+				continue;
+			if (!ret) {
+				if (rec.type == IVSHM_REC_DATA && !rec.flags)
+					break;
+				ret = -EPROTO;
+			}
+			if (ret != -EAGAIN) {
+				ivshm_conn_proto_error(isk);
+				ret = sock_error(sk);
+				goto out;
+			}
+		}
+		ret = sock_error(sk);
+		if (ret)
+			goto out;
+		if (sk->sk_shutdown & RCV_SHUTDOWN) {
+			ret = 0;
+			goto out;
+		}
+		if (sk->sk_state != TCP_ESTABLISHED) {
+			ret = -ENOTCONN;
+			goto out;
+		}
+		if (!timeo) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		if (signal_pending(current)) {
+			ret = sock_intr_errno(timeo);
+			goto out;
+		}
+		add_wait_queue(sk_sleep(sk), &wait);
+		sk_wait_event(sk, &timeo, ivshm_rx_ready(isk), &wait);
+		remove_wait_queue(sk_sleep(sk), &wait);
+	}
+
+	n = min_t(size_t, len, rec.len);
+	ret = ivshm_copy_out(&rec.span, n, msg);
+	if (ret)
+		goto out;	/* the record stays: nothing is lost */
+	if (n < rec.len)
+		msg->msg_flags |= MSG_TRUNC;
+	msg->msg_flags |= MSG_EOR;
+	if (msg->msg_name) {
+		memcpy(msg->msg_name, &isk->remote, sizeof(isk->remote));
+		msg->msg_namelen = sizeof(isk->remote);
+	}
+	ret = (flags & MSG_TRUNC) ? (int)rec.len : (int)n;
+	if (!(flags & MSG_PEEK)) {
+		ivshm_rx_release(&isk->rx);
+		ivshm_rx_consumed(isk);
+	}
+out:
+	release_sock(sk);
+	return ret;
+}
+
+static int ivshm_shutdown(struct socket *sock, int how)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	int mode, ret = 0;
+
+	if (how < SHUT_RD || how > SHUT_RDWR)
+		return -EINVAL;
+	mode = how + 1;		/* RCV_SHUTDOWN, SEND_SHUTDOWN or both */
+
+	lock_sock(sk);
+	if (sk->sk_state != TCP_ESTABLISHED) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	if ((mode & RCV_SHUTDOWN) && !(sk->sk_shutdown & RCV_SHUTDOWN))
+		ivshm_rx_detach(isk, false);
+	if ((mode & SEND_SHUTDOWN) && !(sk->sk_shutdown & SEND_SHUTDOWN))
+		ivshm_tx_shut(isk);
+	sk->sk_shutdown |= mode;
+	sk->sk_state_change(sk);
+out:
+	release_sock(sk);
+	return ret;
+}
+
+static __poll_t ivshm_poll(struct file *file, struct socket *sock,
+			   poll_table *wait)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	__poll_t mask = 0;
+	s64 avail;
+	int room;
+
+	sock_poll_wait(file, sock, wait);
+
+	lock_sock(sk);
+	if (sk->sk_err)
+		mask |= EPOLLERR;
+	if (sk->sk_shutdown == SHUTDOWN_MASK || sk->sk_state == TCP_CLOSE)
+		mask |= EPOLLHUP;
+	if (sk->sk_shutdown & RCV_SHUTDOWN)
+		mask |= EPOLLRDHUP | EPOLLIN | EPOLLRDNORM;
+
+	if (sk->sk_state == TCP_LISTEN) {
+		if (!list_empty(&isk->accept_q))
+			mask |= EPOLLIN | EPOLLRDNORM;
+		goto out;
+	}
+	if (isk->has_rx) {
+		avail = ivshm_rx_avail(&isk->rx);
+		if (avail)	/* records, or a broken ring recv reports */
+			mask |= EPOLLIN | EPOLLRDNORM;
+	}
+	if (sk->sk_state != TCP_ESTABLISHED)
+		goto out;
+	if (sk->sk_shutdown & SEND_SHUTDOWN) {
+		mask |= EPOLLOUT | EPOLLWRNORM;	/* a send fails at once */
+	} else if (isk->has_tx) {
+		/* Writable: a quarter of the ring is free, so that a
+		 * writer woken by poll does not fail again at once.
+		 */
+		u32 want = ivshm_ring_max_record(&isk->tx) / 4;
+
+		room = ivshm_tx_room(&isk->tx, want);
+		if (!room) {
+			ivshm_tx_want_room(isk);
+			room = ivshm_tx_room(&isk->tx, want);
+		}
+		if (room)
+			mask |= EPOLLOUT | EPOLLWRNORM;
+	}
+out:
+	release_sock(sk);
+	return mask;
+}
+
+static int ivshm_ioctl(struct socket *sock, unsigned int cmd,
+		       unsigned long arg)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	struct ivshm_rec rec;
+	int ret = 0, val = 0;
+
+	switch (cmd) {
+	case SIOCINQ:
+	case SIOCOUTQ:
+		break;
+	default:
+		return -ENOIOCTLCMD;
+	}
+
+	lock_sock(sk);
+	if (sk->sk_state == TCP_LISTEN) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (cmd == SIOCINQ && isk->has_rx) {
+		while ((ret = ivshm_rx_peek(&isk->rx, &rec)) ==
+		       IVSHM_RX_MOVED)
+			;
+		val = ret ? 0 : (int)rec.len;
+		ret = 0;
+	} else if (cmd == SIOCOUTQ && isk->has_tx) {
+		val = (int)min_t(u64, ivshm_tx_unread(&isk->tx), INT_MAX);
+	}
+out:
+	release_sock(sk);
+	if (!ret)
+		ret = put_user(val, (int __user *)arg);
+	return ret;
+}
+
+static int ivshm_setsockopt(struct socket *sock, int level, int optname,
+			    sockptr_t optval, unsigned int optlen)
+{
+	struct sock *sk = sock->sk;
+	u64 ms;
+
+	if (level != SOL_IVSHMEM)
+		return -ENOPROTOOPT;
+	switch (optname) {
+	case IVSHMEM_CONNECT_TIMEOUT:
+		if (optlen < sizeof(ms))
+			return -EINVAL;
+		if (copy_from_sockptr(&ms, optval, sizeof(ms)))
+			return -EFAULT;
+		if (ms > (u64)INT_MAX)
+			return -EDOM;
+		lock_sock(sk);
+		ivshm_isk(sk)->connect_timeout_ms = ms;
+		release_sock(sk);
+		return 0;
+	case IVSHMEM_MAX_RECORD:
+	case IVSHMEM_PEER:
+		return -EPERM;		/* read only */
+	default:
+		return -ENOPROTOOPT;
+	}
+}
+
+static int ivshm_getsockopt(struct socket *sock, int level, int optname,
+			    char __user *optval, int __user *optlen)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	union {
+		int i;
+		u64 u;
+		struct ivshmem_peer peer;
+	} v;
+	int len, size;
+
+	if (level != SOL_IVSHMEM)
+		return -ENOPROTOOPT;
+	if (get_user(len, optlen))
+		return -EFAULT;
+	if (len < 0)
+		return -EINVAL;
+	memset(&v, 0, sizeof(v));
+
+	lock_sock(sk);
+	switch (optname) {
+	case IVSHMEM_MAX_RECORD:
+		v.i = isk->has_tx ? (int)ivshm_ring_max_record(&isk->tx) :
+			(int)(ivshm_ring_size(sk) - IVSHM_REC_HDR);
+		size = sizeof(v.i);
+		break;
+	case IVSHMEM_PEER:
+		if (sk->sk_state != TCP_ESTABLISHED) {
+			release_sock(sk);
+			return -ENOTCONN;
+		}
+		v.peer.vm = isk->remote.sivshm_vm;
+		v.peer.port = isk->remote.sivshm_port;
+		v.peer.pid = isk->peer_pid;
+		size = sizeof(v.peer);
+		break;
+	case IVSHMEM_CONNECT_TIMEOUT:
+		v.u = isk->connect_timeout_ms;
+		size = sizeof(v.u);
+		break;
+	default:
+		release_sock(sk);
+		return -ENOPROTOOPT;
+	}
+	release_sock(sk);
+
+	if (len < size)
+		return -EINVAL;
+	if (copy_to_user(optval, &v, size) || put_user(size, optlen))
+		return -EFAULT;
+	return 0;
+}
+
 static const struct proto_ops ivshm_seqpacket_ops = {
 	.owner = THIS_MODULE,
 	.release = ivshm_release,
-	.bind = sock_no_bind,
-	.connect = sock_no_connect,
+	.bind = ivshm_bind,
+	.connect = ivshm_connect,
 	.socketpair = sock_no_socketpair,
-	.accept = sock_no_accept,
-	.getname = sock_no_getname,
-	.poll = datagram_poll,
-	.ioctl = sock_no_ioctl,
-	.listen = sock_no_listen,
-	.shutdown = sock_no_shutdown,
-	.sendmsg = sock_no_sendmsg,
-	.recvmsg = sock_no_recvmsg,
+	.accept = ivshm_accept,
+	.getname = ivshm_getname,
+	.poll = ivshm_poll,
+	.ioctl = ivshm_ioctl,
+	.listen = ivshm_listen,
+	.shutdown = ivshm_shutdown,
+	.setsockopt = ivshm_setsockopt,
+	.getsockopt = ivshm_getsockopt,
+	.sendmsg = ivshm_sendmsg,
+	.recvmsg = ivshm_recvmsg,
 	.mmap = sock_no_mmap,
 };
 
@@ -77,13 +1494,11 @@ static int ivshm_create(struct net *net, struct socket *sock, int protocol,
 	if (protocol != 0)
 		return -EPROTONOSUPPORT;
 
-	sk = sk_alloc(net, ivshm_family, GFP_KERNEL, &ivshm_proto, kern);
-	if (!sk)
-		return -ENOMEM;
-
 	sock->ops = &ivshm_seqpacket_ops;
 	sock->state = SS_UNCONNECTED;
-	sock_init_data(sock, sk);
+	sk = ivshm_sock_alloc(net, sock, kern);
+	if (!sk)
+		return -ENOMEM;
 	return 0;
 }
 
