@@ -29,7 +29,7 @@ KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
 
 # In-guest tests: static (the initramfs has no libc), with UBSan in trap
 # mode, which needs no run-time library.
-GUEST_TESTS := module devshm region_raw pci
+GUEST_TESTS := module devshm region_raw pci socket
 GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
 GUEST_CFLAGS := $(USER_CFLAGS) -static -fsanitize=undefined \
 	-fsanitize-undefined-trap-on-error

@@ -215,7 +215,7 @@ report() {
 # The plans: which steps each guest runs, in order.
 plan_pci="region_raw_test,insmod-af_ivshmem,pci_test,module_test,rmmod-af_ivshmem,leakcheck"
 plan_demo="region_demo,insmod-af_ivshmem,region_demo:ring,rmmod-af_ivshmem"
-plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
 	ivshm_log "placement devshm: one guest, dev_shm virtual peers"

@@ -1,0 +1,1522 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * AF_IVSHMEM SOCK_SEQPACKET semantics, as a user of AF_UNIX or AF_VSOCK
+ * would rely on them.
+ *
+ * The far side of every connection is an agent: a process that serves one
+ * connection the way a test asks (echo, close, sink, ...), told so over a
+ * control connection of its own. With dev_shm (one guest) this program
+ * forks the agent itself, bound to virtual peer 1 (ivshm1), and the tests
+ * run as VM 0. Across two guests the agent runs in the other guest
+ * ("socket_test:agent") and the tests find it by its control port.
+ *
+ * Usage: socket_test               tests (agent forked, dev_shm)
+ *        socket_test remote        tests against an agent in another VM
+ *        socket_test agent         the agent, until told to quit
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/sockios.h>
+#include <linux/ivshmem.h>
+
+#include "kselftest_harness.h"
+#include "ivshm_test.h"
+
+#define CTRL_PORT	7000
+#define AGENT_WAIT_S	60
+#define MAX_REC		(IVSHMEM_RING_DEFAULT - 8)
+
+static int af;			/* the family number */
+static unsigned int agent_vm;	/* where the agent is */
+static unsigned int agent_dev;	/* dev_shm: the agent's device, else ANY */
+static pid_t agent_pid;		/* dev_shm: the forked agent */
+
+/* ---- helpers ---- */
+
+static struct sockaddr_ivshmem addr(unsigned int vm, unsigned int port,
+				    unsigned int dev)
+{
+	struct sockaddr_ivshmem a;
+
+	memset(&a, 0, sizeof(a));
+	a.sivshm_family = (unsigned short)af;
+	a.sivshm_vm = vm;
+	a.sivshm_port = port;
+	a.sivshm_dev = dev;
+	return a;
+}
+
+static int sock_new(void)
+{
+	return socket(af, SOCK_SEQPACKET, 0);
+}
+
+static int do_bind(int fd, unsigned int vm, unsigned int port,
+		   unsigned int dev)
+{
+	struct sockaddr_ivshmem a = addr(vm, port, dev);
+
+	return bind(fd, (struct sockaddr *)&a, sizeof(a));
+}
+
+static int do_connect(int fd, unsigned int vm, unsigned int port)
+{
+	struct sockaddr_ivshmem a = addr(vm, port, IVSHMEM_DEV_ANY);
+
+	return connect(fd, (struct sockaddr *)&a, sizeof(a));
+}
+
+/* A port of our own for this test process (tests run in children). */
+static unsigned int test_port(void)
+{
+	static unsigned int n;
+
+	return 10000 + (unsigned int)(getpid() % 20000) * 2 + (n++ % 2);
+}
+
+static void set_timeo(int fd, int opt, unsigned int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+			      .tv_usec = (ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+/* Send a command to the agent; 0 on "OK", else -1. */
+static int agent_cmd(const char *fmt, ...)
+{
+	char cmd[128], reply[64];
+	va_list ap;
+	int fd, i;
+	ssize_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	for (i = 0; i < 3; i++) {
+		fd = sock_new();
+		if (fd < 0)
+			return -1;
+		set_timeo(fd, SO_RCVTIMEO, 10000);
+		if (!do_connect(fd, agent_vm, CTRL_PORT))
+			break;
+		close(fd);
+		fd = -1;
+		usleep(100000);
+	}
+	if (fd < 0)
+		return -1;
+	n = send(fd, cmd, strlen(cmd), 0);
+	if (n == (ssize_t)strlen(cmd))
+		n = recv(fd, reply, sizeof(reply) - 1, 0);
+	close(fd);
+	if (n < 2)
+		return -1;
+	reply[n] = 0;
+	return strncmp(reply, "OK", 2) ? -1 : 0;
+}
+
+/* Ask the agent to serve one connection on a fresh port as @mode; connect. */
+static int serve(const char *mode, unsigned int *port_out)
+{
+	unsigned int port = test_port();
+	int fd;
+
+	if (agent_cmd("serve %u %s", port, mode))
+		return -1;
+	fd = sock_new();
+	if (fd < 0)
+		return -1;
+	if (do_connect(fd, agent_vm, port)) {
+		close(fd);
+		return -1;
+	}
+	if (port_out)
+		*port_out = port;
+	return fd;
+}
+
+static void fill(unsigned char *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (unsigned char)(seed * 131 + i * 7 + (i >> 8));
+}
+
+static int check(const unsigned char *p, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != (unsigned char)(seed * 131 + i * 7 + (i >> 8)))
+			return -1;
+	return 0;
+}
+
+static uint64_t sum(const unsigned char *p, size_t len, uint64_t s)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		s = s * 31 + p[i];
+	return s;
+}
+
+/* Our VM id on the first device, where the agent reaches us. */
+static unsigned int own_vm(void)
+{
+	long long v = ivshm_dev_attr_ll("ivshm0", "info", "own_id");
+
+	return v < 0 ? 0 : (unsigned int)v;
+}
+
+/* ---- the agent ---- */
+
+/* Echo until EOF or a zero-length record. */
+static void agent_echo(int fd)
+{
+	static unsigned char buf[IVSHMEM_RING_MAX];
+	ssize_t n;
+
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			break;
+}
+
+/* Echo that tells zero-length records from EOF by MSG_EOR. */
+static void agent_echo_records(int fd)
+{
+	static unsigned char buf[IVSHMEM_RING_MAX];
+
+	for (;;) {
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n = recvmsg(fd, &mh, 0);
+
+		if (n < 0 || (n == 0 && !(mh.msg_flags & MSG_EOR)))
+			break;
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			break;
+	}
+}
+
+static void agent_sink(int fd, unsigned int delay_ms)
+{
+	static unsigned char buf[IVSHMEM_RING_MAX];
+	uint64_t count = 0, s = 0;
+	char reply[64];
+	ssize_t n;
+
+	usleep(delay_ms * 1000);
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		count++;
+		s = sum(buf, (size_t)n, s);
+	}
+	snprintf(reply, sizeof(reply), "%llu %llu", (unsigned long long)count,
+		 (unsigned long long)s);
+	send(fd, reply, strlen(reply), MSG_NOSIGNAL);
+}
+
+static void agent_send(int fd, unsigned int count, unsigned int size)
+{
+	unsigned char *buf = malloc(size ? size : 1);
+	unsigned int i;
+
+	for (i = 0; buf && i < count; i++) {
+		fill(buf, size, i);
+		if (send(fd, buf, size, MSG_NOSIGNAL) != (ssize_t)size)
+			break;
+	}
+	free(buf);
+}
+
+static void agent_handle(int fd, const char *mode, unsigned int a,
+			 unsigned int b)
+{
+	if (!strcmp(mode, "echo")) {
+		agent_echo_records(fd);
+	} else if (!strcmp(mode, "close")) {
+		/* nothing */
+	} else if (!strcmp(mode, "sink")) {
+		agent_sink(fd, a);
+	} else if (!strcmp(mode, "send")) {
+		agent_send(fd, a, b);
+		/* Let the test read everything before we go. */
+		shutdown(fd, SHUT_WR);
+		agent_echo(fd);
+	} else if (!strcmp(mode, "hold")) {
+		usleep(a * 1000);
+	} else if (!strcmp(mode, "shutrd")) {
+		shutdown(fd, SHUT_RD);
+		usleep(a * 1000);
+	} else if (!strcmp(mode, "shutwr")) {
+		shutdown(fd, SHUT_WR);
+		agent_echo_records(fd);
+	}
+	close(fd);
+}
+
+/* serve PORT MODE [A [B]] | noaccept PORT BACKLOG MS | connect VM PORT MODE */
+static void agent_command(int ctl, char *cmd)
+{
+	char mode[16] = "";
+	unsigned int port = 0, a = 0, b = 0, vm = 0;
+	int lfd = -1, fd;
+
+	if (sscanf(cmd, "serve %u %15s %u %u", &port, mode, &a, &b) >= 2) {
+		lfd = sock_new();
+		if (lfd < 0 || do_bind(lfd, IVSHMEM_VM_ANY, port, agent_dev) ||
+		    listen(lfd, 4)) {
+			send(ctl, "ERR", 3, MSG_NOSIGNAL);
+			_exit(1);
+		}
+		send(ctl, "OK", 2, MSG_NOSIGNAL);
+		close(ctl);
+		set_timeo(lfd, SO_RCVTIMEO, 20000);
+		fd = accept(lfd, NULL, NULL);
+		close(lfd);
+		if (fd >= 0)
+			agent_handle(fd, mode, a, b);
+		_exit(0);
+	}
+	if (sscanf(cmd, "noaccept %u %u %u", &port, &a, &b) == 3) {
+		lfd = sock_new();
+		if (lfd < 0 || do_bind(lfd, IVSHMEM_VM_ANY, port, agent_dev) ||
+		    listen(lfd, (int)a)) {
+			send(ctl, "ERR", 3, MSG_NOSIGNAL);
+			_exit(1);
+		}
+		send(ctl, "OK", 2, MSG_NOSIGNAL);
+		close(ctl);
+		usleep(b * 1000);
+		close(lfd);
+		_exit(0);
+	}
+	if (sscanf(cmd, "connect %u %u %15s", &vm, &port, mode) == 3) {
+		struct sockaddr_ivshmem sa = addr(vm, port, agent_dev);
+
+		send(ctl, "OK", 2, MSG_NOSIGNAL);
+		close(ctl);
+		fd = sock_new();
+		if (fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			agent_handle(fd, mode, 0, 0);
+		_exit(0);
+	}
+	send(ctl, "ERR", 3, MSG_NOSIGNAL);
+	_exit(1);
+}
+
+#define AGENT_MAX_CHILDREN	256
+
+static int agent_main(void)
+{
+	pid_t kids[AGENT_MAX_CHILDREN], pid;
+	int lfd = sock_new(), fd, nkids = 0, i;
+	char cmd[128];
+	ssize_t n;
+
+	if (lfd < 0 || do_bind(lfd, IVSHMEM_VM_ANY, CTRL_PORT, agent_dev) ||
+	    listen(lfd, 16)) {
+		fprintf(stderr, "agent: cannot listen: %s\n", strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "agent: listening on port %d\n", CTRL_PORT);
+	for (;;) {
+		/* Reap the command processes that are done. */
+		for (i = 0; i < nkids; i++) {
+			if (waitpid(kids[i], NULL, WNOHANG) == kids[i])
+				kids[i--] = kids[--nkids];
+		}
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		n = recv(fd, cmd, sizeof(cmd) - 1, 0);
+		if (n <= 0) {
+			close(fd);
+			continue;
+		}
+		cmd[n] = 0;
+		if (!strcmp(cmd, "quit")) {
+			send(fd, "OK", 2, MSG_NOSIGNAL);
+			close(fd);
+			break;
+		}
+		if (nkids == AGENT_MAX_CHILDREN) {
+			send(fd, "ERR", 3, MSG_NOSIGNAL);
+			close(fd);
+			continue;
+		}
+		pid = fork();
+		if (!pid) {
+			close(lfd);
+			agent_command(fd, cmd);
+		}
+		if (pid > 0)
+			kids[nkids++] = pid;
+		close(fd);
+	}
+	close(lfd);
+	/* Whatever still serves goes too, so every socket is closed. */
+	for (i = 0; i < nkids; i++)
+		kill(kids[i], SIGKILL);
+	for (i = 0; i < nkids; i++)
+		waitpid(kids[i], NULL, 0);
+	return 0;
+}
+
+/* ---- local semantics: no peer needed ---- */
+
+TEST(only_seqpacket)
+{
+	int fd;
+
+	EXPECT_EQ(-1, socket(af, SOCK_STREAM, 0));
+	EXPECT_EQ(ESOCKTNOSUPPORT, errno);
+	EXPECT_EQ(-1, socket(af, SOCK_DGRAM, 0));
+	EXPECT_EQ(ESOCKTNOSUPPORT, errno);
+	EXPECT_EQ(-1, socket(af, SOCK_SEQPACKET, 1));
+	EXPECT_EQ(EPROTONOSUPPORT, errno);
+	fd = socket(af, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+}
+
+TEST(bind_rejects_bad_addresses)
+{
+	struct sockaddr_ivshmem a = addr(IVSHMEM_VM_ANY, test_port(), 0);
+	int fd = sock_new();
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, bind(fd, (struct sockaddr *)&a, sizeof(a) - 1));
+	EXPECT_EQ(EINVAL, errno);
+	a.sivshm_family = AF_INET;
+	EXPECT_EQ(-1, bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_EQ(EINVAL, errno);
+	a.sivshm_family = (unsigned short)af;
+	a.sivshm_reserved = 1;
+	EXPECT_EQ(-1, bind(fd, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_EQ(EINVAL, errno);
+	/* A VM id that is not ours. */
+	EXPECT_EQ(-1, do_bind(fd, 60, test_port(), 0));
+	EXPECT_EQ(EADDRNOTAVAIL, errno);
+	EXPECT_EQ(-1, do_bind(fd, IVSHMEM_VM_LOCAL, test_port(), 0));
+	EXPECT_EQ(EADDRNOTAVAIL, errno);
+	/* Still unbound: a good bind works. */
+	EXPECT_EQ(0, do_bind(fd, IVSHMEM_VM_ANY, test_port(), 0));
+	close(fd);
+}
+
+TEST(bind_port_in_use_and_released)
+{
+	unsigned int port = test_port();
+	int a = sock_new(), b = sock_new();
+
+	ASSERT_LE(0, a);
+	ASSERT_LE(0, b);
+	ASSERT_EQ(0, do_bind(a, IVSHMEM_VM_ANY, port, 0));
+	EXPECT_EQ(-1, do_bind(b, IVSHMEM_VM_ANY, port, 0));
+	EXPECT_EQ(EADDRINUSE, errno);
+	EXPECT_EQ(-1, do_bind(a, IVSHMEM_VM_ANY, port + 1, 0));
+	EXPECT_EQ(EINVAL, errno);	/* already bound */
+	close(a);
+	EXPECT_EQ(0, do_bind(b, IVSHMEM_VM_ANY, port, 0));
+	close(b);
+}
+
+TEST(bind_ephemeral_port)
+{
+	struct sockaddr_ivshmem a;
+	socklen_t len = sizeof(a);
+	int fd = sock_new();
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, getsockname(fd, (struct sockaddr *)&a, &len));
+	EXPECT_EQ(sizeof(a), len);
+	EXPECT_EQ(af, a.sivshm_family);
+	EXPECT_EQ(IVSHMEM_PORT_ANY, a.sivshm_port);
+	ASSERT_EQ(0, do_bind(fd, IVSHMEM_VM_ANY, IVSHMEM_PORT_ANY, 0));
+	len = sizeof(a);
+	ASSERT_EQ(0, getsockname(fd, (struct sockaddr *)&a, &len));
+	EXPECT_LE(IVSHMEM_PORT_EPHEMERAL_FIRST, a.sivshm_port);
+	EXPECT_GE(IVSHMEM_PORT_EPHEMERAL_LAST, a.sivshm_port);
+	close(fd);
+}
+
+TEST(bind_privileged_port_needs_capability)
+{
+	int status, fd;
+	pid_t pid;
+
+	fd = sock_new();
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, do_bind(fd, IVSHMEM_VM_ANY, 100 + getpid() % 800, 0));
+	close(fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int s = sock_new();
+
+		if (s < 0 || setuid(65534))
+			_exit(2);
+		if (!do_bind(s, IVSHMEM_VM_ANY, 100 + getpid() % 800, 0))
+			_exit(3);
+		_exit(errno == EACCES ? 0 : 4);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+TEST(unconnected_calls)
+{
+	struct sockaddr_ivshmem a;
+	socklen_t len = sizeof(a);
+	char c = 0;
+	int fd = sock_new();
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, getpeername(fd, (struct sockaddr *)&a, &len));
+	EXPECT_EQ(ENOTCONN, errno);
+	EXPECT_EQ(-1, send(fd, &c, 1, MSG_NOSIGNAL));
+	EXPECT_EQ(ENOTCONN, errno);
+	EXPECT_EQ(-1, recv(fd, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(ENOTCONN, errno);
+	EXPECT_EQ(-1, shutdown(fd, SHUT_RDWR));
+	EXPECT_EQ(ENOTCONN, errno);
+	EXPECT_EQ(-1, listen(fd, 1));		/* not bound */
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, accept(fd, NULL, NULL));	/* not listening */
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+TEST(unsupported_operations)
+{
+	int sv[2], fd = sock_new();
+	char c = 0;
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, socketpair(af, SOCK_SEQPACKET, 0, sv));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(-1, send(fd, &c, 1, MSG_OOB | MSG_NOSIGNAL));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(-1, shutdown(fd, 7));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+TEST(socket_options)
+{
+	struct ivshmem_peer peer;
+	uint64_t ms = 1234;
+	socklen_t len;
+	int fd = sock_new(), v;
+
+	ASSERT_LE(0, fd);
+	len = sizeof(v);
+	ASSERT_EQ(0, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &v, &len));
+	EXPECT_EQ(MAX_REC, v);
+	EXPECT_EQ(-1, setsockopt(fd, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &v,
+				 sizeof(v)));
+	EXPECT_EQ(EPERM, errno);
+	len = sizeof(peer);
+	EXPECT_EQ(-1, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_PEER, &peer, &len));
+	EXPECT_EQ(ENOTCONN, errno);
+	len = sizeof(v);
+	EXPECT_EQ(-1, getsockopt(fd, SOL_IVSHMEM, 999, &v, &len));
+	EXPECT_EQ(ENOPROTOOPT, errno);
+	ASSERT_EQ(0, setsockopt(fd, SOL_IVSHMEM, IVSHMEM_CONNECT_TIMEOUT, &ms,
+				sizeof(ms)));
+	ms = 0;
+	len = sizeof(ms);
+	ASSERT_EQ(0, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_CONNECT_TIMEOUT, &ms,
+				&len));
+	EXPECT_EQ(1234, ms);
+	EXPECT_EQ(-1, setsockopt(fd, SOL_IVSHMEM, IVSHMEM_CONNECT_TIMEOUT, &v,
+				 sizeof(v)));
+	EXPECT_EQ(EINVAL, errno);	/* too short */
+	/* SO_SNDBUF sizes the ring, so the largest record follows it. */
+	v = 32 << 10;
+	ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)));
+	len = sizeof(v);
+	ASSERT_EQ(0, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &v, &len));
+	EXPECT_EQ((64 << 10) - 8, v);	/* the kernel doubles SO_SNDBUF */
+	close(fd);
+}
+
+TEST(accept_nonblocking_and_timeout)
+{
+	int fd = sock_new();
+	uint64_t t0;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, do_bind(fd, IVSHMEM_VM_ANY, test_port(), 0));
+	ASSERT_EQ(0, listen(fd, 4));
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	EXPECT_EQ(-1, accept(fd, NULL, NULL));
+	EXPECT_EQ(EAGAIN, errno);
+	fcntl(fd, F_SETFL, 0);
+	set_timeo(fd, SO_RCVTIMEO, 200);
+	t0 = ivshm_now_ms();
+	EXPECT_EQ(-1, accept(fd, NULL, NULL));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_LE(150, ivshm_now_ms() - t0);
+	close(fd);
+}
+
+TEST(connect_rejects_bad_addresses)
+{
+	struct sockaddr_ivshmem a = addr(agent_vm, CTRL_PORT, 0);
+	int fd = sock_new();
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, connect(fd, (struct sockaddr *)&a, sizeof(a) - 2));
+	EXPECT_EQ(EINVAL, errno);
+	a.sivshm_family = AF_INET;
+	EXPECT_EQ(-1, connect(fd, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_EQ(EAFNOSUPPORT, errno);
+	EXPECT_EQ(-1, do_connect(fd, IVSHMEM_VM_ANY, CTRL_PORT));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, do_connect(fd, agent_vm, IVSHMEM_PORT_ANY));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+TEST(connect_refused_unreachable_no_device)
+{
+	struct sockaddr_ivshmem a = addr(agent_vm, 3, 40);
+	int fd = sock_new();
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, do_connect(fd, agent_vm, test_port()));
+	EXPECT_EQ(ECONNREFUSED, errno);
+	EXPECT_EQ(-1, do_connect(fd, 50, 5000));
+	EXPECT_EQ(EHOSTUNREACH, errno);
+	EXPECT_EQ(-1, connect(fd, (struct sockaddr *)&a, sizeof(a)));
+	EXPECT_EQ(ENETUNREACH, errno);
+	/* The socket is still usable. */
+	EXPECT_EQ(-1, do_connect(fd, agent_vm, test_port()));
+	EXPECT_EQ(ECONNREFUSED, errno);
+	close(fd);
+}
+
+TEST(open_socket_pins_module)
+{
+	char path[] = "/sys/module/af_ivshmem/refcnt";
+	char buf[32];
+	long before, during;
+	FILE *f;
+	int fd;
+
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(buf, sizeof(buf), f));
+	fclose(f);
+	before = atol(buf);
+	fd = sock_new();
+	ASSERT_LE(0, fd);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(buf, sizeof(buf), f));
+	fclose(f);
+	during = atol(buf);
+	EXPECT_LT(before, during);
+	close(fd);
+}
+
+/* ---- connections ---- */
+
+TEST(connect_send_receive)
+{
+	char buf[16];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(5, send(fd, "hello", 5, 0));
+	ASSERT_EQ(5, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, memcmp(buf, "hello", 5));
+	close(fd);
+}
+
+TEST(names_after_connect)
+{
+	struct sockaddr_ivshmem a;
+	socklen_t len = sizeof(a);
+	unsigned int port;
+	int fd = serve("echo", &port);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, getpeername(fd, (struct sockaddr *)&a, &len));
+	EXPECT_EQ(sizeof(a), len);
+	EXPECT_EQ(af, a.sivshm_family);
+	EXPECT_EQ(agent_vm, a.sivshm_vm);
+	EXPECT_EQ(port, a.sivshm_port);
+	len = sizeof(a);
+	ASSERT_EQ(0, getsockname(fd, (struct sockaddr *)&a, &len));
+	EXPECT_NE(agent_vm, a.sivshm_vm);
+	EXPECT_LE(IVSHMEM_PORT_EPHEMERAL_FIRST, a.sivshm_port);
+	EXPECT_NE(IVSHMEM_DEV_ANY, a.sivshm_dev);
+	close(fd);
+}
+
+TEST(peer_option)
+{
+	struct ivshmem_peer p;
+	socklen_t len = sizeof(p);
+	unsigned int port;
+	int fd = serve("echo", &port);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_PEER, &p, &len));
+	EXPECT_EQ(sizeof(p), len);
+	EXPECT_EQ(agent_vm, p.vm);
+	EXPECT_EQ(port, p.port);
+	EXPECT_LT(0, p.pid);
+	len = 2;
+	EXPECT_EQ(-1, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_PEER, &p, &len));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+TEST(connect_twice)
+{
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, do_connect(fd, agent_vm, CTRL_PORT));
+	EXPECT_EQ(EISCONN, errno);
+	EXPECT_EQ(-1, listen(fd, 1));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+TEST(records_keep_their_boundaries)
+{
+	static const size_t sizes[] = { 1, 100, 1000, 3, 4096 };
+	unsigned char out[4096], in[8192];
+	size_t i;
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 5; i++) {
+		fill(out, sizes[i], (unsigned int)i);
+		ASSERT_EQ((ssize_t)sizes[i], send(fd, out, sizes[i], 0));
+	}
+	for (i = 0; i < 5; i++) {
+		ASSERT_EQ((ssize_t)sizes[i], recv(fd, in, sizeof(in), 0));
+		EXPECT_EQ(0, check(in, sizes[i], (unsigned int)i));
+	}
+	close(fd);
+}
+
+TEST(every_size_up_to_the_largest)
+{
+	static const size_t sizes[] = { 0, 1, 7, 8, 9, 63, 64, 65, 4087, 4088,
+					4089, 4095, 4096, 4097, 65536,
+					MAX_REC - 1, MAX_REC };
+	unsigned char *out = malloc(MAX_REC), *in = malloc(MAX_REC + 16);
+	size_t i;
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_NE(NULL, out);
+	ASSERT_NE(NULL, in);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct iovec iov = { in, MAX_REC + 16 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+		fill(out, sizes[i], (unsigned int)i);
+		ASSERT_EQ((ssize_t)sizes[i], send(fd, out, sizes[i], 0));
+		ASSERT_EQ((ssize_t)sizes[i], recvmsg(fd, &mh, 0));
+		EXPECT_TRUE(mh.msg_flags & MSG_EOR);
+		EXPECT_FALSE(mh.msg_flags & MSG_TRUNC);
+		EXPECT_EQ(0, check(in, sizes[i], (unsigned int)i));
+	}
+	free(out);
+	free(in);
+	close(fd);
+}
+
+TEST(emsgsize_above_the_largest)
+{
+	unsigned char *buf = calloc(1, MAX_REC + 1);
+	socklen_t len = sizeof(int);
+	int fd = serve("echo", NULL), max;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, getsockopt(fd, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &max,
+				&len));
+	EXPECT_EQ(MAX_REC, max);
+	EXPECT_EQ(-1, send(fd, buf, (size_t)max + 1, 0));
+	EXPECT_EQ(EMSGSIZE, errno);
+	/* Nothing was sent: the next record is the first to arrive. */
+	ASSERT_EQ(2, send(fd, "ok", 2, 0));
+	ASSERT_EQ(2, recv(fd, buf, 16, 0));
+	free(buf);
+	close(fd);
+}
+
+TEST(zero_length_record_is_not_eof)
+{
+	char buf[8];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, send(fd, buf, 0, 0));
+	ASSERT_EQ(0, recvmsg(fd, &mh, 0));
+	EXPECT_TRUE(mh.msg_flags & MSG_EOR);
+	ASSERT_EQ(1, send(fd, "x", 1, 0));
+	ASSERT_EQ(1, recv(fd, buf, sizeof(buf), 0));
+	close(fd);
+}
+
+TEST(msg_trunc_drops_the_rest)
+{
+	unsigned char out[1000], in[1000];
+	struct iovec iov = { in, 10 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	fill(out, sizeof(out), 1);
+	ASSERT_EQ(1000, send(fd, out, 1000, 0));
+	ASSERT_EQ(3, send(fd, "abc", 3, 0));
+	ASSERT_EQ(10, recvmsg(fd, &mh, 0));
+	EXPECT_TRUE(mh.msg_flags & MSG_TRUNC);
+	EXPECT_EQ(0, check(in, 10, 1));
+	ASSERT_EQ(3, recv(fd, in, sizeof(in), 0));
+	EXPECT_EQ(0, memcmp(in, "abc", 3));
+	close(fd);
+}
+
+TEST(msg_trunc_flag_returns_real_length)
+{
+	unsigned char out[500], in[500];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	fill(out, sizeof(out), 2);
+	ASSERT_EQ(500, send(fd, out, 500, 0));
+	EXPECT_EQ(500, recv(fd, in, 20, MSG_TRUNC));
+	EXPECT_EQ(0, check(in, 20, 2));
+	close(fd);
+}
+
+TEST(msg_peek_does_not_consume)
+{
+	char a[8], b[8];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(4, send(fd, "peek", 4, 0));
+	ASSERT_EQ(4, send(fd, "next", 4, 0));
+	ASSERT_EQ(4, recv(fd, a, sizeof(a), MSG_PEEK));
+	ASSERT_EQ(2, recv(fd, b, 2, MSG_PEEK));
+	ASSERT_EQ(4, recv(fd, b, sizeof(b), 0));
+	EXPECT_EQ(0, memcmp(a, "peek", 4));
+	EXPECT_EQ(0, memcmp(b, "peek", 4));
+	ASSERT_EQ(4, recv(fd, b, sizeof(b), 0));
+	EXPECT_EQ(0, memcmp(b, "next", 4));
+	close(fd);
+}
+
+TEST(scatter_gather)
+{
+	char a[] = "scatter-", b[] = "gather", c[] = "!";
+	struct iovec out[3] = { { a, 8 }, { b, 6 }, { c, 1 } };
+	char x[4], y[20];
+	struct iovec in[2] = { { x, 4 }, { y, sizeof(y) } };
+	struct msghdr mo = { .msg_iov = out, .msg_iovlen = 3 };
+	struct msghdr mi = { .msg_iov = in, .msg_iovlen = 2 };
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(15, sendmsg(fd, &mo, 0));
+	ASSERT_EQ(15, recvmsg(fd, &mi, 0));
+	EXPECT_EQ(0, memcmp(x, "scat", 4));
+	EXPECT_EQ(0, memcmp(y, "ter-gather!", 11));
+	close(fd);
+}
+
+TEST(bad_buffer_loses_nothing)
+{
+	char buf[8];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, send(fd, (void *)8, 4, 0));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(4, send(fd, "data", 4, 0));
+	/* Wait for the echo, then fail to receive it into a bad buffer. */
+	ASSERT_EQ(4, recv(fd, buf, sizeof(buf), MSG_PEEK));
+	EXPECT_EQ(-1, recv(fd, (void *)8, 4, 0));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(4, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, memcmp(buf, "data", 4));
+	close(fd);
+}
+
+TEST(dontwait_and_rcvtimeo)
+{
+	uint64_t t0;
+	char c;
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, recv(fd, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(EAGAIN, errno);
+	set_timeo(fd, SO_RCVTIMEO, 200);
+	t0 = ivshm_now_ms();
+	EXPECT_EQ(-1, recv(fd, &c, 1, 0));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_LE(150, ivshm_now_ms() - t0);
+	close(fd);
+}
+
+TEST(order_and_integrity_of_many_records)
+{
+	unsigned char out[300], in[300];
+	unsigned int i, n = 5000;
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < n; i++) {
+		size_t len = 1 + i % 299;
+
+		fill(out, len, i);
+		ASSERT_EQ((ssize_t)len, send(fd, out, len, 0));
+		ASSERT_EQ((ssize_t)len, recv(fd, in, sizeof(in), 0));
+		ASSERT_EQ(0, check(in, len, i));
+	}
+	close(fd);
+}
+
+TEST(siocinq_and_siocoutq)
+{
+	char buf[64];
+	int fd = serve("echo", NULL), v = -1;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, SIOCINQ, &v));
+	EXPECT_EQ(0, v);
+	ASSERT_EQ(37, send(fd, buf, 37, 0));
+	ASSERT_EQ(37, recv(fd, buf, sizeof(buf), MSG_PEEK));
+	ASSERT_EQ(0, ioctl(fd, SIOCINQ, &v));
+	EXPECT_EQ(37, v);
+	ASSERT_EQ(0, ioctl(fd, SIOCOUTQ, &v));
+	EXPECT_LE(0, v);
+	close(fd);
+}
+
+TEST(shutdown_wr_gives_peer_eof)
+{
+	char buf[8];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(3, send(fd, "one", 3, 0));
+	ASSERT_EQ(0, shutdown(fd, SHUT_WR));
+	/* The echo returns what came before, sees EOF and closes. */
+	ASSERT_EQ(3, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, recv(fd, buf, sizeof(buf), 0));
+	close(fd);
+}
+
+static volatile sig_atomic_t got_sigpipe;
+
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+	got_sigpipe = 1;
+}
+
+TEST(send_after_shutdown_is_epipe)
+{
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	signal(SIGPIPE, on_sigpipe);
+	ASSERT_EQ(0, shutdown(fd, SHUT_WR));
+	got_sigpipe = 0;
+	EXPECT_EQ(-1, send(fd, "x", 1, MSG_NOSIGNAL));
+	EXPECT_EQ(EPIPE, errno);
+	EXPECT_EQ(0, got_sigpipe);
+	EXPECT_EQ(-1, send(fd, "x", 1, 0));
+	EXPECT_EQ(EPIPE, errno);
+	EXPECT_EQ(1, got_sigpipe);
+	close(fd);
+}
+
+TEST(shutdown_rd_reads_eof)
+{
+	char c;
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, shutdown(fd, SHUT_RD));
+	EXPECT_EQ(0, recv(fd, &c, 1, 0));
+	close(fd);
+}
+
+TEST(peer_shutdown_rd_makes_send_fail)
+{
+	uint64_t t0 = ivshm_now_ms();
+	int fd = serve("shutrd 3000", NULL), ret;
+
+	ASSERT_LE(0, fd);
+	do {
+		ret = (int)send(fd, "x", 1, MSG_NOSIGNAL);
+		usleep(10000);
+	} while (ret == 1 && ivshm_now_ms() - t0 < 2000);
+	EXPECT_EQ(-1, ret);
+	EXPECT_EQ(EPIPE, errno);
+	close(fd);
+}
+
+TEST(peer_close_is_eof_then_epipe)
+{
+	uint64_t t0 = ivshm_now_ms();
+	char c;
+	int fd = serve("close", NULL), ret;
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, recv(fd, &c, 1, 0));
+	do {
+		ret = (int)send(fd, "x", 1, MSG_NOSIGNAL);
+		usleep(10000);
+	} while (ret == 1 && ivshm_now_ms() - t0 < 2000);
+	EXPECT_EQ(-1, ret);
+	EXPECT_EQ(EPIPE, errno);
+	close(fd);
+}
+
+TEST(peer_close_with_unread_records_resets)
+{
+	uint64_t t0 = ivshm_now_ms();
+	int fd = serve("hold 300", NULL), ret;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(4, send(fd, "lost", 4, 0));
+	do {
+		ret = (int)send(fd, "x", 1, MSG_NOSIGNAL);
+		usleep(10000);
+	} while (ret == 1 && ivshm_now_ms() - t0 < 3000);
+	EXPECT_EQ(-1, ret);
+	EXPECT_EQ(ECONNRESET, errno);
+	close(fd);
+}
+
+TEST(peer_sends_then_closes)
+{
+	unsigned char in[2000];
+	unsigned int i;
+	int fd = serve("send 50 2000", NULL);
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 50; i++) {
+		ASSERT_EQ(2000, recv(fd, in, sizeof(in), 0));
+		ASSERT_EQ(0, check(in, 2000, i));
+	}
+	EXPECT_EQ(0, recv(fd, in, sizeof(in), 0));
+	close(fd);
+}
+
+TEST(poll_in_out_rdhup_hup)
+{
+	struct pollfd p;
+	char buf[8];
+	int fd = serve("shutwr", NULL);
+
+	ASSERT_LE(0, fd);
+	p.fd = fd;
+	p.events = POLLIN | POLLOUT | POLLRDHUP;
+	/* The agent shut its side at once: EOF, but we can still write. */
+	ASSERT_EQ(1, poll(&p, 1, 5000));
+	while (!(p.revents & POLLRDHUP)) {
+		usleep(10000);
+		ASSERT_EQ(1, poll(&p, 1, 5000));
+	}
+	EXPECT_TRUE(p.revents & POLLOUT);
+	EXPECT_TRUE(p.revents & POLLIN);
+	EXPECT_FALSE(p.revents & POLLHUP);
+	EXPECT_EQ(0, recv(fd, buf, sizeof(buf), 0));
+	ASSERT_EQ(0, shutdown(fd, SHUT_WR));
+	ASSERT_EQ(1, poll(&p, 1, 5000));
+	EXPECT_TRUE(p.revents & POLLHUP);
+	close(fd);
+}
+
+TEST(poll_epoll_select_see_records)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct pollfd p;
+	struct timeval tv = { 5, 0 };
+	fd_set rs;
+	char buf[8];
+	int fd = serve("echo", NULL), ep;
+
+	ASSERT_LE(0, fd);
+	p.fd = fd;
+	p.events = POLLIN;
+	EXPECT_EQ(0, poll(&p, 1, 50));
+	ep = epoll_create1(0);
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+	EXPECT_EQ(0, epoll_wait(ep, &out, 1, 50));
+	ASSERT_EQ(2, send(fd, "hi", 2, 0));
+	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 5000));
+	EXPECT_TRUE(out.events & EPOLLIN);
+	ASSERT_EQ(1, poll(&p, 1, 5000));
+	EXPECT_TRUE(p.revents & POLLIN);
+	FD_ZERO(&rs);
+	FD_SET(fd, &rs);
+	ASSERT_EQ(1, select(fd + 1, &rs, NULL, NULL, &tv));
+	ASSERT_EQ(2, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, poll(&p, 1, 50));
+	close(ep);
+	close(fd);
+}
+
+TEST(nonblocking_connect)
+{
+	unsigned int port = test_port();
+	struct pollfd p;
+	socklen_t len = sizeof(int);
+	int fd, err = -1, ret;
+
+	ASSERT_EQ(0, agent_cmd("serve %u echo", port));
+	fd = socket(af, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+	ASSERT_LE(0, fd);
+	ret = do_connect(fd, agent_vm, port);
+	if (ret) {
+		ASSERT_EQ(EINPROGRESS, errno);
+		ret = do_connect(fd, agent_vm, port);
+		EXPECT_TRUE(ret == 0 || errno == EALREADY || errno == EISCONN);
+	}
+	p.fd = fd;
+	p.events = POLLOUT;
+	ASSERT_EQ(1, poll(&p, 1, 10000));
+	EXPECT_TRUE(p.revents & POLLOUT);
+	ASSERT_EQ(0, getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len));
+	EXPECT_EQ(0, err);
+	EXPECT_EQ(-1, do_connect(fd, agent_vm, port));
+	EXPECT_EQ(EISCONN, errno);
+	close(fd);
+}
+
+TEST(nonblocking_connect_refused)
+{
+	struct pollfd p;
+	socklen_t len = sizeof(int);
+	int fd, err = 0, ret;
+
+	fd = socket(af, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+	ASSERT_LE(0, fd);
+	ret = do_connect(fd, agent_vm, test_port());
+	ASSERT_EQ(-1, ret);
+	ASSERT_EQ(EINPROGRESS, errno);
+	p.fd = fd;
+	p.events = POLLOUT;
+	ASSERT_EQ(1, poll(&p, 1, 10000));
+	EXPECT_TRUE(p.revents & POLLERR);
+	ASSERT_EQ(0, getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len));
+	EXPECT_EQ(ECONNREFUSED, err);
+	close(fd);
+}
+
+TEST(flow_control_blocks_and_loses_nothing)
+{
+	unsigned char buf[4096];
+	unsigned long long count = 0, s = 0, rc, rs;
+	char reply[64];
+	unsigned int i;
+	ssize_t n;
+	int fd = serve("sink 1000", NULL), eagain = 0;
+
+	ASSERT_LE(0, fd);
+	/* The sink sleeps first: the ring fills and the sender is told. */
+	for (i = 0; i < 200; i++) {
+		fill(buf, sizeof(buf), i);
+		n = send(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0) {
+			ASSERT_EQ(EAGAIN, errno);
+			eagain++;
+			/* Then wait for room, as a blocking sender does. */
+			ASSERT_EQ(4096, send(fd, buf, sizeof(buf), 0));
+		}
+		count++;
+		s = sum(buf, sizeof(buf), s);
+	}
+	EXPECT_LT(0, eagain);
+	ASSERT_EQ(0, shutdown(fd, SHUT_WR));
+	n = recv(fd, reply, sizeof(reply) - 1, 0);
+	ASSERT_LT(0, n);
+	reply[n] = 0;
+	ASSERT_EQ(2, sscanf(reply, "%llu %llu", &rc, &rs));
+	EXPECT_EQ(count, rc);
+	EXPECT_EQ(s, rs);
+	close(fd);
+}
+
+TEST(sndtimeo_bounds_a_blocked_send)
+{
+	unsigned char buf[4096] = { 0 };
+	uint64_t t0;
+	int fd = serve("hold 3000", NULL);
+	ssize_t n;
+
+	ASSERT_LE(0, fd);
+	while ((n = send(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		;
+	ASSERT_EQ(EAGAIN, errno);
+	set_timeo(fd, SO_SNDTIMEO, 200);
+	t0 = ivshm_now_ms();
+	EXPECT_EQ(-1, send(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_LE(150, ivshm_now_ms() - t0);
+	close(fd);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+TEST(signal_interrupts_blocking_recv)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	char c;
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	sigaction(SIGALRM, &sa, NULL);		/* no SA_RESTART */
+	ualarm(200000, 0);
+	EXPECT_EQ(-1, recv(fd, &c, 1, 0));
+	EXPECT_EQ(EINTR, errno);
+	close(fd);
+}
+
+static void *late_send(void *arg)
+{
+	usleep(400000);
+	send(*(int *)arg, "late", 4, 0);
+	return NULL;
+}
+
+TEST(sa_restart_restarts_blocking_recv)
+{
+	struct sigaction sa = { .sa_handler = on_alarm,
+				.sa_flags = SA_RESTART };
+	pthread_t t;
+	char buf[8];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	sigaction(SIGALRM, &sa, NULL);
+	ASSERT_EQ(0, pthread_create(&t, NULL, late_send, &fd));
+	ualarm(100000, 0);
+	EXPECT_EQ(4, recv(fd, buf, sizeof(buf), 0));
+	pthread_join(t, NULL);
+	close(fd);
+}
+
+TEST(descriptor_shared_across_fork)
+{
+	char buf[8];
+	int status, fd = serve("echo", NULL);
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(send(fd, "kid", 3, 0) == 3 ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(3, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, memcmp(buf, "kid", 3));
+	close(fd);
+}
+
+struct thr {
+	int fd;
+	unsigned int id;
+	int ok;
+};
+
+static void *thread_send(void *arg)
+{
+	struct thr *t = arg;
+	unsigned char buf[64];
+	unsigned int i;
+
+	t->ok = 1;
+	for (i = 0; i < 1000; i++) {
+		buf[0] = (unsigned char)t->id;
+		memcpy(buf + 1, &i, sizeof(i));
+		if (send(t->fd, buf, sizeof(buf), 0) != sizeof(buf))
+			t->ok = 0;
+	}
+	return NULL;
+}
+
+TEST(threads_share_a_socket)
+{
+	unsigned int next[2] = { 0, 0 }, i, seq;
+	struct thr t[2];
+	pthread_t th[2];
+	unsigned char buf[64];
+	int fd = serve("echo", NULL);
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 2; i++) {
+		t[i].fd = fd;
+		t[i].id = i;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, thread_send, &t[i]));
+	}
+	for (i = 0; i < 2000; i++) {
+		ASSERT_EQ(64, recv(fd, buf, sizeof(buf), 0));
+		ASSERT_GT(2, buf[0]);
+		memcpy(&seq, buf + 1, sizeof(seq));
+		/* Each thread's records arrive in its order. */
+		ASSERT_EQ(next[buf[0]], seq);
+		next[buf[0]]++;
+	}
+	for (i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(1, t[i].ok);
+	}
+	close(fd);
+}
+
+TEST(full_accept_queue_refuses)
+{
+	unsigned int port = test_port();
+	int a, b, c;
+
+	ASSERT_EQ(0, agent_cmd("noaccept %u 1 3000", port));
+	a = sock_new();
+	b = sock_new();
+	c = sock_new();
+	ASSERT_LE(0, c);
+	/* Backlog 1 queues two, as the kernel's other families do. */
+	EXPECT_EQ(0, do_connect(a, agent_vm, port));
+	EXPECT_EQ(0, do_connect(b, agent_vm, port));
+	EXPECT_EQ(-1, do_connect(c, agent_vm, port));
+	EXPECT_EQ(ECONNREFUSED, errno);
+	close(a);
+	close(b);
+	close(c);
+}
+
+TEST(listener_close_resets_queued_connections)
+{
+	unsigned int port = test_port();
+	uint64_t t0;
+	char c;
+	int fd;
+
+	ASSERT_EQ(0, agent_cmd("noaccept %u 4 300", port));
+	fd = sock_new();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, do_connect(fd, agent_vm, port));
+	/* The listener goes away with us in its queue. */
+	t0 = ivshm_now_ms();
+	set_timeo(fd, SO_RCVTIMEO, 5000);
+	EXPECT_EQ(0, recv(fd, &c, 1, 0));
+	EXPECT_GT(5000, ivshm_now_ms() - t0);
+	close(fd);
+}
+
+TEST(accept4_flags_and_addresses)
+{
+	struct sockaddr_ivshmem a;
+	socklen_t len = sizeof(a);
+	unsigned int port = test_port();
+	char buf[8];
+	int lfd = sock_new(), fd;
+
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, do_bind(lfd, IVSHMEM_VM_ANY, port, 0));
+	ASSERT_EQ(0, listen(lfd, 2));
+	ASSERT_EQ(0, agent_cmd("connect %u %u echo", own_vm(), port));
+	set_timeo(lfd, SO_RCVTIMEO, 10000);
+	fd = accept4(lfd, (struct sockaddr *)&a, &len,
+		     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(agent_vm, a.sivshm_vm);
+	EXPECT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	EXPECT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	EXPECT_EQ(-1, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ(EAGAIN, errno);
+	ASSERT_EQ(3, send(fd, "abc", 3, 0));
+	fcntl(fd, F_SETFL, 0);
+	ASSERT_EQ(3, recv(fd, buf, sizeof(buf), 0));
+	close(fd);
+	close(lfd);
+}
+
+TEST(many_connections_at_once)
+{
+	int fd[12], i;
+	char buf[8];
+
+	for (i = 0; i < 12; i++) {
+		fd[i] = serve("echo", NULL);
+		ASSERT_LE(0, fd[i]);
+	}
+	for (i = 0; i < 12; i++)
+		ASSERT_EQ(1, send(fd[i], &"abcdefghijkl"[i], 1, 0));
+	for (i = 0; i < 12; i++) {
+		ASSERT_EQ(1, recv(fd[i], buf, sizeof(buf), 0));
+		EXPECT_EQ("abcdefghijkl"[i], buf[0]);
+	}
+	for (i = 0; i < 12; i++)
+		close(fd[i]);
+}
+
+TEST(msg_more_batches_until_the_last)
+{
+	char buf[8];
+	int fd = serve("echo", NULL), i;
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(1, send(fd, "m", 1, MSG_MORE));
+	ASSERT_EQ(1, send(fd, "e", 1, 0));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(1, recv(fd, buf, sizeof(buf), 0));
+		EXPECT_EQ('m', buf[0]);
+	}
+	ASSERT_EQ(1, recv(fd, buf, sizeof(buf), 0));
+	EXPECT_EQ('e', buf[0]);
+	close(fd);
+}
+
+/* ---- main ---- */
+
+/* Find the agent: the VM (not us) that answers on CTRL_PORT. */
+static int find_agent(void)
+{
+	uint64_t deadline = ivshm_now_ms() + AGENT_WAIT_S * 1000ull;
+	unsigned int vm, me = own_vm();
+	int fd;
+
+	do {
+		for (vm = 0; vm < 64; vm++) {
+			if (vm == me)
+				continue;
+			fd = sock_new();
+			if (fd < 0)
+				return -1;
+			if (!do_connect(fd, vm, CTRL_PORT)) {
+				close(fd);
+				agent_vm = vm;
+				return 0;
+			}
+			close(fd);
+		}
+		ivshm_sleep_ms(200);
+	} while (ivshm_now_ms() < deadline);
+	return -1;
+}
+
+static long module_refs(void)
+{
+	char buf[32] = "";
+	FILE *f = fopen("/sys/module/af_ivshmem/refcnt", "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return atol(buf);
+}
+
+static long refs_before;
+static pid_t main_pid;
+
+/*
+ * Tell the agent to quit; with dev_shm, wait for it and check that every
+ * socket is gone: the module's reference count is back below what it was
+ * while the agent listened. A leak fails the run.
+ */
+static void stop_agent(void)
+{
+	uint64_t deadline = ivshm_now_ms() + 5000;
+
+	if (getpid() != main_pid)
+		return;		/* a test's child process */
+	agent_cmd("quit");
+	if (agent_pid <= 0)
+		return;
+	waitpid(agent_pid, NULL, 0);
+	while (module_refs() >= refs_before && ivshm_now_ms() < deadline)
+		ivshm_sleep_ms(50);
+	if (module_refs() >= refs_before) {
+		fprintf(stderr, "socket_test: sockets left behind: module references %ld with the agent up, %ld after every socket closed\n",
+			refs_before, module_refs());
+		_exit(1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "devshm";
+
+	af = ivshm_family();
+	if (af < 0) {
+		fprintf(stderr, "socket_test: af_ivshmem is not loaded\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (!strcmp(mode, "agent"))
+		return agent_main();
+	if (!strcmp(mode, "remote")) {
+		if (find_agent()) {
+			fprintf(stderr, "socket_test: no agent answers\n");
+			return 1;
+		}
+	} else {
+		/* dev_shm: the agent is virtual peer 1 (ivshm1, dev 2). */
+		agent_vm = 1;
+		agent_dev = 2;
+		agent_pid = fork();
+		if (agent_pid < 0)
+			return 1;
+		if (!agent_pid)
+			_exit(agent_main());
+		agent_dev = IVSHMEM_DEV_ANY;
+		if (find_agent()) {
+			fprintf(stderr, "socket_test: the agent did not start\n");
+			return 1;
+		}
+	}
+	fprintf(stderr, "socket_test: agent is VM %u\n", agent_vm);
+	refs_before = module_refs();
+	main_pid = getpid();
+	/* The harness ends the process with exit(): clean up from there. */
+	atexit(stop_agent);
+	return test_harness_run(argc > 1 ? 1 : argc, argv);
+}
