@@ -401,7 +401,8 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 	isk->has_rx = true;
 	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
 	ivshm_put32(&pc->receiver_inc, idev->inc);
-	ivshm_store_release32(&pc->rx_state, IVSHM_RX_ACCEPTED);
+	if (state == IVSHM_CHAN_OPEN)
+		ivshm_store_release32(&pc->rx_state, IVSHM_RX_ACCEPTED);
 	ivshm_store_release32(&mine->state, IVSHM_CHAN_OPEN);
 	if (state == IVSHM_CHAN_CLOSED)
 		isk->sk.sk_shutdown |= RCV_SHUTDOWN;
@@ -418,7 +419,16 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 		switch (rx) {
 		case IVSHM_RX_NONE:
 			return;
+		case IVSHM_RX_REFUSED:
+			ivshm_conn_fail(isk, ECONNREFUSED);
+			return;
 		case IVSHM_RX_ACCEPTED:
+		case IVSHM_RX_CLOSED:
+		case IVSHM_RX_RESET:
+			/* Accepted, and maybe closed again before we looked:
+			 * either way the connection was made, and its reverse
+			 * channel waits for us; a close is handled below.
+			 */
 			if (ivshm_attach_reverse(isk)) {
 				ivshm_conn_proto_error(isk);
 				return;
@@ -427,12 +437,9 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 			if (sk->sk_socket)
 				sk->sk_socket->state = SS_CONNECTED;
 			sk->sk_state_change(sk);
-			return;
-		case IVSHM_RX_REFUSED:
-			ivshm_conn_fail(isk, ECONNREFUSED);
-			return;
+			break;
 		default:
-			ivshm_conn_fail(isk, ECONNRESET);
+			ivshm_conn_proto_error(isk);
 			return;
 		}
 	}

@@ -214,6 +214,10 @@ report() {
 
 # The plans: which steps each guest runs, in order.
 plan_pci="region_raw_test,insmod-af_ivshmem,pci_test,module_test,rmmod-af_ivshmem,leakcheck"
+# Two guests on one doorbell region: the socket suite runs in b against
+# the agent in a.
+plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,rmmod-af_ivshmem,leakcheck"
+plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:remote,rmmod-af_ivshmem,leakcheck"
 plan_demo="region_demo,insmod-af_ivshmem,region_demo:ring,rmmod-af_ivshmem"
 plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
@@ -224,9 +228,10 @@ run_devshm() {
 	report devshm devshm
 }
 
-# run_doorbell [PLACEMENT PLAN]
+# run_doorbell [PLACEMENT PLAN_A [PLAN_B]]
 run_doorbell() {
-	local placement=${1:-doorbell} plan=${2:-$plan_pci}
+	local placement=${1:-doorbell} plan=${2:-$plan_door_a}
+	local plan_b=${3:-${2:-$plan_door_b}}
 	local sock=$work/ivshmem.sock a b
 	ivshm_log "placement $placement: two guests, ivshmem-doorbell"
 	"$server" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
@@ -241,7 +246,7 @@ run_doorbell() {
 		-chardev "socket,path=$sock,id=ivsh" \
 		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
 	a=$guest_pid
-	start_guest door-b "$plan" "ivshm.role=b ivshm.mode=doorbell" \
+	start_guest door-b "$plan_b" "ivshm.role=b ivshm.mode=doorbell" \
 		-chardev "socket,path=$sock,id=ivsh" \
 		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
 	b=$guest_pid
