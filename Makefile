@@ -42,7 +42,7 @@ CORE_HDRS := $(wildcard net/ivshmem/*.h) userspace/include/ivshm_kcompat.h
 NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
 
-.PHONY: all modules userspace-bin selftests-bin deps lint check guests \
+.PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
 	demo clean native-test fuzz bench-ring
 
 all: modules userspace-bin
@@ -53,18 +53,39 @@ deps:
 modules:
 	scripts/build-modules.sh $(KDIR) $(BUILD)/kmod/$(notdir $(KDIR)) W=1
 
-userspace-bin: $(BUILD)/userspace/ivshmem-server
+userspace-bin: $(BUILD)/userspace/ivshmem-server lib examples
+
+# libivshmem and the examples that use it, for this machine.
+LIB_SRCS := userspace/lib/ivshmem.c userspace/lib/ivshmem.h
+EXAMPLES := ivshmem_sender ivshmem_receiver
+EXAMPLE_DEPS = userspace/examples/stream.h $(LIB_SRCS)
+
+lib:
+	$(MAKE) -C userspace/lib BUILD=$(BUILD)
+
+examples: $(EXAMPLES:%=$(BUILD)/userspace/%)
+
+$(BUILD)/userspace/ivshmem_%: userspace/examples/ivshmem_%.c $(EXAMPLE_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -Iuserspace/lib -o $@ $< userspace/lib/ivshmem.c
 
 $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-server/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -o $@ $(SERVER_SRCS)
 
-selftests-bin: $(GUEST_TEST_BINS) $(BUILD)/selftests/region_demo
+selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
+	$(BUILD)/selftests/lib_test
 
-$(BUILD)/selftests/region_demo: userspace/examples/region_demo.c \
+$(BUILD)/selftests/lib_test: selftests/ivshmem/lib_test.c $(LIB_SRCS) \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) -Iselftests/ivshmem -o $@ $< selftests/ivshmem/ivshm_test.c
+	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -Iuserspace/lib -o $@ $< \
+		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
+
+# The examples again, static, for the guests.
+$(BUILD)/selftests/ivshmem_%: userspace/examples/ivshmem_%.c $(EXAMPLE_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -o $@ $< userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/%_test: selftests/ivshmem/%_test.c \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h

@@ -11,7 +11,7 @@
 #   devshm    one guest, the dev_shm pseudo device with virtual peers
 #   doorbell  two guests on one ivshmem-doorbell region, through our server
 #   plain     two guests on one ivshmem-plain region (no interrupts)
-#   demo      two doorbell guests greeting each other (make demo)
+#   demo      a receiver and a sender in two doorbell guests (make demo)
 #
 # Every guest runs under a wall-clock timeout. A guest that times out, dies
 # without finishing its plan, or whose kernel log reports a problem (see
@@ -109,7 +109,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$tests_dir"/region_demo "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	mknod -m 600 "$root/dev/console" c 5 1
 	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
 )
@@ -218,8 +218,10 @@ plan_pci="region_raw_test,insmod-af_ivshmem,pci_test,module_test,rmmod-af_ivshme
 # the agent in a.
 plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,rmmod-af_ivshmem,leakcheck"
 plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:remote,rmmod-af_ivshmem,leakcheck"
-plan_demo="region_demo,insmod-af_ivshmem,region_demo:ring,rmmod-af_ivshmem"
-plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+# The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
+plan_demo_a="insmod-af_ivshmem,ivshmem_receiver,rmmod-af_ivshmem"
+plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
+plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
 	ivshm_log "placement devshm: one guest, dev_shm virtual peers"
@@ -255,8 +257,8 @@ run_doorbell() {
 	report "$placement" door-b
 	if [ "$placement" = demo ]; then
 		echo
-		grep -h '^demo:' "$work/door-a.results" "$work/door-b.results" |
-			tr -d '\r' | sort -s -k2,2 | sed 's/^demo: /  /'
+		grep -h -E '^(sender|receiver):' "$work/door-b.results" \
+			"$work/door-a.results" | tr -d '\r' | sed 's/^/  /'
 		echo
 	fi
 }
@@ -300,7 +302,7 @@ for p in ${placements//,/ }; do
 	devshm) run_devshm ;;
 	doorbell) run_doorbell ;;
 	plain) run_plain ;;
-	demo) run_doorbell demo "$plan_demo" ;;
+	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
 	selftest-hang | selftest-panic | selftest-kill) run_selftest "${p#selftest-}" ;;
 	*) ivshm_die "unknown placement '$p'" ;;
 	esac
