@@ -629,7 +629,19 @@ static void tx_commit_checked(struct st *s, struct hchan *h)
 	u64 pos = h->tx.pos;
 	u32 need = IVSHM_REC_HDR + ALIGN(h->res_len, (u32)IVSHM_REC_ALIGN);
 
-	ivshm_tx_commit(&h->tx);
+	if (h->res_seq % 3) {
+		ivshm_tx_commit(&h->tx);
+	} else {
+		/* Queued, then published: the same records, one release. */
+		ivshm_tx_queue(&h->tx);
+		ivshm_tx_flush(&h->tx);
+	}
+	if (h->tx.published != h->tx.pos ||
+	    ivshm_get64(&h->tx.chan->head) != h->tx.pos)
+		die("after a commit, head %llu published %llu pos %llu",
+		    (unsigned long long)ivshm_get64(&h->tx.chan->head),
+		    (unsigned long long)h->tx.published,
+		    (unsigned long long)h->tx.pos);
 	if (h->tx.pos != pos + need)
 		die("commit advanced %llu, want %u",
 		    (unsigned long long)(h->tx.pos - pos), need);
@@ -1568,6 +1580,13 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 			if (ret == -EAGAIN || ret == -EPROTO)
 				break;
 		}
+		{
+			s64 av = ivshm_rx_avail(&r);
+
+			if (av != -EPROTO && (av < 0 || av > r.size))
+				die("rx_avail %lld in a run of %u",
+				    (long long)av, r.size);
+		}
 		/* Then send on the same run, against the tail there. */
 		if (sent++ >= 4 || ivshm_ring_init(&r, &s->l, i, off, size))
 			continue;
@@ -1586,9 +1605,21 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 			    r.size)
 				die("raw: reservation beyond the run");
 			ivshm_span_write(&sp, payload(k, i));
-			ivshm_tx_commit(&r);
+			if (k & 1)
+				ivshm_tx_queue(&r);
+			else
+				ivshm_tx_commit(&r);
 			check_ring(s, &r);
+			ret = ivshm_tx_room(&r, len);
+			if (ret != 0 && ret != 1 && ret != -EPROTO)
+				die("tx_room(%u) = %d", len, ret);
+			if (ivshm_tx_unread(&r) > r.published)
+				die("tx_unread beyond what was published");
 		}
+		ivshm_tx_flush(&r);
+		if (r.published != r.pos)
+			die("flush left %llu bytes unpublished",
+			    (unsigned long long)(r.pos - r.published));
 	}
 
 	/* Allocator and lock as whatever the region says. */
@@ -1609,7 +1640,28 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 		}
 		free_checked(s, 0, s->l.nr_blocks);
 		rebuild_checked(s);
+		/* Whatever a VM the region names left behind goes. */
+		ivshm_chan_reclaim(&s->l, ivshm_get32(&ivshm_hdr(&s->l)->init_peer) %
+				   (IVSHM_MAX_PEERS + 2));
+		rebuild_checked(s);
 		ivshm_ctrl_unlock(&s->l, FZ_VM_RAW, s->inc[FZ_VM_RAW]);
+	}
+	/* Peer slots: any id, alive or not, then ours joins and leaves. */
+	for (vm = 0; vm < IVSHM_MAX_PEERS + 4; vm++) {
+		u32 inc = 0;
+
+		if (ivshm_peer_alive(&s->l, vm, &inc) && vm >= s->l.max_peers)
+			die("peer %u alive beyond the table", vm);
+	}
+	{
+		u32 inc = ivshm_peer_join(&s->l, FZ_VM_RAW, 2), got = 0;
+
+		if (!inc || !ivshm_peer_alive(&s->l, FZ_VM_RAW, &got) ||
+		    got != inc)
+			die("joined as %u, alive as %u", inc, got);
+		ivshm_peer_leave(&s->l, FZ_VM_RAW, inc);
+		if (ivshm_peer_alive(&s->l, FZ_VM_RAW, NULL))
+			die("still alive after leaving");
 	}
 	vm = ivshm_get32(&ivshm_hdr(&s->l)->init_peer) % IVSHM_MAX_PEERS;
 	for (w = 0; w < s->l.pending_words; w++) {
