@@ -14,8 +14,10 @@
  * arrive before the handler runs coalesce, as edge interrupts do.
  *
  * Root-only debugfs files under /sys/kernel/debug/dev_shm/ play the part of
- * the other guests for tests: "region" reads and writes raw region bytes and
- * "ring" takes "SRC DST VECTOR" to ring DST's doorbell as peer SRC.
+ * the other guests for tests: "region" reads and writes raw region bytes,
+ * "ring" takes "SRC DST VECTOR" to ring DST's doorbell as peer SRC, and
+ * "hold" takes "PEER 1" to hold back PEER's doorbells, as a guest that has
+ * stopped handling interrupts would, and "PEER 0" to deliver them again.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -52,6 +54,7 @@ struct devshm_peer {
 	struct ivshm_dev idev;
 	struct irq_work irq_work;
 	unsigned long pending;		/* vectors rung, not yet delivered */
+	bool held;			/* debugfs "hold": do not deliver */
 	bool registered;
 };
 
@@ -85,7 +88,10 @@ static int devshm_ring(struct ivshm_dev *idev, u32 dst, u32 vector)
 
 	peer = &devshm->peer[dst];
 	set_bit(vector, &peer->pending);
-	irq_work_queue(&peer->irq_work);
+	/* Pairs with the release of a hold: a ring is never lost. */
+	smp_mb__after_atomic();
+	if (!READ_ONCE(peer->held))
+		irq_work_queue(&peer->irq_work);
 	return 0;
 }
 
@@ -135,6 +141,37 @@ static ssize_t ring_write(struct file *file, const char __user *ubuf,
 	ret = devshm_ring(&devshm->peer[src].idev, dst, vector);
 	return ret ? ret : count;
 }
+
+static ssize_t hold_write(struct file *file, const char __user *ubuf,
+			  size_t count, loff_t *ppos)
+{
+	unsigned int dst, on;
+	struct devshm_peer *peer;
+	char buf[32];
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	if (sscanf(buf, "%u %u", &dst, &on) != 2 || dst >= devshm->nr_peers ||
+	    on > 1)
+		return -EINVAL;
+
+	peer = &devshm->peer[dst];
+	WRITE_ONCE(peer->held, on);
+	/* Released: deliver what was rung meanwhile (pairs with the ring). */
+	smp_mb();
+	if (!on && READ_ONCE(peer->pending))
+		irq_work_queue(&peer->irq_work);
+	return count;
+}
+
+static const struct file_operations hold_fops = {
+	.owner = THIS_MODULE,
+	.write = hold_write,
+	.llseek = noop_llseek,
+};
 
 static const struct file_operations ring_fops = {
 	.owner = THIS_MODULE,
@@ -229,6 +266,7 @@ static int __init devshm_init(void)
 	shm->debugfs = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	debugfs_create_file("region", 0600, shm->debugfs, NULL, &region_fops);
 	debugfs_create_file("ring", 0200, shm->debugfs, NULL, &ring_fops);
+	debugfs_create_file("hold", 0200, shm->debugfs, NULL, &hold_fops);
 
 	pr_info("%u virtual peers on a %lu KiB region\n", peers, size >> 10);
 	return 0;

@@ -617,6 +617,30 @@ TEST(connect_refused_unreachable_no_device)
 	close(fd);
 }
 
+/* A VM that is attached but does not answer: dev_shm holds its doorbells. */
+TEST(connect_times_out_and_recovers)
+{
+	uint64_t ms = 300, t0;
+	int fd;
+
+	if (agent_pid <= 0)
+		SKIP(return, "needs dev_shm to silence a peer");
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/hold", "2 1"));
+	fd = sock_new();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, setsockopt(fd, SOL_IVSHMEM, IVSHMEM_CONNECT_TIMEOUT, &ms,
+				sizeof(ms)));
+	t0 = ivshm_now_ms();
+	EXPECT_EQ(-1, do_connect(fd, 2, test_port()));
+	EXPECT_EQ(ETIMEDOUT, errno);
+	EXPECT_LE(250, ivshm_now_ms() - t0);
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/hold", "2 0"));
+	/* The peer answers again; the same socket may connect again. */
+	EXPECT_EQ(-1, do_connect(fd, 2, test_port()));
+	EXPECT_EQ(ECONNREFUSED, errno);
+	close(fd);
+}
+
 TEST(open_socket_pins_module)
 {
 	char path[] = "/sys/module/af_ivshmem/refcnt";
