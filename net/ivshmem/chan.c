@@ -171,7 +171,7 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size)
 /**
  * ivshm_notify() - tell a VM that channel @idx has news for it
  * @idev: our device
- * @vm: the VM, below max_peers (checked by every caller)
+ * @vm: the VM; an id that cannot exist is ignored
  * @idx: the channel
  *
  * Context: any.
@@ -180,6 +180,9 @@ void ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx)
 {
 	const struct ivshm_layout *l = &idev->layout;
 
+	/* Callers pass ids read once from the region: bound them here too. */
+	if (vm >= l->max_peers || idx >= l->max_channels)
+		return;
 	ivshm_pending_set(l, vm, idx);				/* P1 */
 	if (vm == idev->own_id) {
 		queue_work(system_highpri_wq, &idev->work);

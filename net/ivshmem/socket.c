@@ -273,7 +273,6 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 	struct ivshm_dev *idev = isk->idev;
 	struct ivshm_chan *ch;
 	u32 ack = IVSHM_RX_CLOSED;
-	u32 sender;
 
 	if (!isk->has_rx)
 		return;
@@ -283,9 +282,7 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 	/* Only a channel that is still the one we attached to. */
 	if (ivshm_get32(&ch->generation) == isk->rx_gen) {
 		ivshm_store_release32(&ch->rx_state, ack);
-		sender = ivshm_get16(&ch->sender_vm);
-		if (sender < idev->layout.max_peers)
-			ivshm_notify(idev, sender, isk->rx_idx);
+		ivshm_notify(idev, isk->remote.sivshm_vm, isk->rx_idx);
 	}
 	ivshm_slot_clear(idev, isk->rx_idx, true, isk);
 	isk->has_rx = false;
