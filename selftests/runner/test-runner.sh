@@ -14,9 +14,17 @@ trap 'rm -f "$out"' EXIT
 
 result() { tap_result "$1" "runner: $2" "$out"; }
 
+# Work directories that existed before (kept with --keep by someone) are
+# not ours to judge; any new one is a leftover.
+existing=$(ls -d /tmp/ivshm-run.* 2>/dev/null || true)
+
 leftovers() {
+	local d
 	pgrep -f 'ivshm.name=st-' >/dev/null && return 0
-	ls -d /tmp/ivshm-run.* >/dev/null 2>&1 && return 0
+	for d in /tmp/ivshm-run.*; do
+		[ -e "$d" ] || continue
+		grep -qxF -- "$d" <<<"$existing" || return 0
+	done
 	return 1
 }
 
