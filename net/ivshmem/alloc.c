@@ -369,3 +369,68 @@ u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm)
 		ivshm_blocks_rebuild(l);
 	return n;
 }
+
+/**
+ * ivshm_peer_claim() - take a free peer slot and join with its VM id
+ * @l: layout
+ * @vectors: our doorbell vectors (0: polled)
+ * @vm: the id taken
+ * @inc: our incarnation
+ *
+ * For regions whose peers have no id given from outside (ivshmem-plain):
+ * the first FREE slot is taken with a compare-and-exchange to CLAIMED, so
+ * two VMs never take the same one, and then joined.
+ *
+ * Return: 0, or -EBUSY when every slot is taken.
+ */
+int ivshm_peer_claim(const struct ivshm_layout *l, u32 vectors, u32 *vm,
+		     u32 *inc)
+{
+	u32 i;
+
+	for (i = 0; i < l->max_peers; i++) {
+		struct ivshm_peer *p = ivshm_peer(l, i);
+
+		if (ivshm_cmpxchg32(&p->state, IVSHM_PEER_FREE,
+				    IVSHM_PEER_CLAIMED) != IVSHM_PEER_FREE)
+			continue;
+		*vm = i;
+		*inc = ivshm_peer_join(l, i, vectors);
+		return 0;
+	}
+	return -EBUSY;
+}
+
+/**
+ * ivshm_peer_declare_dead() - a peer stopped beating: say so in its slot
+ * @l: layout
+ * @vm: the peer, below max_peers
+ * @inc: the incarnation that stopped
+ *
+ * Return: true if we moved it from ALIVE to DEAD.
+ */
+bool ivshm_peer_declare_dead(const struct ivshm_layout *l, u32 vm, u32 inc)
+{
+	struct ivshm_peer *p = ivshm_peer(l, vm);
+
+	if (ivshm_get32(&p->incarnation) != inc)
+		return false;
+	return ivshm_cmpxchg32(&p->state, IVSHM_PEER_ALIVE, IVSHM_PEER_DEAD) ==
+	       IVSHM_PEER_ALIVE;
+}
+
+/**
+ * ivshm_peer_reap() - free a dead peer's channels and its slot, lock held
+ * @l: layout
+ * @vm: a peer in state DEAD, below max_peers
+ *
+ * Return: the number of channels freed.
+ */
+u32 ivshm_peer_reap(const struct ivshm_layout *l, u32 vm)
+{
+	u32 n = ivshm_chan_reclaim(l, vm);
+
+	ivshm_cmpxchg32(&ivshm_peer(l, vm)->state, IVSHM_PEER_DEAD,
+			IVSHM_PEER_FREE);
+	return n;
+}

@@ -93,6 +93,10 @@ u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm);
 u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors);
 void ivshm_peer_leave(const struct ivshm_layout *l, u32 vm, u32 inc);
 bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc);
+int ivshm_peer_claim(const struct ivshm_layout *l, u32 vectors, u32 *vm,
+		     u32 *inc);
+bool ivshm_peer_declare_dead(const struct ivshm_layout *l, u32 vm, u32 inc);
+u32 ivshm_peer_reap(const struct ivshm_layout *l, u32 vm);
 
 /* A reserved or received record: up to two pieces, as the ring wraps. */
 struct ivshm_span {

@@ -62,6 +62,7 @@ enum ivshm_peer_state {
 	IVSHM_PEER_FREE = 0,
 	IVSHM_PEER_ALIVE = 1,
 	IVSHM_PEER_DEAD = 2,		/* declared dead; its resources reclaimable */
+	IVSHM_PEER_CLAIMED = 3,		/* taken by a VM choosing its own id */
 };
 
 /* One cache line per VM id, written only by that VM (see protocol.md). */
@@ -113,6 +114,8 @@ enum ivshm_rx_state {
 
 /* tx_flags: the sender waits for room; notify it when tail moves. */
 #define IVSHM_TXF_WAIT		0x0001
+/* tx_flags: the sender closed because the connection failed (reset). */
+#define IVSHM_TXF_RESET		0x0002
 
 /* A channel: one sender, one receiver, one ring. Three cache lines, each
  * with exactly one writer: identity (the sender, while it owns the slot,

@@ -1653,6 +1653,32 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 		if (ivshm_peer_alive(&s->l, vm, &inc) && vm >= s->l.max_peers)
 			die("peer %u alive beyond the table", vm);
 	}
+	/* Liveness as a survivor: declare and reap whatever the table says. */
+	for (vm = 0; vm < s->l.max_peers; vm++) {
+		u32 inc = ivshm_get32(&ivshm_peer(&s->l, vm)->incarnation);
+
+		ivshm_peer_declare_dead(&s->l, vm, inc);
+	}
+	ret = trylock_checked(s, FZ_VM_RAW, s->inc[FZ_VM_RAW]);
+	if (ret >= 0) {
+		if (ret == 1)
+			rebuild_checked(s);
+		for (vm = 0; vm < s->l.max_peers; vm++)
+			if (ivshm_get32(&ivshm_peer(&s->l, vm)->state) ==
+			    IVSHM_PEER_DEAD)
+				ivshm_peer_reap(&s->l, vm);
+		rebuild_checked(s);
+		ivshm_ctrl_unlock(&s->l, FZ_VM_RAW, s->inc[FZ_VM_RAW]);
+	}
+	{
+		u32 cvm = ~0u, cinc = 0;
+
+		if (!ivshm_peer_claim(&s->l, 0, &cvm, &cinc) &&
+		    (cvm >= s->l.max_peers || !cinc ||
+		     !ivshm_peer_alive(&s->l, cvm, NULL)))
+			die("claimed slot %u, incarnation %u, not alive", cvm,
+			    cinc);
+	}
 	{
 		u32 inc = ivshm_peer_join(&s->l, FZ_VM_RAW, 2), got = 0;
 

@@ -748,6 +748,48 @@ static void *spsc_consumer(void *arg)
 	return NULL;
 }
 
+/* A VM without an id claims one; when it dies a survivor reaps it. */
+TEST_F(core, peer_claim_declare_and_reap)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	u32 vm = 99, inc = 0, vm2 = 99, inc2 = 0, idx, free0;
+	u64 off;
+
+	ASSERT_EQ(0, ivshm_peer_claim(&self->l, 0, &vm, &inc));
+	EXPECT_EQ(1, vm);		/* 0 is the fixture's */
+	EXPECT_NE(0, inc);
+	ASSERT_TRUE(ivshm_peer_alive(&self->l, vm, NULL));
+	ASSERT_EQ(0, ivshm_peer_claim(&self->l, 0, &vm2, &inc2));
+	EXPECT_EQ(2, vm2);		/* never the same slot twice */
+
+	/* vm sends on a channel of its own, then stops. */
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, vm, inc));
+	free0 = ivshm_get32(&c->free_blocks);
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &idx));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 3, &off));
+	ivshm_put16(&ivshm_chan(&self->l, idx)->sender_vm, (u16)vm);
+	ivshm_put64(&ivshm_chan(&self->l, idx)->buff_offset, off);
+	ivshm_put32(&ivshm_chan(&self->l, idx)->buff_size,
+		    3 * IVSHM_BLOCK_SIZE);
+	ivshm_ctrl_unlock(&self->l, vm, inc);
+
+	EXPECT_FALSE(ivshm_peer_declare_dead(&self->l, vm, inc + 1));
+	ASSERT_TRUE(ivshm_peer_declare_dead(&self->l, vm, inc));
+	EXPECT_FALSE(ivshm_peer_declare_dead(&self->l, vm, inc));
+	EXPECT_FALSE(ivshm_peer_alive(&self->l, vm, NULL));
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1));
+	EXPECT_EQ(1, ivshm_peer_reap(&self->l, vm));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ivshm_chan(&self->l, idx)->state));
+	EXPECT_EQ(free0, ivshm_get32(&c->free_blocks));
+	EXPECT_EQ(IVSHM_PEER_FREE, ivshm_get32(&ivshm_peer(&self->l, vm)->state));
+	/* The freed slot is claimable again, as a new incarnation. */
+	ASSERT_EQ(0, ivshm_peer_claim(&self->l, 0, &vm2, &inc2));
+	EXPECT_EQ(vm, vm2);
+	EXPECT_NE(inc, inc2);
+}
+
 TEST_F_TIMEOUT(core, spsc_ten_million_records, 600)
 {
 	struct spsc prod = { &self->tx, 0 }, cons = { &self->rx, 0 };
