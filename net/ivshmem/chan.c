@@ -36,6 +36,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/delay.h>
+#include <linux/hrtimer.h>
+#include <linux/moduleparam.h>
 #include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
@@ -44,6 +46,7 @@
 
 #include "chan.h"
 #include "device.h"
+#include "peer.h"
 #include "socket.h"
 
 /* How long we try for the region's control lock before giving up. */
@@ -52,6 +55,19 @@
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
 /* Rounds of the pending set per work run before yielding the CPU. */
 #define IVSHM_WORK_ROUNDS	16
+
+/* Polling of devices without doorbells (ivshmem-plain): after a poll that
+ * found work the next comes after poll_min_us, and every idle poll doubles
+ * the interval up to poll_max_us. A smaller minimum lowers the latency of
+ * a quiet connection's first record and costs more CPU while idle traffic
+ * trickles; the maximum bounds the latency after a long silence.
+ */
+static unsigned int ivshm_poll_min_us = 50;
+module_param_named(poll_min_us, ivshm_poll_min_us, uint, 0644);
+MODULE_PARM_DESC(poll_min_us, "polled devices: interval after work, in us (default 50)");
+static unsigned int ivshm_poll_max_us = 4000;
+module_param_named(poll_max_us, ivshm_poll_max_us, uint, 0644);
+MODULE_PARM_DESC(poll_max_us, "polled devices: longest idle interval, in us (default 4000)");
 
 /**
  * ivshm_ctrl_lock() - take the region's control lock for this device
@@ -329,6 +345,12 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 		ivshm_chan_close(idev, idx, off, size);
 }
 
+/* An orphan whose receiver is gone: free it without waiting. */
+void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx)
+{
+	ivshm_orphan_event(idev, idx, true);
+}
+
 /* A channel addressed to us that no socket here reads. If it asks for a
  * connection, socket.c looks for a listener. If its sender closed it (a
  * connect it withdrew, or one we refused), acknowledge so it is freed.
@@ -395,19 +417,44 @@ static bool ivshm_pending_any(const struct ivshm_layout *l, u32 vm)
 	return false;
 }
 
+/* A device without doorbells: poll again soon after work, later when idle. */
+static void ivshm_poll_rearm(struct ivshm_dev *idev, bool found)
+{
+	u32 us = found ? READ_ONCE(ivshm_poll_min_us) :
+		 min(idev->poll_us * 2, READ_ONCE(ivshm_poll_max_us));
+
+	idev->poll_us = max(us, 1u);
+	if (!READ_ONCE(idev->dying))
+		hrtimer_start(&idev->poll_timer, ns_to_ktime(idev->poll_us * 1000ull),
+			      HRTIMER_MODE_REL);
+}
+
+static enum hrtimer_restart ivshm_poll_timer(struct hrtimer *t)
+{
+	struct ivshm_dev *idev = container_of(t, struct ivshm_dev, poll_timer);
+
+	queue_work(system_highpri_wq, &idev->work);
+	return HRTIMER_NORESTART;
+}
+
 static void ivshm_dev_work(struct work_struct *work)
 {
 	struct ivshm_dev *idev = container_of(work, struct ivshm_dev, work);
 	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
+	bool doorbells = idev->nr_vectors, found = false;
 	unsigned int round;
 	u32 w;
 
+	if (READ_ONCE(idev->frozen))
+		return;		/* a stopped VM: the bits wait */
 	for (round = 0; round < IVSHM_WORK_ROUNDS; round++) {
-		ivshm_put32(&me->doorbell_armed, 0);
+		if (doorbells)
+			ivshm_put32(&me->doorbell_armed, 0);
 		for (w = 0; w < l->pending_words; w++) {
 			u64 bits = ivshm_pending_take(l, idev->own_id, w);
 
+			found |= bits != 0;
 			while (bits) {
 				u32 b = __ffs64(bits);
 
@@ -415,14 +462,20 @@ static void ivshm_dev_work(struct work_struct *work)
 				ivshm_chan_event(idev, w * 64 + b);
 			}
 		}
-		ivshm_put32(&me->doorbell_armed, 1);
-		ivshm_mb();						/* N1 */
+		if (doorbells) {
+			ivshm_put32(&me->doorbell_armed, 1);
+			ivshm_mb();					/* N1 */
+		}
 		if (!ivshm_pending_any(l, idev->own_id))
-			return;
+			goto done;
 		cond_resched();
 	}
 	/* A flood: yield, and come back for the rest. */
 	queue_work(system_highpri_wq, &idev->work);
+	return;
+done:
+	if (!doorbells)
+		ivshm_poll_rearm(idev, found);
 }
 
 /* Orphans whose receivers never answered are freed after a while. */
@@ -446,12 +499,29 @@ static void ivshm_dev_reap(struct work_struct *work)
 	schedule_delayed_work(&idev->reaper, HZ);
 }
 
-/* The doorbell rang (or the poll timer fired): look at our pending set. */
+/* The doorbell rang: look at our pending set. */
 void ivshm_conn_kick(struct ivshm_dev *idev)
 {
 	if (idev->joined)
 		queue_work(system_highpri_wq, &idev->work);
 }
+
+/**
+ * ivshm_dev_freeze() - make a device act as a VM that stopped (test hook)
+ * @idev: the device
+ * @frozen: stop (true) or go on (false)
+ *
+ * A frozen device neither beats its heartbeat nor handles what peers
+ * announce, as a VM whose QEMU was stopped; the others declare it dead.
+ * Thawed, it finds its slot taken and joins again. Used by dev_shm.
+ */
+void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen)
+{
+	WRITE_ONCE(idev->frozen, frozen);
+	if (!frozen)
+		ivshm_conn_kick(idev);
+}
+EXPORT_SYMBOL_GPL(ivshm_dev_freeze);
 
 /**
  * ivshm_conn_init() - join the region and get ready for connections
@@ -472,19 +542,37 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 	spin_lock_init(&idev->lock);
 	INIT_WORK(&idev->work, ivshm_dev_work);
 	INIT_DELAYED_WORK(&idev->reaper, ivshm_dev_reap);
+	hrtimer_init(&idev->poll_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	idev->poll_timer.function = ivshm_poll_timer;
+	idev->poll_us = ivshm_poll_min_us;
 	atomic_set(&idev->users, 1);
 	atomic64_set(&idev->events, 0);
 	atomic64_set(&idev->proto_errors, 0);
 	idev->joined = false;
 	idev->dying = false;
-	if (idev->own_id >= l->max_peers)
+	idev->frozen = false;
+	if (idev->own_id != IVSHM_ID_NONE && idev->own_id >= l->max_peers)
 		return 0;
 
 	idev->slots = kvcalloc(l->max_channels, sizeof(*idev->slots),
 			       GFP_KERNEL);
 	if (!idev->slots)
 		return -ENOMEM;
-	idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
+	if (idev->own_id == IVSHM_ID_NONE) {
+		/* No id from outside (ivshmem-plain): take a free slot. */
+		if (ivshm_peer_claim(l, idev->nr_vectors, &idev->own_id,
+				     &idev->inc)) {
+			pr_warn("%s: every peer slot of the region is taken; device left without connections\n",
+				idev->name);
+			kvfree(idev->slots);
+			idev->slots = NULL;
+			return 0;
+		}
+		pr_info("%s: took VM id %u in the region\n", idev->name,
+			idev->own_id);
+	} else {
+		idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
+	}
 	if (!ivshm_ctrl_lock(idev)) {
 		n = ivshm_chan_reclaim(l, idev->own_id);
 		ivshm_ctrl_unlock_dev(idev);
@@ -494,7 +582,10 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 	}
 	idev->joined = true;
 	schedule_delayed_work(&idev->reaper, HZ);
-	/* Catch whatever was announced before we armed the doorbell. */
+	ivshm_liveness_start(idev);
+	/* Catch whatever was announced before we armed the doorbell; a
+	 * polled device starts polling from there.
+	 */
 	queue_work(system_highpri_wq, &idev->work);
 	return 0;
 }
@@ -515,10 +606,13 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 	if (!idev->joined)
 		return;
 	spin_lock_bh(&idev->lock);
-	idev->dying = true;
+	WRITE_ONCE(idev->dying, true);
 	spin_unlock_bh(&idev->lock);
+	ivshm_liveness_stop(idev);
 	cancel_delayed_work_sync(&idev->reaper);
+	hrtimer_cancel(&idev->poll_timer);
 	cancel_work_sync(&idev->work);
+	hrtimer_cancel(&idev->poll_timer);
 
 	for (i = 0; i < l->max_channels; i++) {
 		struct ivshm_slot *s = &idev->slots[i];

@@ -36,6 +36,7 @@ void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
 void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
 		       struct ivshm_sock *isk);
 
+void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx);
 void ivshm_conn_kick(struct ivshm_dev *idev);
 int ivshm_conn_init(struct ivshm_dev *idev);
 void ivshm_conn_exit(struct ivshm_dev *idev);

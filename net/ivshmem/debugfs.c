@@ -48,6 +48,20 @@ static int info_show(struct seq_file *m, void *unused)
 	seq_printf(m, "max_channels: %u\n", idev->layout.max_channels);
 	seq_printf(m, "data_blocks: %u\n", idev->layout.nr_blocks);
 	seq_printf(m, "data_offset: %llu\n", idev->layout.data_off);
+	if (!idev->joined)
+		return 0;
+	/* Read from the region: what the peers' bookkeeping says now. */
+	seq_printf(m, "free_blocks: %u\n",
+		   ivshm_get32(&ivshm_ctrl(&idev->layout)->free_blocks));
+	seq_printf(m, "active_channels: %u\n",
+		   ivshm_get32(&ivshm_ctrl(&idev->layout)->num_active_channel));
+	seq_printf(m, "incarnation: %u\n", idev->inc);
+	seq_printf(m, "events: %lld\n", atomic64_read(&idev->events));
+	seq_printf(m, "proto_errors: %lld\n",
+		   atomic64_read(&idev->proto_errors));
+	seq_printf(m, "peers_lost: %lld\n", atomic64_read(&idev->peers_lost));
+	if (!idev->nr_vectors)
+		seq_printf(m, "poll_us: %u\n", READ_ONCE(idev->poll_us));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(info);

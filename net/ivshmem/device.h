@@ -14,6 +14,7 @@
 #define _IVSHM_DEVICE_H
 
 #include <linux/atomic.h>
+#include <linux/hrtimer.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -32,6 +33,14 @@ struct ivshm_sock;
  * us), both on a loopback connection; or, for a channel we sent on and gave
  * up before the receiver acknowledged, the run to free once it does.
  */
+/* What this guest last saw of another VM's peer slot (peer.c). */
+struct ivshm_peer_seen {
+	bool known;			/* seen ALIVE since we last lost it */
+	u32 inc;
+	u64 beat;
+	unsigned long changed;		/* jiffies when beat last moved */
+};
+
 struct ivshm_slot {
 	struct ivshm_sock *tx;		/* each holds a socket reference */
 	struct ivshm_sock *rx;
@@ -49,6 +58,9 @@ struct ivshm_slot {
 
 /* own_id value of a transport that cannot tell its VM id (ivshmem-plain). */
 #define IVSHM_ID_NONE		U32_MAX
+
+/* "Every peer", where a VM id is expected (peer.c, socket.c). */
+#define IVSHM_ALL_PEERS		U32_MAX
 
 struct ivshm_dev_ops {
 	/* Ring doorbell @vector of peer @peer. May be called from any
@@ -92,6 +104,15 @@ struct ivshm_dev {
 	atomic_t users;			/* 1 + sockets and lookups using it */
 	atomic64_t events;		/* channel events handled */
 	atomic64_t proto_errors;	/* peers' values that failed a check */
+
+	/* core, liveness and polling (peer.c, chan.c). */
+	struct delayed_work liveness;	/* heartbeat and peer checks */
+	u64 beat;
+	bool frozen;			/* test hook: act as a stopped VM */
+	struct ivshm_peer_seen seen[IVSHM_MAX_PEERS];
+	atomic64_t peers_lost;		/* peers found dead or gone */
+	struct hrtimer poll_timer;	/* no doorbells: drives the work */
+	u32 poll_us;			/* current polling interval */
 };
 
 int ivshm_dev_register(struct ivshm_dev *idev);
@@ -107,5 +128,6 @@ void ivshm_dev_put(struct ivshm_dev *idev);
 void ivshm_dev_hold(struct ivshm_dev *idev);
 bool ivshm_dev_has_own(u32 vm, u32 dev);
 bool ivshm_dev_exists(u32 dev);
+void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen);
 
 #endif /* _IVSHM_DEVICE_H */

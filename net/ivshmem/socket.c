@@ -328,6 +328,9 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 {
 	struct sock *sk = &isk->sk;
 
+	/* A failure, not a close: the peer sees ECONNRESET, not EOF. */
+	if (err && isk->has_tx)
+		ivshm_put32(&isk->tx.chan->tx_flags, IVSHM_TXF_RESET);
 	ivshm_rx_detach(isk, false);
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
@@ -477,6 +480,11 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 		ivshm_conn_proto_error(isk);
 		return;
 	}
+	if (state == IVSHM_CHAN_CLOSED &&
+	    (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_RESET)) {
+		ivshm_conn_fail(isk, ECONNRESET);
+		return;
+	}
 	if (state == IVSHM_CHAN_CLOSED && !(sk->sk_shutdown & RCV_SHUTDOWN)) {
 		/* Records before the close stay readable; then EOF. */
 		sk->sk_shutdown |= RCV_SHUTDOWN;
@@ -523,6 +531,27 @@ void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev)
 
 	lock_sock(sk);
 	if (isk->idev == idev)
+		ivshm_conn_fail(isk, ECONNRESET);
+	release_sock(sk);
+}
+
+/**
+ * ivshm_sock_peer_lost() - the VM at the other end is dead or gone
+ * @isk: a socket using @idev, held by the caller
+ * @idev: the device
+ * @vm: the VM, or IVSHM_ALL_PEERS
+ *
+ * The connection is reset; our channel, which nobody will acknowledge, is
+ * freed by the caller's sweep of orphans.
+ */
+void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
+			  u32 vm)
+{
+	struct sock *sk = &isk->sk;
+
+	lock_sock(sk);
+	if (isk->idev == idev && (isk->has_tx || isk->has_rx) &&
+	    (vm == IVSHM_ALL_PEERS || isk->remote.sivshm_vm == vm))
 		ivshm_conn_fail(isk, ECONNRESET);
 	release_sock(sk);
 }

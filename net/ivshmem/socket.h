@@ -17,5 +17,7 @@ void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		      u32 idx, bool rx);
 void ivshm_sock_request(struct ivshm_dev *idev, u32 idx);
 void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev);
+void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
+			  u32 vm);
 
 #endif /* _IVSHM_SOCKET_H */

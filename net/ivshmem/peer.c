@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Peer liveness: every joined device beats a heartbeat in its peer slot and
+ * watches the others'.
+ *
+ * A peer whose heartbeat has not moved for IVSHM_PEER_TIMEOUT is declared
+ * DEAD in its slot (compare-and-exchange, so one declaration wins); a peer
+ * found DEAD (by us or by anyone, the host's ivshmem server included) is
+ * lost: every socket here connected to it is reset (ECONNRESET, blocked
+ * calls wake up), channels of ours it should have acknowledged are freed,
+ * and its own channels and slot are reaped under the control lock. A peer
+ * that comes back with another incarnation is a new peer: whatever we had
+ * with the old one is lost the same way.
+ *
+ * We may be the one declared dead, for instance after our VM stood still
+ * for longer than the timeout: then our slot is no longer ALIVE with our
+ * incarnation. We reset every socket of the device, since the others may
+ * have reclaimed our channels, and join again as a new incarnation.
+ *
+ * Everything here runs in the device's liveness work, once per
+ * IVSHM_BEAT_PERIOD; values read from other slots are only compared with
+ * what we saw before, never used as indices or sizes.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/jiffies.h>
+#include <linux/workqueue.h>
+#include <net/sock.h>
+
+#include "chan.h"
+#include "device.h"
+#include "peer.h"
+#include "socket.h"
+
+#define IVSHM_BEAT_PERIOD	(HZ / 10)
+#define IVSHM_PEER_TIMEOUT	(HZ * 3 / 2)
+
+/* Reset what we have with @vm (below max_peers, or IVSHM_ALL_PEERS). */
+static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	u32 i;
+
+	atomic64_inc(&idev->peers_lost);
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_slot *s = &idev->slots[i];
+		struct ivshm_sock *isk[2];
+		bool orphan;
+		int k;
+
+		spin_lock_bh(&idev->lock);
+		isk[0] = s->tx;
+		isk[1] = s->rx;
+		for (k = 0; k < 2; k++)
+			if (isk[k])
+				sock_hold(ivshm_sk(isk[k]));
+		spin_unlock_bh(&idev->lock);
+		for (k = 0; k < 2; k++) {
+			if (!isk[k])
+				continue;
+			ivshm_sock_peer_lost(isk[k], idev, vm);
+			sock_put(ivshm_sk(isk[k]));
+		}
+		/* Nobody will acknowledge, also what the resets just gave
+		 * up: free it now.
+		 */
+		spin_lock_bh(&idev->lock);
+		orphan = s->orphan &&
+			 (vm == IVSHM_ALL_PEERS ||
+			  ivshm_get16(&ivshm_chan(l, i)->receiver_vm) == vm);
+		spin_unlock_bh(&idev->lock);
+		if (orphan)
+			ivshm_orphan_expire(idev, i);
+	}
+}
+
+/* Our slot was taken from us: start over as a new incarnation. */
+static void ivshm_peer_rejoin(struct ivshm_dev *idev)
+{
+	const struct ivshm_layout *l = &idev->layout;
+
+	pr_warn("%s: our peer slot %u is no longer ours (declared dead?); resetting connections and joining again\n",
+		idev->name, idev->own_id);
+	ivshm_peer_lost(idev, IVSHM_ALL_PEERS);
+	memset(idev->seen, 0, sizeof(idev->seen));
+	idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
+	if (!ivshm_ctrl_lock(idev)) {
+		ivshm_chan_reclaim(l, idev->own_id);
+		ivshm_ctrl_unlock_dev(idev);
+	}
+	/* Joining disarmed our doorbell: the work arms it again. */
+	ivshm_conn_kick(idev);
+}
+
+static void ivshm_peer_reap_dev(struct ivshm_dev *idev, u32 vm)
+{
+	u32 n;
+
+	if (ivshm_ctrl_lock(idev))
+		return;		/* next period */
+	n = ivshm_peer_reap(&idev->layout, vm);
+	ivshm_ctrl_unlock_dev(idev);
+	if (n)
+		pr_info("%s: reclaimed %u channels of dead VM %u\n",
+			idev->name, n, vm);
+}
+
+static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_peer *p = ivshm_peer(l, vm);
+	struct ivshm_peer_seen *s = &idev->seen[vm];
+	u32 state = ivshm_load_acquire32(&p->state);
+	u32 inc = ivshm_get32(&p->incarnation);
+	u64 beat = ivshm_get64(&p->heartbeat);
+
+	switch (state) {
+	case IVSHM_PEER_ALIVE:
+		if (!s->known || s->inc != inc) {
+			if (s->known)
+				ivshm_peer_lost(idev, vm);
+			s->known = true;
+			s->inc = inc;
+			s->beat = beat;
+			s->changed = jiffies;
+			return;
+		}
+		if (beat != s->beat) {
+			s->beat = beat;
+			s->changed = jiffies;
+			return;
+		}
+		if (!time_after(jiffies, s->changed + IVSHM_PEER_TIMEOUT))
+			return;
+		if (ivshm_peer_declare_dead(l, vm, inc))
+			pr_warn("%s: VM %u stopped beating; declared dead\n",
+				idev->name, vm);
+		fallthrough;
+	case IVSHM_PEER_DEAD:
+		if (s->known)
+			ivshm_peer_lost(idev, vm);
+		s->known = false;
+		ivshm_peer_reap_dev(idev, vm);
+		return;
+	default:
+		/* FREE or CLAIMED: gone, or not there yet. */
+		if (s->known)
+			ivshm_peer_lost(idev, vm);
+		s->known = false;
+	}
+}
+
+static void ivshm_liveness_work(struct work_struct *work)
+{
+	struct ivshm_dev *idev = container_of(to_delayed_work(work),
+					      struct ivshm_dev, liveness);
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
+	u32 vm;
+
+	if (READ_ONCE(idev->frozen))
+		goto out;
+	if (ivshm_load_acquire32(&me->state) != IVSHM_PEER_ALIVE ||
+	    ivshm_get32(&me->incarnation) != idev->inc)
+		ivshm_peer_rejoin(idev);
+	ivshm_put64(&me->heartbeat, ++idev->beat);
+	for (vm = 0; vm < l->max_peers; vm++)
+		if (vm != idev->own_id)
+			ivshm_peer_check(idev, vm);
+out:
+	schedule_delayed_work(&idev->liveness, IVSHM_BEAT_PERIOD);
+}
+
+void ivshm_liveness_start(struct ivshm_dev *idev)
+{
+	memset(idev->seen, 0, sizeof(idev->seen));
+	atomic64_set(&idev->peers_lost, 0);
+	idev->beat = 0;
+	INIT_DELAYED_WORK(&idev->liveness, ivshm_liveness_work);
+	schedule_delayed_work(&idev->liveness, IVSHM_BEAT_PERIOD);
+}
+
+void ivshm_liveness_stop(struct ivshm_dev *idev)
+{
+	cancel_delayed_work_sync(&idev->liveness);
+}
