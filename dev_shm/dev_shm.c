@@ -17,7 +17,9 @@
  * the other guests for tests: "region" reads and writes raw region bytes,
  * "ring" takes "SRC DST VECTOR" to ring DST's doorbell as peer SRC, and
  * "hold" takes "PEER 1" to hold back PEER's doorbells, as a guest that has
- * stopped handling interrupts would, and "PEER 0" to deliver them again.
+ * stopped handling interrupts would, and "PEER 0" to deliver them again;
+ * "freeze" takes "PEER 1" to stop PEER altogether, as a VM whose QEMU was
+ * stopped (no heartbeat, nothing handled), and "PEER 0" to let it go on.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -167,6 +169,30 @@ static ssize_t hold_write(struct file *file, const char __user *ubuf,
 	return count;
 }
 
+static ssize_t freeze_write(struct file *file, const char __user *ubuf,
+			    size_t count, loff_t *ppos)
+{
+	unsigned int dst, on;
+	char buf[32];
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	if (sscanf(buf, "%u %u", &dst, &on) != 2 || dst >= devshm->nr_peers ||
+	    on > 1)
+		return -EINVAL;
+	ivshm_dev_freeze(&devshm->peer[dst].idev, on);
+	return count;
+}
+
+static const struct file_operations freeze_fops = {
+	.owner = THIS_MODULE,
+	.write = freeze_write,
+	.llseek = noop_llseek,
+};
+
 static const struct file_operations hold_fops = {
 	.owner = THIS_MODULE,
 	.write = hold_write,
@@ -267,6 +293,7 @@ static int __init devshm_init(void)
 	debugfs_create_file("region", 0600, shm->debugfs, NULL, &region_fops);
 	debugfs_create_file("ring", 0200, shm->debugfs, NULL, &ring_fops);
 	debugfs_create_file("hold", 0200, shm->debugfs, NULL, &hold_fops);
+	debugfs_create_file("freeze", 0200, shm->debugfs, NULL, &freeze_fops);
 
 	pr_info("%u virtual peers on a %lu KiB region\n", peers, size >> 10);
 	return 0;

@@ -641,6 +641,81 @@ TEST(connect_times_out_and_recovers)
 	close(fd);
 }
 
+/*
+ * A VM that stops (dev_shm freezes virtual peer 2, as a killed QEMU): the
+ * survivor's blocked recv fails with ECONNRESET within 2 s, the dead VM's
+ * channels are reclaimed, and once it runs again it joins as a new
+ * incarnation that can be connected to.
+ */
+TEST(dead_peer_resets_and_comes_back)
+{
+	unsigned int port = test_port();
+	long long free0, n = -1;
+	uint64_t t0, deadline;
+	int lfd, c, a;
+	char buf[8];
+
+	if (agent_pid <= 0)
+		SKIP(return, "needs dev_shm to stop a peer");
+	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
+	ASSERT_LT(0, free0);
+	lfd = sock_new();
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, do_bind(lfd, IVSHMEM_VM_ANY, port, 3));	/* ivshm2 */
+	ASSERT_EQ(0, listen(lfd, 4));
+	c = sock_new();
+	ASSERT_LE(0, c);
+	ASSERT_EQ(0, do_connect(c, 2, port));
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+	ASSERT_EQ(1, send(c, "x", 1, 0));
+	ASSERT_EQ(1, recv(a, buf, sizeof(buf), 0));
+
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 1"));
+	t0 = ivshm_now_ms();
+	set_timeo(c, SO_RCVTIMEO, 10000);
+	EXPECT_EQ(-1, recv(c, buf, sizeof(buf), 0));
+	EXPECT_EQ(ECONNRESET, errno);
+	EXPECT_GE(2000, ivshm_now_ms() - t0);
+	EXPECT_EQ(-1, send(c, "x", 1, MSG_NOSIGNAL));
+	EXPECT_EQ(EPIPE, errno);
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 0"));
+
+	/* The stopped side finds itself declared dead and resets too. */
+	set_timeo(a, SO_RCVTIMEO, 5000);
+	EXPECT_EQ(-1, recv(a, buf, sizeof(buf), 0));
+	EXPECT_EQ(ECONNRESET, errno);
+	close(a);
+	close(c);
+
+	/* The new incarnation is reachable, through the same listener. */
+	c = sock_new();
+	ASSERT_LE(0, c);
+	deadline = ivshm_now_ms() + 5000;
+	while (do_connect(c, 2, port) && ivshm_now_ms() < deadline) {
+		close(c);
+		c = sock_new();
+		ivshm_sleep_ms(100);
+	}
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+	ASSERT_EQ(2, send(a, "ok", 2, 0));
+	ASSERT_EQ(2, recv(c, buf, sizeof(buf), 0));
+	close(a);
+	close(c);
+	close(lfd);
+
+	/* Every block comes back: the dead VM's and the orphans'. */
+	deadline = ivshm_now_ms() + 5000;
+	do {
+		n = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
+		if (n == free0)
+			break;
+		ivshm_sleep_ms(50);
+	} while (ivshm_now_ms() < deadline);
+	EXPECT_EQ(free0, n);
+}
+
 TEST(open_socket_pins_module)
 {
 	char path[] = "/sys/module/af_ivshmem/refcnt";

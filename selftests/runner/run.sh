@@ -213,9 +213,8 @@ report() {
 }
 
 # The plans: which steps each guest runs, in order.
-plan_pci="region_raw_test,insmod-af_ivshmem,pci_test,module_test,rmmod-af_ivshmem,leakcheck"
-# Two guests on one doorbell region: the socket suite runs in b against
-# the agent in a.
+# Two guests on one region (doorbell or plain): the socket suite runs in b
+# against the agent in a.
 plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,rmmod-af_ivshmem,leakcheck"
 plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:remote,rmmod-af_ivshmem,leakcheck"
 # The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
@@ -270,9 +269,9 @@ run_plain() {
 	shm_files+=("$shm")
 	local dev=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
 		   -device "ivshmem-plain,memdev=hm")
-	start_guest plain-a "$plan_pci" "ivshm.role=a ivshm.mode=plain" "${dev[@]}"
+	start_guest plain-a "$plan_door_a" "ivshm.role=a ivshm.mode=plain" "${dev[@]}"
 	a=$guest_pid
-	start_guest plain-b "$plan_pci" "ivshm.role=b ivshm.mode=plain" "${dev[@]}"
+	start_guest plain-b "$plan_door_b" "ivshm.role=b ivshm.mode=plain" "${dev[@]}"
 	b=$guest_pid
 	wait_guests "plain-a:$a" "plain-b:$b"
 	report plain plain-a
