@@ -32,6 +32,14 @@
  * because QEMU exposes the id to the guest (IVPosition register) and the
  * first client is documented to get 0.
  *
+ * AF_IVSHMEM regions: when a peer leaves and the region carries the
+ * AF_IVSHMEM protocol (magic, version 1, READY), the server also marks the
+ * peer's slot in the region's peer table DEAD, if it was ALIVE, and rings
+ * vector 0 of every remaining peer, so that their modules reset the
+ * departed peer's connections at once instead of waiting for its
+ * heartbeat to time out (Documentation/protocol.md). It reads only the
+ * header fields it checks and writes only that one state word.
+ *
  * The server runs in the foreground around a single epoll loop.  Client
  * sockets are non-blocking; a send that cannot complete within a short
  * deadline drops that client instead of stalling everybody else.
@@ -118,6 +126,7 @@ struct ivs_server {
 	/* runtime state */
 	int listen_fd;
 	int shm_fd;
+	void *shm_map;			/* for marking departed peers */
 	int sig_fd;
 	int ep_fd;
 	int spare_fd;
@@ -483,6 +492,51 @@ static int ivs_send(int sock, int64_t value, int fd, int64_t deadline)
 	return 0;
 }
 
+/* Region protocol v1 (Documentation/protocol.md): the words we check. */
+#define IVS_REGION_MAGIC	0x4d485349u	/* "ISHM" */
+#define IVS_REGION_PEERS_OFF	4096u
+#define IVS_REGION_PEER_SLOT	64u
+#define IVS_REGION_MAX_PEERS	64u
+#define IVS_PEER_ALIVE		1u
+#define IVS_PEER_DEAD		2u
+
+static uint32_t ivs_le32_at(const void *base, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, (const char *)base + off, sizeof(v));
+	return le32toh(v);
+}
+
+/*
+ * Mark peer @id DEAD in an AF_IVSHMEM region, if the region is one and the
+ * peer's slot says ALIVE. Every value is read once and only compared.
+ */
+static bool ivs_region_mark_dead(struct ivs_server *srv, unsigned int id)
+{
+	const void *b = srv->shm_map;
+	uint32_t *state, want = htole32(IVS_PEER_ALIVE);
+	uint64_t peers_off;
+
+	if (!b || id >= IVS_REGION_MAX_PEERS ||
+	    srv->shm_size < IVS_REGION_PEERS_OFF +
+			    IVS_REGION_MAX_PEERS * IVS_REGION_PEER_SLOT)
+		return false;
+	memcpy(&peers_off, (const char *)b + 32, sizeof(peers_off));
+	if (ivs_le32_at(b, 0) != IVS_REGION_MAGIC ||
+	    (ivs_le32_at(b, 4) & 0xffff) != 1 ||	/* version */
+	    __atomic_load_n((const uint32_t *)((const char *)b + 8),
+			    __ATOMIC_ACQUIRE) != htole32(2) ||	/* READY */
+	    ivs_le32_at(b, 24) != IVS_REGION_MAX_PEERS ||
+	    le64toh(peers_off) != IVS_REGION_PEERS_OFF)
+		return false;
+	state = (uint32_t *)((char *)srv->shm_map + IVS_REGION_PEERS_OFF +
+			     id * IVS_REGION_PEER_SLOT);
+	return __atomic_compare_exchange_n(state, &want,
+					   htole32(IVS_PEER_DEAD), false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 static void ivs_peer_free(struct ivs_server *srv, struct ivs_peer *peer)
 {
 	unsigned int v;
@@ -521,20 +575,30 @@ static void ivs_reap(struct ivs_server *srv)
 	struct ivs_peer *peer;
 	unsigned int i;
 	int64_t deadline;
+	bool marked;
 
 	while ((peer = srv->dead_list)) {
 		srv->dead_list = peer->next_dead;
 		srv->peers[peer->id] = NULL;
 		srv->npeers--;
 		ivs_log(srv, "peer %u left (%s)", peer->id, peer->why);
+		marked = ivs_region_mark_dead(srv, peer->id);
+		if (marked)
+			ivs_log(srv, "peer %u marked dead in the region", peer->id);
 		for (i = 0; i < srv->max_peers; i++) {
 			struct ivs_peer *other = srv->peers[i];
+			uint64_t one = 1;
 
 			if (!ivs_alive(other))
 				continue;
 			deadline = ivs_now_ms() + IVS_SEND_TIMEOUT_MS;
 			if (ivs_send(other->sock, peer->id, -1, deadline))
 				ivs_peer_kill(srv, other, "send failed");
+			/* Its module looks at the peer table at once. */
+			else if (marked && srv->vectors &&
+				 write(other->efd[0], &one, sizeof(one)) < 0)
+				ivs_log(srv, "cannot ring peer %u: %s",
+					other->id, strerror(errno));
 		}
 		ivs_peer_free(srv, peer);
 	}
@@ -756,7 +820,26 @@ static int ivs_run(struct ivs_server *srv)
 	}
 }
 
+static int ivs_shm_open(struct ivs_server *srv);
+
+/* The region, opened, and mapped for ivs_region_mark_dead(). */
 static int ivs_shm_setup(struct ivs_server *srv)
+{
+	void *p;
+
+	if (ivs_shm_open(srv))
+		return -1;
+	p = mmap(NULL, srv->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 srv->shm_fd, 0);
+	if (p == MAP_FAILED) {
+		ivs_err("cannot map the shared memory: %s", strerror(errno));
+		return -1;
+	}
+	srv->shm_map = p;
+	return 0;
+}
+
+static int ivs_shm_open(struct ivs_server *srv)
 {
 	struct stat st;
 	int fd;
@@ -1023,6 +1106,8 @@ static void ivs_cleanup(struct ivs_server *srv)
 		unlink(srv->pidfile);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
+	if (srv->shm_map)
+		munmap(srv->shm_map, srv->shm_size);
 	if (srv->shm_fd >= 0)
 		close(srv->shm_fd);
 	if (srv->ep_fd >= 0)

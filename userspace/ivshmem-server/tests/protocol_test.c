@@ -709,6 +709,72 @@ TEST_F(ivs, departure_announced)
 	ASSERT_EQ(base, count_fds(self->srv.pid));
 }
 
+static void put32(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+/*
+ * In a region laid out by af_ivshmem, a departed peer's slot is marked
+ * DEAD and the others' vector 0 rings; any other region is left alone.
+ */
+TEST_F(ivs, region_peer_marked_dead)
+{
+	const size_t size = 1 << 20;
+	struct client *a, *b, *c;
+	unsigned char *p;
+	uint64_t off = htole64(4096);
+	int64_t deadline;
+
+	srv_start(_metadata, &self->srv, "1M", 0);
+	a = cl_join(_metadata, self, 0);
+	b = cl_join(_metadata, self, 1);
+	cl_expect_join(_metadata, a, 1);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, a->shm, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	put32(p, 0x4d485349);		/* magic */
+	put32(p + 4, 1);		/* version 1 (and header size 0) */
+	put32(p + 8, 2);		/* READY */
+	put32(p + 24, 64);		/* max_peers */
+	memcpy(p + 32, &off, sizeof(off));	/* peers_off */
+	put32(p + 4096, 1);		/* a ALIVE */
+	put32(p + 4096 + 64, 1);	/* b ALIVE */
+
+	cl_close(b);
+	cl_expect_leave(_metadata, a, 1);
+	deadline = now_ms() + WAIT_MS;
+	while (get32(p + 4096 + 64) != 2 && now_ms() < deadline)
+		sleep_ms(10);
+	EXPECT_EQ(2, get32(p + 4096 + 64));
+	EXPECT_EQ(1, get32(p + 4096));
+	if (variant->vectors) {
+		EXPECT_TRUE(efd_pending(a->own[0], WAIT_MS));
+		efd_consume(_metadata, a->own[0]);
+	}
+
+	/* Not an af_ivshmem region any more: nothing is written. */
+	put32(p, 0);
+	c = cl_join(_metadata, self, 1);
+	cl_expect_join(_metadata, a, 1);
+	put32(p + 4096 + 64, 1);
+	cl_close(c);
+	cl_expect_leave(_metadata, a, 1);
+	sleep_ms(100);
+	EXPECT_EQ(1, get32(p + 4096 + 64));
+	if (variant->vectors)
+		EXPECT_FALSE(efd_pending(a->own[0], 100));
+	munmap(p, size);
+}
+
 TEST_F(ivs, id_reuse)
 {
 	struct client *a, *b, *c, *d, *e, *f;
