@@ -200,6 +200,7 @@ void ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx)
 	if (vm >= l->max_peers || idx >= l->max_channels)
 		return;
 	ivshm_pending_set(l, vm, idx);				/* P1 */
+	atomic64_inc(&idev->notifies);
 	if (vm == idev->own_id) {
 		queue_work(system_highpri_wq, &idev->work);
 		return;
@@ -207,6 +208,8 @@ void ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx)
 	/* pending_set() is a fully ordered RMW: armed is read after it. */
 	if (ivshm_get32(&ivshm_peer(l, vm)->doorbell_armed))
 		ivshm_dev_ring(idev, vm, 0);
+	else
+		atomic64_inc(&idev->suppressed);
 }
 
 /**
@@ -448,6 +451,7 @@ static void ivshm_dev_work(struct work_struct *work)
 
 	if (READ_ONCE(idev->frozen))
 		return;		/* a stopped VM: the bits wait */
+	atomic64_inc(&idev->polls);
 	for (round = 0; round < IVSHM_WORK_ROUNDS; round++) {
 		if (doorbells)
 			ivshm_put32(&me->doorbell_armed, 0);
@@ -548,6 +552,13 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 	atomic_set(&idev->users, 1);
 	atomic64_set(&idev->events, 0);
 	atomic64_set(&idev->proto_errors, 0);
+	atomic64_set(&idev->notifies, 0);
+	atomic64_set(&idev->suppressed, 0);
+	atomic64_set(&idev->polls, 0);
+	atomic64_set(&idev->tx_records, 0);
+	atomic64_set(&idev->tx_bytes, 0);
+	atomic64_set(&idev->rx_records, 0);
+	atomic64_set(&idev->rx_bytes, 0);
 	idev->joined = false;
 	idev->dying = false;
 	idev->frozen = false;

@@ -73,6 +73,21 @@ static int doorbells_show(struct seq_file *m, void *unused)
 
 	seq_printf(m, "rings_sent: %lld\n", atomic64_read(&idev->rings_sent));
 	seq_printf(m, "ring_errors: %lld\n", atomic64_read(&idev->ring_errors));
+	if (idev->joined) {
+		seq_printf(m, "notifies: %lld\n",
+			   atomic64_read(&idev->notifies));
+		seq_printf(m, "suppressed: %lld\n",
+			   atomic64_read(&idev->suppressed));
+		seq_printf(m, "polls: %lld\n", atomic64_read(&idev->polls));
+		seq_printf(m, "tx_records: %lld\n",
+			   atomic64_read(&idev->tx_records));
+		seq_printf(m, "tx_bytes: %lld\n",
+			   atomic64_read(&idev->tx_bytes));
+		seq_printf(m, "rx_records: %lld\n",
+			   atomic64_read(&idev->rx_records));
+		seq_printf(m, "rx_bytes: %lld\n",
+			   atomic64_read(&idev->rx_bytes));
+	}
 	for (i = 0; i < idev->nr_vectors; i++)
 		seq_printf(m, "vector%u: %lld\n", i,
 			   atomic64_read(&idev->doorbells[i]));

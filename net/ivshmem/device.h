@@ -103,6 +103,11 @@ struct ivshm_dev {
 	struct delayed_work reaper;	/* frees orphans nobody acknowledges */
 	atomic_t users;			/* 1 + sockets and lookups using it */
 	atomic64_t events;		/* channel events handled */
+	atomic64_t notifies;		/* pending bits we set for peers */
+	atomic64_t suppressed;		/* records published to a reader that was not waiting */
+	atomic64_t polls;		/* runs of the work */
+	atomic64_t tx_records, tx_bytes;	/* sent by our sockets */
+	atomic64_t rx_records, rx_bytes;	/* received by them */
 	atomic64_t proto_errors;	/* peers' values that failed a check */
 
 	/* core, liveness and polling (peer.c, chan.c). */

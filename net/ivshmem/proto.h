@@ -116,6 +116,8 @@ enum ivshm_rx_state {
 #define IVSHM_TXF_WAIT		0x0001
 /* tx_flags: the sender closed because the connection failed (reset). */
 #define IVSHM_TXF_RESET		0x0002
+/* rx_flags: the receiver sleeps; notify it when head moves. */
+#define IVSHM_RXF_WAIT		0x0001
 
 /* A channel: one sender, one receiver, one ring. Three cache lines, each
  * with exactly one writer: identity (the sender, while it owns the slot,
@@ -146,12 +148,13 @@ struct ivshm_chan {
 	__le64 head_touch;		/* records published, free running */
 	__le32 tx_flags;		/* IVSHM_TXF_* */
 	__le32 reserved1;
-	__le64 reserved2[4];
+	__le64 wake_tail;		/* TXF_WAIT: notify once tail reaches it */
+	__le64 reserved2[3];
 
 	/* Line 2: consumer, written by the receiver. */
 	__le64 tail;			/* bytes consumed, free running */
 	__le32 rx_state;		/* enum ivshm_rx_state */
-	__le32 rx_flags;
+	__le32 rx_flags;		/* IVSHM_RXF_* */
 	__le32 receiver_inc;		/* receiver's incarnation */
 	__le32 rx_peer_chan;		/* ACCEPTED: the acceptor's channel */
 	__le32 rx_peer_gen;		/* ... and its generation */

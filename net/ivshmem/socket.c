@@ -76,6 +76,7 @@ struct ivshm_sock {
 	struct ivshm_ring tx;		/* our channel */
 	struct ivshm_ring rx;		/* the peer's channel to us */
 	bool tx_wait;			/* IVSHM_TXF_WAIT is set on ours */
+	bool rx_wait;			/* IVSHM_RXF_WAIT is set on the peer's */
 	s32 peer_pid;
 	s32 owner_pid;			/* who called listen() or connect() */
 	u64 connect_timeout_ms;
@@ -1072,13 +1073,22 @@ static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
 	return ivshm_tx_room(&isk->tx, len) != 0;
 }
 
-/* Ask the receiver to notify us when it frees room (barrier N2). */
-static void ivshm_tx_want_room(struct ivshm_sock *isk)
+/*
+ * Ask the receiver to notify us when it has freed room for @len bytes, or
+ * half the ring if that is more: waking for every record consumed would
+ * cost a doorbell per record (barrier N2).
+ */
+static void ivshm_tx_want_room(struct ivshm_sock *isk, u32 len)
 {
-	if (isk->tx_wait)
-		return;
-	isk->tx_wait = true;
-	ivshm_put32(&isk->tx.chan->tx_flags, IVSHM_TXF_WAIT);
+	struct ivshm_ring *r = &isk->tx;
+	u64 want = max_t(u64, (u64)len + 2 * IVSHM_REC_HDR, r->size / 2);
+	u64 wake = r->pos + want > r->size ? r->pos + want - r->size : 0;
+
+	ivshm_put64(&r->chan->wake_tail, wake);
+	if (!isk->tx_wait) {
+		isk->tx_wait = true;
+		ivshm_put32(&r->chan->tx_flags, IVSHM_TXF_WAIT);
+	}
 	ivshm_mb();						/* N2 */
 }
 
@@ -1088,6 +1098,16 @@ static void ivshm_tx_have_room(struct ivshm_sock *isk)
 		return;
 	isk->tx_wait = false;
 	ivshm_put32(&isk->tx.chan->tx_flags, 0);
+}
+
+/* We published records: notify the receiver if it sleeps (N3). */
+static void ivshm_tx_published(struct ivshm_sock *isk)
+{
+	ivshm_mb();						/* N3 */
+	if (ivshm_get32(&isk->tx.chan->rx_flags) & IVSHM_RXF_WAIT)
+		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx);
+	else
+		atomic64_inc(&isk->idev->suppressed);
 }
 
 static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
@@ -1128,7 +1148,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 				       &span);
 		if (ret != -EAGAIN)
 			break;
-		ivshm_tx_want_room(isk);
+		ivshm_tx_want_room(isk, (u32)len);
 		if (ivshm_tx_room(&isk->tx, (u32)len))
 			continue;
 		if (!timeo) {
@@ -1173,12 +1193,13 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 
 		ivshm_tx_queue(&isk->tx);
 		if (isk->tx.published != published)
-			ivshm_notify(isk->idev, isk->remote.sivshm_vm,
-				     isk->tx_idx);
+			ivshm_tx_published(isk);
 	} else {
 		ivshm_tx_commit(&isk->tx);
-		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx);
+		ivshm_tx_published(isk);
 	}
+	atomic64_inc(&isk->idev->tx_records);
+	atomic64_add(len, &isk->idev->tx_bytes);
 	ret = (int)len;
 out:
 	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
@@ -1196,14 +1217,37 @@ static bool ivshm_rx_ready(struct ivshm_sock *isk)
 	return ivshm_rx_avail(&isk->rx) != 0;
 }
 
-/* We consumed records; wake the sender if it waits for room (N2). */
+/*
+ * We consumed records: wake the sender if it waits for the room we have
+ * now freed (N2). wake_tail only decides whether we notify the sender,
+ * which is the only one a wrong value could hurt.
+ */
 static void ivshm_rx_consumed(struct ivshm_sock *isk)
 {
 	struct ivshm_chan *ch = isk->rx.chan;
 
 	ivshm_mb();						/* N2 */
-	if (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_WAIT)
+	if ((ivshm_get32(&ch->tx_flags) & IVSHM_TXF_WAIT) &&
+	    isk->rx.pos >= ivshm_get64(&ch->wake_tail))
 		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->rx_idx);
+}
+
+/* About to sleep for records: ask the sender to notify us (N3). */
+static void ivshm_rx_want_data(struct ivshm_sock *isk)
+{
+	if (isk->rx_wait || !isk->has_rx)
+		return;
+	isk->rx_wait = true;
+	ivshm_put32(&isk->rx.chan->rx_flags, IVSHM_RXF_WAIT);
+	ivshm_mb();						/* N3 */
+}
+
+static void ivshm_rx_have_data(struct ivshm_sock *isk)
+{
+	if (!isk->rx_wait)
+		return;
+	isk->rx_wait = false;
+	ivshm_put32(&isk->rx.chan->rx_flags, 0);
 }
 
 static int ivshm_copy_out(const struct ivshm_span *s, size_t n,
@@ -1275,11 +1319,14 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 			ret = sock_intr_errno(timeo);
 			goto out;
 		}
+		/* The condition is checked again after the flag is set. */
+		ivshm_rx_want_data(isk);
 		add_wait_queue(sk_sleep(sk), &wait);
 		sk_wait_event(sk, &timeo, ivshm_rx_ready(isk), &wait);
 		remove_wait_queue(sk_sleep(sk), &wait);
 	}
 
+	ivshm_rx_have_data(isk);
 	n = min_t(size_t, len, rec.len);
 	ret = ivshm_copy_out(&rec.span, n, msg);
 	if (ret)
@@ -1295,6 +1342,8 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 	if (!(flags & MSG_PEEK)) {
 		ivshm_rx_release(&isk->rx);
 		ivshm_rx_consumed(isk);
+		atomic64_inc(&isk->idev->rx_records);
+		atomic64_add(rec.len, &isk->idev->rx_bytes);
 	}
 out:
 	release_sock(sk);
@@ -1353,6 +1402,11 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 	}
 	if (isk->has_rx) {
 		avail = ivshm_rx_avail(&isk->rx);
+		if (!avail) {
+			/* A poller sleeps too: ask for a notification. */
+			ivshm_rx_want_data(isk);
+			avail = ivshm_rx_avail(&isk->rx);
+		}
 		if (avail)	/* records, or a broken ring recv reports */
 			mask |= EPOLLIN | EPOLLRDNORM;
 	}
@@ -1368,7 +1422,7 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 
 		room = ivshm_tx_room(&isk->tx, want);
 		if (!room) {
-			ivshm_tx_want_room(isk);
+			ivshm_tx_want_room(isk, want);
 			room = ivshm_tx_room(&isk->tx, want);
 		}
 		if (room)
