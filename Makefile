@@ -12,6 +12,8 @@
 #   make fuzz       fuzz the region core (FUZZ_SECONDS, default 600)
 #   make bench-ring the region core's ring against memcpy, a mutex-guarded
 #                   buffer and AF_UNIX, natively (table + CSV in build/bench)
+#   make bench-sock sockets between two guests: doorbells per record at
+#                   saturation, round-trip latency (doorbell and plain)
 #
 # Build outputs go to build/; downloaded or extracted material to the cache
 # (~/.cache/af-ivshmem, or IVSHM_CACHE).
@@ -43,7 +45,7 @@ NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
-	demo clean native-test fuzz bench-ring
+	demo clean native-test fuzz bench-ring bench-sock
 
 all: modules userspace-bin
 
@@ -74,7 +76,13 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 	$(CC) $(USER_CFLAGS) -o $@ $(SERVER_SRCS)
 
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
-	$(BUILD)/selftests/lib_test
+	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench
+
+$(BUILD)/selftests/sock_bench: userspace/bench/sock_bench.c $(LIB_SRCS) \
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -Iselftests/ivshmem -o $@ $< \
+		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/lib_test: selftests/ivshmem/lib_test.c $(LIB_SRCS) \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
@@ -102,6 +110,10 @@ $(BUILD)/native/core_test: selftests/native/core_test.c $(CORE_SRCS) $(CORE_HDRS
 
 bench-ring: deps
 	$(MAKE) -C userspace/bench run BUILD=$(BUILD)
+
+# Sockets between two guests: doorbells per record and round trips.
+bench-sock: deps
+	selftests/runner/run.sh --placements bench-doorbell,bench-plain
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

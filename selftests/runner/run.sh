@@ -12,6 +12,7 @@
 #   doorbell  two guests on one ivshmem-doorbell region, through our server
 #   plain     two guests on one ivshmem-plain region (no interrupts)
 #   demo      a receiver and a sender in two doorbell guests (make demo)
+#   bench-doorbell, bench-plain   sock_bench in two guests (make bench-sock)
 #
 # Every guest runs under a wall-clock timeout. A guest that times out, dies
 # without finishing its plan, or whose kernel log reports a problem (see
@@ -109,7 +110,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/sock_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	mknod -m 600 "$root/dev/console" c 5 1
 	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
 )
@@ -220,6 +221,9 @@ plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:
 # The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
 plan_demo_a="insmod-af_ivshmem,ivshmem_receiver,rmmod-af_ivshmem"
 plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
+# The socket benchmark: server in a, client in b.
+plan_bench_a="insmod-af_ivshmem,sock_bench:server,rmmod-af_ivshmem"
+plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
 plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
@@ -254,28 +258,37 @@ run_doorbell() {
 	wait_guests "door-a:$a" "door-b:$b"
 	report "$placement" door-a
 	report "$placement" door-b
-	if [ "$placement" = demo ]; then
+	if [ "$placement" = demo ] || [ "$placement" = bench-doorbell ]; then
 		echo
-		grep -h -E '^(sender|receiver):' "$work/door-b.results" \
+		grep -h -E '^(sender|receiver|bench):' "$work/door-b.results" \
 			"$work/door-a.results" | tr -d '\r' | sed 's/^/  /'
 		echo
 	fi
 }
 
+# run_plain [PLACEMENT PLAN_A PLAN_B]
 run_plain() {
+	local placement=${1:-plain} plan_a=${2:-$plan_door_a}
+	local plan_b=${3:-$plan_door_b}
 	local shm=/dev/shm/ivshm-test-$$-$RANDOM a b
-	ivshm_log "placement plain: two guests, ivshmem-plain"
+	ivshm_log "placement $placement: two guests, ivshmem-plain"
 	rm -f "$shm"
 	shm_files+=("$shm")
 	local dev=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
 		   -device "ivshmem-plain,memdev=hm")
-	start_guest plain-a "$plan_door_a" "ivshm.role=a ivshm.mode=plain" "${dev[@]}"
+	start_guest plain-a "$plan_a" "ivshm.role=a ivshm.mode=plain" "${dev[@]}"
 	a=$guest_pid
-	start_guest plain-b "$plan_door_b" "ivshm.role=b ivshm.mode=plain" "${dev[@]}"
+	start_guest plain-b "$plan_b" "ivshm.role=b ivshm.mode=plain" "${dev[@]}"
 	b=$guest_pid
 	wait_guests "plain-a:$a" "plain-b:$b"
-	report plain plain-a
-	report plain plain-b
+	report "$placement" plain-a
+	report "$placement" plain-b
+	if [ "$placement" = bench-plain ]; then
+		echo
+		grep -h -E '^bench:' "$work/plain-b.results" | tr -d '\r' |
+			sed 's/^/  /'
+		echo
+	fi
 }
 
 # The runner's own tests (test-runner.sh): a guest that hangs, one whose
@@ -302,6 +315,10 @@ for p in ${placements//,/ }; do
 	doorbell) run_doorbell ;;
 	plain) run_plain ;;
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
+	bench-doorbell)
+		REGION_SIZE=33554432 run_doorbell bench-doorbell "$plan_bench_a" "$plan_bench_b" ;;
+	bench-plain)
+		REGION_SIZE=33554432 run_plain bench-plain "$plan_bench_a" "$plan_bench_b" ;;
 	selftest-hang | selftest-panic | selftest-kill) run_selftest "${p#selftest-}" ;;
 	*) ivshm_die "unknown placement '$p'" ;;
 	esac
