@@ -1073,8 +1073,7 @@ static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
 	return ivshm_tx_room(&isk->tx, len) != 0;
 }
 
-/*
- * Ask the receiver to notify us when it has freed room for @len bytes, or
+/* Ask the receiver to notify us when it has freed room for @len bytes, or
  * half the ring if that is more: waking for every record consumed would
  * cost a doorbell per record (barrier N2).
  */
@@ -1217,8 +1216,7 @@ static bool ivshm_rx_ready(struct ivshm_sock *isk)
 	return ivshm_rx_avail(&isk->rx) != 0;
 }
 
-/*
- * We consumed records: wake the sender if it waits for the room we have
+/* We consumed records: wake the sender if it waits for the room we have
  * now freed (N2). wake_tail only decides whether we notify the sender,
  * which is the only one a wrong value could hurt.
  */
