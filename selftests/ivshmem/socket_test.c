@@ -624,7 +624,7 @@ TEST(connect_times_out_and_recovers)
 	int fd;
 
 	if (agent_pid <= 0)
-		SKIP(return, "needs dev_shm to silence a peer");
+		SKIP(return, "needs the agent on dev_shm, in one guest");
 	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/hold", "2 1"));
 	fd = sock_new();
 	ASSERT_LE(0, fd);
@@ -656,7 +656,7 @@ TEST(dead_peer_resets_and_comes_back)
 	char buf[8];
 
 	if (agent_pid <= 0)
-		SKIP(return, "needs dev_shm to stop a peer");
+		SKIP(return, "needs the agent on dev_shm, in one guest");
 	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
 	ASSERT_LT(0, free0);
 	lfd = sock_new();
@@ -714,6 +714,48 @@ TEST(dead_peer_resets_and_comes_back)
 		ivshm_sleep_ms(50);
 	} while (ivshm_now_ms() < deadline);
 	EXPECT_EQ(free0, n);
+}
+
+/*
+ * Two regions in one guest at once: a connection to the agent over the
+ * real device (ivshm0) and one between two dev_shm peers (ivshm1, vm 0,
+ * to ivshm2, vm 1), used in turn, each keeping its own records.
+ */
+TEST(two_devices_at_once)
+{
+	unsigned int port = test_port();
+	char buf[16];
+	int lfd, c, a, e, i;
+
+	if (agent_pid > 0 || access(DEVSHM_DEBUGFS, F_OK))
+		SKIP(return, "needs a PCI device and dev_shm in one guest");
+	e = serve("echo", NULL);
+	ASSERT_LE(0, e);
+	lfd = sock_new();
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, do_bind(lfd, IVSHMEM_VM_ANY, port, 3));	/* ivshm2 */
+	ASSERT_EQ(0, listen(lfd, 1));
+	c = sock_new();
+	ASSERT_LE(0, c);
+	{
+		struct sockaddr_ivshmem to = addr(1, port, 2);	/* via ivshm1 */
+
+		ASSERT_EQ(0, connect(c, (struct sockaddr *)&to, sizeof(to)));
+	}
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(4, send(e, "pci", 4, 0));
+		ASSERT_EQ(4, send(c, "shm", 4, 0));
+		ASSERT_EQ(4, recv(a, buf, sizeof(buf), 0));
+		ASSERT_EQ(0, strcmp(buf, "shm"));
+		ASSERT_EQ(4, recv(e, buf, sizeof(buf), 0));
+		ASSERT_EQ(0, strcmp(buf, "pci"));
+	}
+	close(a);
+	close(c);
+	close(lfd);
+	close(e);
 }
 
 TEST(open_socket_pins_module)

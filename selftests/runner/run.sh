@@ -215,9 +215,10 @@ report() {
 
 # The plans: which steps each guest runs, in order.
 # Two guests on one region (doorbell or plain): the socket suite runs in b
-# against the agent in a.
+# against the agent in a; b also has dev_shm, so that two regions are in
+# use in one guest at once.
 plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,rmmod-af_ivshmem,leakcheck"
-plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:remote,rmmod-af_ivshmem,leakcheck"
+plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 # The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
 plan_demo_a="insmod-af_ivshmem,ivshmem_receiver,rmmod-af_ivshmem"
 plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
