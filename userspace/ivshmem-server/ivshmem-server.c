@@ -28,9 +28,13 @@
  * for it (PEER with an fd, N times), and whenever a peer leaves, every
  * other client receives its id once without an fd.  A client never
  * sends anything; the server treats EOF, an error or any received data
- * as a disconnect.  Ids are allocated lowest-free-first starting at 0,
- * because QEMU exposes the id to the guest (IVPosition register) and the
- * first client is documented to get 0.
+ * as a disconnect.  Ids start at 0, because QEMU exposes the id to the
+ * guest (IVPosition register) and the first client is documented to get
+ * 0.  A new client gets the lowest id never given out before, and only
+ * once every id has been used, the lowest free one: QEMU's ivshmem device
+ * (7.2, as in Debian 12) frees a departed peer's eventfd array without
+ * forgetting it, so the other QEMUs corrupt their heap when that id
+ * connects again.
  *
  * AF_IVSHMEM regions: when a peer leaves and the region carries the
  * AF_IVSHMEM protocol (magic, version 1, READY), the server also marks the
@@ -136,6 +140,7 @@ struct ivs_server {
 	bool shm_created;
 	bool pidfile_created;
 	struct ivs_peer **peers;	/* indexed by id, max_peers slots */
+	bool *used;			/* ids given out at least once */
 	unsigned int npeers;
 	uint64_t next_serial;
 	struct ivs_peer *dead_list;
@@ -639,8 +644,12 @@ static void ivs_peer_add(struct ivs_server *srv, int sock)
 	int64_t deadline;
 
 	for (id = 0; id < srv->max_peers; id++)
-		if (!srv->peers[id])
+		if (!srv->peers[id] && !srv->used[id])
 			break;
+	if (id == srv->max_peers)
+		for (id = 0; id < srv->max_peers; id++)
+			if (!srv->peers[id])
+				break;
 	if (id == srv->max_peers) {
 		/* Closing right away is all the protocol lets us say. */
 		ivs_log(srv, "refusing client: %u peers connected (maximum)",
@@ -690,6 +699,7 @@ static void ivs_peer_add(struct ivs_server *srv, int sock)
 		return;
 	}
 	srv->peers[id] = peer;
+	srv->used[id] = true;
 	srv->npeers++;
 
 	for (i = 0; i < srv->max_peers; i++) {
@@ -1097,6 +1107,7 @@ static void ivs_cleanup(struct ivs_server *srv)
 				ivs_peer_free(srv, srv->peers[i]);
 		free(srv->peers);
 	}
+	free(srv->used);
 	if (srv->sock_created && stat(srv->sock_path, &st) == 0 &&
 	    st.st_dev == srv->sock_dev && st.st_ino == srv->sock_ino)
 		unlink(srv->sock_path);
@@ -1138,7 +1149,8 @@ int main(int argc, char **argv)
 		goto out;
 	ivs_rlimit_setup(&srv);
 	srv.peers = calloc(srv.max_peers, sizeof(*srv.peers));
-	if (!srv.peers) {
+	srv.used = calloc(srv.max_peers, sizeof(*srv.used));
+	if (!srv.peers || !srv.used) {
 		ivs_err("out of memory");
 		goto out;
 	}
