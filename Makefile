@@ -76,7 +76,14 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 	$(CC) $(USER_CFLAGS) -o $@ $(SERVER_SRCS)
 
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
-	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench
+	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench \
+	$(BUILD)/selftests/crash_test
+
+$(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -o $@ $< \
+		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/sock_bench: userspace/bench/sock_bench.c $(LIB_SRCS) \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h

@@ -503,11 +503,15 @@ static void ivshm_dev_reap(struct work_struct *work)
 	schedule_delayed_work(&idev->reaper, HZ);
 }
 
-/* The doorbell rang: look at our pending set. */
+/* The doorbell rang: look at our pending set, and at the peer table,
+ * since the host's server rings when it marks a departed VM dead.
+ */
 void ivshm_conn_kick(struct ivshm_dev *idev)
 {
-	if (idev->joined)
-		queue_work(system_highpri_wq, &idev->work);
+	if (!idev->joined)
+		return;
+	queue_work(system_highpri_wq, &idev->work);
+	mod_delayed_work(system_wq, &idev->liveness, 0);
 }
 
 /**

@@ -7,10 +7,11 @@
 #   run.sh [--kernel 6.1|6.12|debug] [--placements LIST] [--timeout SEC]
 #          [--keep]
 #
-# Placements (comma-separated, default all three):
+# Placements (comma-separated; default devshm,doorbell,plain,crash):
 #   devshm    one guest, the dev_shm pseudo device with virtual peers
 #   doorbell  two guests on one ivshmem-doorbell region, through our server
 #   plain     two guests on one ivshmem-plain region (no interrupts)
+#   crash     a doorbell guest killed mid-transfer, then restarted
 #   demo      a receiver and a sender in two doorbell guests (make demo)
 #   bench-doorbell, bench-plain   sock_bench in two guests (make bench-sock)
 #
@@ -24,7 +25,7 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
 kernel=6.1
-placements=devshm,doorbell,plain
+placements=devshm,doorbell,plain,crash
 timeout=
 keep=0
 while [ $# -gt 0 ]; do
@@ -292,6 +293,45 @@ run_plain() {
 	fi
 }
 
+# A VM killed mid-transfer: guest b streams to guest a until the runner
+# kills b's QEMU (SIGKILL), then a new QEMU takes b's place and sends a
+# whole transfer. crash_test in a checks both.
+run_crash() {
+	local sock=$work/ivshmem.sock a b c
+	local dev=(-chardev "socket,path=$sock,id=ivsh"
+		   -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
+	ivshm_log "placement crash: a doorbell guest killed mid-transfer, then restarted"
+	"$server" -v -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
+		>"$work/server.log" 2>&1 </dev/null &
+	pids+=("$!")
+	for _ in $(seq 50); do
+		[ -S "$sock" ] && break
+		sleep 0.1
+	done
+	[ -S "$sock" ] || { fail "crash: ivshmem-server did not start"; return; }
+	start_guest crash-a "insmod-af_ivshmem,crash_test:receiver,rmmod-af_ivshmem,leakcheck" \
+		"ivshm.role=a ivshm.mode=doorbell" "${dev[@]}"
+	a=$guest_pid
+	start_guest crash-b "insmod-af_ivshmem,crash_test:sender" \
+		"ivshm.role=b ivshm.mode=doorbell" "${dev[@]}"
+	b=$guest_pid
+	for _ in $(seq $((timeout * 10))); do
+		grep -q 'crash_test: streaming' "$work/crash-a.results" 2>/dev/null && break
+		kill -0 "$a" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$b" 2>/dev/null || true
+	wait "$b" 2>/dev/null || true
+	start_guest crash-c "insmod-af_ivshmem,crash_test:sender-2000,rmmod-af_ivshmem" \
+		"ivshm.role=b ivshm.mode=doorbell" "${dev[@]}"
+	c=$guest_pid
+	wait_guests "crash-a:$a" "crash-c:$c"
+	report crash crash-a
+	report crash crash-c
+	grep -q 'marked dead in the region' "$work/server.log" ||
+		fail "crash: the server did not mark the killed VM dead"
+}
+
 # The runner's own tests (test-runner.sh): a guest that hangs, one whose
 # kernel panics, and one whose QEMU is killed under it.
 run_selftest() {
@@ -315,6 +355,7 @@ for p in ${placements//,/ }; do
 	devshm) run_devshm ;;
 	doorbell) run_doorbell ;;
 	plain) run_plain ;;
+	crash) run_crash ;;
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
 	bench-doorbell)
 		REGION_SIZE=33554432 run_doorbell bench-doorbell "$plan_bench_a" "$plan_bench_b" ;;

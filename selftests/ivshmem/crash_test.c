@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A VM killed in the middle of a transfer (the runner's "crash" placement
+ * kills the sender's QEMU with SIGKILL, then starts a new one):
+ *
+ *   crash_test receiver      in the surviving guest: receives a stream
+ *                            until the sender dies, and checks that its
+ *                            blocked recv fails with ECONNRESET within
+ *                            2 s; then accepts the restarted VM's
+ *                            connection and checks its whole transfer.
+ *   crash_test sender        streams 4 KiB records forever
+ *   crash_test sender-N      sends N records, then closes
+ *
+ * The receiver prints "crash_test: streaming" once records flow, which is
+ * when the runner pulls the plug, and TAP lines for the two checks.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "ivshmem.h"
+#include "ivshm_test.h"
+
+#define CRASH_PORT	5100
+#define REC		4096
+#define RESET_LIMIT_MS	2000
+
+static void fill(unsigned char *p, uint64_t seq)
+{
+	unsigned int i;
+
+	memcpy(p, &seq, sizeof(seq));
+	for (i = sizeof(seq); i < REC; i++)
+		p[i] = (unsigned char)(seq * 7 + i);
+}
+
+static int check(const unsigned char *p, uint64_t seq)
+{
+	unsigned char want[REC];
+
+	fill(want, seq);
+	return memcmp(p, want, REC);
+}
+
+static int sender(uint64_t count)
+{
+	unsigned char buf[REC];
+	uint64_t seq;
+	unsigned int vm;
+	int fd = -1, tries;
+
+	for (tries = 0; fd < 0 && tries < 300; tries++) {
+		for (vm = 0; vm < 64 && fd < 0; vm++)
+			fd = ivshmem_connect(vm, CRASH_PORT);
+		if (fd < 0)
+			ivshm_sleep_ms(200);
+	}
+	if (fd < 0) {
+		perror("crash_test: connect");
+		return 1;
+	}
+	for (seq = 0; !count || seq < count; seq++) {
+		fill(buf, seq);
+		if (ivshmem_send(buf, REC) != REC) {
+			perror("crash_test: send");
+			return 1;
+		}
+	}
+	ivshmem_close(fd);
+	return 0;
+}
+
+static int receiver(void)
+{
+	unsigned char buf[REC];
+	struct timeval tv = { .tv_sec = 120 };
+	uint64_t seq = 0, last = 0, gap;
+	int lfd, fd, ok;
+	ssize_t n;
+
+	printf("1..2\n");
+	lfd = ivshmem_listen(CRASH_PORT, 1);
+	if (lfd < 0 ||
+	    setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
+		perror("crash_test: listen");
+		return 1;
+	}
+	fd = ivshmem_accept(lfd, NULL, NULL);
+	if (fd < 0) {
+		perror("crash_test: accept");
+		return 1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		n = ivshmem_recv(buf, sizeof(buf));
+		if (n != REC)
+			break;
+		if (check(buf, seq)) {
+			printf("not ok 1 record %llu corrupted before the crash\n",
+			       (unsigned long long)seq);
+			return 1;
+		}
+		last = ivshm_now_ms();
+		if (++seq == 100) {
+			printf("crash_test: streaming\n");
+			fflush(stdout);
+		}
+	}
+	gap = ivshm_now_ms() - last;
+	ok = n < 0 && errno == ECONNRESET && gap <= RESET_LIMIT_MS;
+	printf("%s 1 the survivor's blocked recv fails with ECONNRESET within 2 s (%s, %llu ms after the last of %llu records)\n",
+	       ok ? "ok" : "not ok", n < 0 ? strerror(errno) : "end of file",
+	       (unsigned long long)gap, (unsigned long long)seq);
+	ivshmem_close(fd);
+
+	/* The restarted VM: a new incarnation, a whole transfer. */
+	fd = ivshmem_accept(lfd, NULL, NULL);
+	if (fd < 0) {
+		printf("not ok 2 the restarted VM connects again: %s\n",
+		       strerror(errno));
+		return 1;
+	}
+	for (seq = 0; (n = ivshmem_recv(buf, sizeof(buf))) == REC; seq++)
+		if (check(buf, seq))
+			break;
+	ok = ok && !n && seq == 2000;
+	printf("%s 2 the restarted VM connects again and sends 2000 records intact (%llu, then %zd)\n",
+	       !n && seq == 2000 ? "ok" : "not ok", (unsigned long long)seq,
+	       n);
+	ivshmem_close(fd);
+	ivshmem_close(lfd);
+	return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "receiver"))
+		return receiver();
+	if (argc == 2 && !strcmp(argv[1], "sender"))
+		return sender(0);
+	if (argc == 2 && !strncmp(argv[1], "sender-", 7))
+		return sender(strtoull(argv[1] + 7, NULL, 0));
+	fprintf(stderr, "usage: crash_test receiver|sender|sender-N\n");
+	return 2;
+}
