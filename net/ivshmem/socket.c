@@ -863,6 +863,32 @@ err_put:
 	return ret;
 }
 
+/* Sleep until @ready(isk, arg) holds, the timeout runs out or a signal
+ * comes. The socket lock is held; sk_wait_event() drops it while asleep.
+ * Return: 0 to look again, -EAGAIN when the time is up, or the signal's
+ * errno.
+ */
+static int ivshm_wait(struct ivshm_sock *isk, long *timeo,
+		      bool (*ready)(struct ivshm_sock *isk, u32 arg), u32 arg)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct sock *sk = &isk->sk;
+
+	if (!*timeo)
+		return -EAGAIN;
+	if (signal_pending(current))
+		return sock_intr_errno(*timeo);
+	add_wait_queue(sk_sleep(sk), &wait);
+	sk_wait_event(sk, timeo, ready(isk, arg), &wait);
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return 0;
+}
+
+static bool ivshm_connect_done(struct ivshm_sock *isk, u32 unused)
+{
+	return isk->sk.sk_state != TCP_SYN_SENT;
+}
+
 static int ivshm_connect(struct socket *sock, struct sockaddr *addr,
 			 int len, int flags)
 {
@@ -922,23 +948,16 @@ static int ivshm_connect(struct socket *sock, struct sockaddr *addr,
 	    (long)msecs_to_jiffies(isk->connect_timeout_ms) < timeo)
 		timeo = (long)msecs_to_jiffies(isk->connect_timeout_ms);
 	while (sk->sk_state == TCP_SYN_SENT) {
-		DEFINE_WAIT_FUNC(wait, woken_wake_function);
-
-		if (!timeo) {
+		ret = ivshm_wait(isk, &timeo, ivshm_connect_done, 0);
+		if (ret == -EAGAIN) {
 			/* Withdraw; a late ACCEPTED is closed by the orphan. */
 			ivshm_conn_fail(isk, 0);
 			sock->state = SS_UNCONNECTED;
 			ret = -ETIMEDOUT;
 			goto out;
 		}
-		if (signal_pending(current)) {
-			/* The connection goes on in the background. */
-			ret = sock_intr_errno(timeo);
+		if (ret)	/* a signal: the connection goes on meanwhile */
 			goto out;
-		}
-		add_wait_queue(sk_sleep(sk), &wait);
-		sk_wait_event(sk, &timeo, sk->sk_state != TCP_SYN_SENT, &wait);
-		remove_wait_queue(sk_sleep(sk), &wait);
 	}
 	if (sk->sk_state == TCP_ESTABLISHED) {
 		ret = 0;
@@ -971,6 +990,11 @@ out:
 	return ret;
 }
 
+static bool ivshm_accept_ready(struct ivshm_sock *isk, u32 unused)
+{
+	return !list_empty(&isk->accept_q) || isk->sk.sk_state != TCP_LISTEN;
+}
+
 static int ivshm_do_accept(struct socket *sock, struct socket *newsock,
 			   int flags)
 {
@@ -986,20 +1010,9 @@ static int ivshm_do_accept(struct socket *sock, struct socket *newsock,
 	}
 	timeo = sock_rcvtimeo(sk, flags & O_NONBLOCK);
 	while (list_empty(&isk->accept_q)) {
-		DEFINE_WAIT_FUNC(wait, woken_wake_function);
-
-		if (!timeo) {
-			ret = -EAGAIN;
+		ret = ivshm_wait(isk, &timeo, ivshm_accept_ready, 0);
+		if (ret)
 			goto out;
-		}
-		if (signal_pending(current)) {
-			ret = sock_intr_errno(timeo);
-			goto out;
-		}
-		add_wait_queue(sk_sleep(sk), &wait);
-		sk_wait_event(sk, &timeo, !list_empty(&isk->accept_q) ||
-			      sk->sk_state != TCP_LISTEN, &wait);
-		remove_wait_queue(sk_sleep(sk), &wait);
 		if (sk->sk_state != TCP_LISTEN) {
 			ret = -EINVAL;
 			goto out;
@@ -1141,8 +1154,6 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 
 	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
 	for (;;) {
-		DEFINE_WAIT_FUNC(wait, woken_wake_function);
-
 		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
 				       &span);
 		if (ret != -EAGAIN)
@@ -1150,18 +1161,9 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ivshm_tx_want_room(isk, (u32)len);
 		if (ivshm_tx_room(&isk->tx, (u32)len))
 			continue;
-		if (!timeo) {
-			ret = -EAGAIN;
+		ret = ivshm_wait(isk, &timeo, ivshm_tx_ready, (u32)len);
+		if (ret)
 			goto out;
-		}
-		if (signal_pending(current)) {
-			ret = sock_intr_errno(timeo);
-			goto out;
-		}
-		add_wait_queue(sk_sleep(sk), &wait);
-		sk_wait_event(sk, &timeo, ivshm_tx_ready(isk, (u32)len),
-			      &wait);
-		remove_wait_queue(sk_sleep(sk), &wait);
 		ret = sock_error(sk);
 		if (ret)
 			goto out;
@@ -1207,7 +1209,7 @@ out:
 	return ret;
 }
 
-static bool ivshm_rx_ready(struct ivshm_sock *isk)
+static bool ivshm_rx_ready(struct ivshm_sock *isk, u32 unused)
 {
 	struct sock *sk = &isk->sk;
 
@@ -1281,8 +1283,6 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 	}
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
 	for (;;) {
-		DEFINE_WAIT_FUNC(wait, woken_wake_function);
-
 		if (isk->has_rx) {
 			ret = ivshm_rx_peek(&isk->rx, &rec);
 			if (ret == IVSHM_RX_MOVED)
@@ -1309,19 +1309,12 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 			ret = -ENOTCONN;
 			goto out;
 		}
-		if (!timeo) {
-			ret = -EAGAIN;
-			goto out;
-		}
-		if (signal_pending(current)) {
-			ret = sock_intr_errno(timeo);
-			goto out;
-		}
 		/* The condition is checked again after the flag is set. */
-		ivshm_rx_want_data(isk);
-		add_wait_queue(sk_sleep(sk), &wait);
-		sk_wait_event(sk, &timeo, ivshm_rx_ready(isk), &wait);
-		remove_wait_queue(sk_sleep(sk), &wait);
+		if (timeo)
+			ivshm_rx_want_data(isk);
+		ret = ivshm_wait(isk, &timeo, ivshm_rx_ready, 0);
+		if (ret)
+			goto out;
 	}
 
 	ivshm_rx_have_data(isk);
