@@ -260,6 +260,37 @@ void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
 }
 
 /**
+ * ivshm_slot_get() - the sockets using channel @idx, held
+ * @idev: the device
+ * @idx: the channel
+ * @isk: [0] the socket sending on it, [1] the one reading it, or NULL;
+ *	each holds a reference that ivshm_slot_put() drops
+ */
+void ivshm_slot_get(struct ivshm_dev *idev, u32 idx,
+		    struct ivshm_sock *isk[2])
+{
+	struct ivshm_slot *s = &idev->slots[idx];
+	int k;
+
+	spin_lock_bh(&idev->lock);
+	isk[0] = s->tx;
+	isk[1] = s->rx;
+	for (k = 0; k < 2; k++)
+		if (isk[k])
+			sock_hold(ivshm_sk(isk[k]));
+	spin_unlock_bh(&idev->lock);
+}
+
+void ivshm_slot_put(struct ivshm_sock *isk[2])
+{
+	int k;
+
+	for (k = 0; k < 2; k++)
+		if (isk[k])
+			sock_put(ivshm_sk(isk[k]));
+}
+
+/**
  * ivshm_slot_orphan() - hand a channel we sent on to the device
  * @idev: the device
  * @idx: the channel, whose state is already CLOSED
@@ -379,33 +410,19 @@ static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 
 static void ivshm_chan_event(struct ivshm_dev *idev, u32 idx)
 {
-	struct ivshm_slot *s = &idev->slots[idx];
-	struct ivshm_sock *tx, *rx;
-	bool orphan;
+	struct ivshm_sock *isk[2];
 
 	atomic64_inc(&idev->events);
-	spin_lock_bh(&idev->lock);
-	tx = s->tx;
-	rx = s->rx;
-	orphan = s->orphan;
-	if (tx)
-		sock_hold(ivshm_sk(tx));
-	if (rx)
-		sock_hold(ivshm_sk(rx));
-	spin_unlock_bh(&idev->lock);
-
+	ivshm_slot_get(idev, idx, isk);
 	/* Both are set only on a loopback connection. */
-	if (tx) {
-		ivshm_sock_event(tx, idev, idx, false);
-		sock_put(ivshm_sk(tx));
-	}
-	if (rx) {
-		ivshm_sock_event(rx, idev, idx, true);
-		sock_put(ivshm_sk(rx));
-	} else {
+	if (isk[0])
+		ivshm_sock_event(isk[0], idev, idx, false);
+	if (isk[1])
+		ivshm_sock_event(isk[1], idev, idx, true);
+	else
 		ivshm_stray_event(idev, idx);
-	}
-	if (orphan)
+	ivshm_slot_put(isk);
+	if (READ_ONCE(idev->slots[idx].orphan))
 		ivshm_orphan_event(idev, idx, false);
 }
 
@@ -635,21 +652,15 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 		bool orphan;
 		int k;
 
-		spin_lock_bh(&idev->lock);
-		isk[0] = s->tx;
-		isk[1] = s->rx;
+		ivshm_slot_get(idev, i, isk);
 		for (k = 0; k < 2; k++)
 			if (isk[k])
-				sock_hold(ivshm_sk(isk[k]));
+				ivshm_sock_detach(isk[k], idev);
+		ivshm_slot_put(isk);
+		spin_lock_bh(&idev->lock);
 		orphan = s->orphan;
 		s->orphan = false;
 		spin_unlock_bh(&idev->lock);
-		for (k = 0; k < 2; k++) {
-			if (!isk[k])
-				continue;
-			ivshm_sock_detach(isk[k], idev);
-			sock_put(ivshm_sk(isk[k]));
-		}
 		if (orphan)
 			ivshm_chan_close(idev, i, s->off, s->size);
 	}

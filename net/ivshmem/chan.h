@@ -33,6 +33,9 @@ int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
 		   struct ivshm_sock *isk);
 void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
 		      struct ivshm_sock *isk);
+void ivshm_slot_get(struct ivshm_dev *idev, u32 idx,
+		    struct ivshm_sock *isk[2]);
+void ivshm_slot_put(struct ivshm_sock *isk[2]);
 void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
 		       struct ivshm_sock *isk);
 

@@ -26,7 +26,6 @@
 
 #include <linux/jiffies.h>
 #include <linux/workqueue.h>
-#include <net/sock.h>
 
 #include "chan.h"
 #include "device.h"
@@ -49,19 +48,11 @@ static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
 		bool orphan;
 		int k;
 
-		spin_lock_bh(&idev->lock);
-		isk[0] = s->tx;
-		isk[1] = s->rx;
+		ivshm_slot_get(idev, i, isk);
 		for (k = 0; k < 2; k++)
 			if (isk[k])
-				sock_hold(ivshm_sk(isk[k]));
-		spin_unlock_bh(&idev->lock);
-		for (k = 0; k < 2; k++) {
-			if (!isk[k])
-				continue;
-			ivshm_sock_peer_lost(isk[k], idev, vm);
-			sock_put(ivshm_sk(isk[k]));
-		}
+				ivshm_sock_peer_lost(isk[k], idev, vm);
+		ivshm_slot_put(isk);
 		/* Nobody will acknowledge, also what the resets just gave
 		 * up: free it now.
 		 */
