@@ -169,10 +169,11 @@ static ssize_t hold_write(struct file *file, const char __user *ubuf,
 	return count;
 }
 
-static ssize_t freeze_write(struct file *file, const char __user *ubuf,
-			    size_t count, loff_t *ppos)
+/* "PEER 0|1" from user space, for "hold" and "freeze". */
+static int devshm_parse_switch(const char __user *ubuf, size_t count,
+			       struct devshm_peer **peer, bool *on)
 {
-	unsigned int dst, on;
+	unsigned int dst, val;
 	char buf[32];
 
 	if (count >= sizeof(buf))
@@ -180,10 +181,25 @@ static ssize_t freeze_write(struct file *file, const char __user *ubuf,
 	if (copy_from_user(buf, ubuf, count))
 		return -EFAULT;
 	buf[count] = '\0';
-	if (sscanf(buf, "%u %u", &dst, &on) != 2 || dst >= devshm->nr_peers ||
-	    on > 1)
+	if (sscanf(buf, "%u %u", &dst, &val) != 2 ||
+	    dst >= devshm->nr_peers || val > 1)
 		return -EINVAL;
-	ivshm_dev_freeze(&devshm->peer[dst].idev, on);
+	*peer = &devshm->peer[dst];
+	*on = val;
+	return 0;
+}
+
+static ssize_t freeze_write(struct file *file, const char __user *ubuf,
+			    size_t count, loff_t *ppos)
+{
+	struct devshm_peer *peer;
+	bool on;
+	int ret;
+
+	ret = devshm_parse_switch(ubuf, count, &peer, &on);
+	if (ret)
+		return ret;
+	ivshm_dev_freeze(&peer->idev, on);
 	return count;
 }
 
