@@ -1093,7 +1093,8 @@ static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
 static void ivshm_tx_want_room(struct ivshm_sock *isk, u32 len)
 {
 	struct ivshm_ring *r = &isk->tx;
-	u64 want = max_t(u64, (u64)len + 2 * IVSHM_REC_HDR, r->size / 2);
+	u64 need = IVSHM_REC_HDR + ALIGN((u64)len, IVSHM_REC_ALIGN);
+	u64 want = min_t(u64, max_t(u64, need, r->size / 2), r->size);
 	u64 wake = r->pos + want > r->size ? r->pos + want - r->size : 0;
 
 	ivshm_put64(&r->chan->wake_tail, wake);
