@@ -1319,6 +1319,40 @@ TEST(flow_control_blocks_and_loses_nothing)
 	close(fd);
 }
 
+/*
+ * The largest records through a receiver that starts late: every send
+ * waits for the whole ring to drain, and the receiver's notification must
+ * come each time.
+ */
+TEST(largest_records_wait_for_a_slow_receiver)
+{
+	unsigned char *buf = malloc(MAX_REC);
+	unsigned long long count = 0, s = 0, rc, rs;
+	char reply[64];
+	unsigned int i;
+	ssize_t n;
+	int fd = serve("sink 500", NULL);
+
+	ASSERT_LE(0, fd);
+	ASSERT_NE(NULL, buf);
+	set_timeo(fd, SO_SNDTIMEO, 20000);
+	for (i = 0; i < 16; i++) {
+		fill(buf, MAX_REC, i);
+		ASSERT_EQ(MAX_REC, send(fd, buf, MAX_REC, 0));
+		count++;
+		s = sum(buf, MAX_REC, s);
+	}
+	ASSERT_EQ(0, shutdown(fd, SHUT_WR));
+	n = recv(fd, reply, sizeof(reply) - 1, 0);
+	ASSERT_LT(0, n);
+	reply[n] = 0;
+	ASSERT_EQ(2, sscanf(reply, "%llu %llu", &rc, &rs));
+	EXPECT_EQ(count, rc);
+	EXPECT_EQ(s, rs);
+	free(buf);
+	close(fd);
+}
+
 TEST(sndtimeo_bounds_a_blocked_send)
 {
 	unsigned char buf[4096] = { 0 };
