@@ -108,10 +108,16 @@ int ivshm_ring_init(struct ivshm_ring *r, const struct ivshm_layout *l,
 	return 0;
 }
 
+/* Producer: bytes usable now, the smaller run while a move is pending. */
+static u32 ivshm_tx_cap(const struct ivshm_ring *r)
+{
+	return r->cap < r->size ? r->cap : r->size;
+}
+
 /* Largest payload one record can carry in this ring. */
 u32 ivshm_ring_max_record(const struct ivshm_ring *r)
 {
-	u32 cap = r->cap < r->size ? r->cap : r->size;
+	u32 cap = ivshm_tx_cap(r);
 
 	return cap - IVSHM_REC_HDR;
 }
@@ -147,7 +153,7 @@ static int ivshm_tx_refresh(struct ivshm_ring *r)
 int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 		     struct ivshm_span *span)
 {
-	u32 need, cap = r->cap < r->size ? r->cap : r->size;
+	u32 need, cap = ivshm_tx_cap(r);
 	int ret;
 
 	if (len > cap - IVSHM_REC_HDR) {
@@ -157,7 +163,7 @@ int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 		ret = ivshm_tx_refresh(r);
 		if (ret)
 			return ret;
-		cap = r->cap < r->size ? r->cap : r->size;
+		cap = ivshm_tx_cap(r);
 		if (len > cap - IVSHM_REC_HDR)
 			goto full;
 	}
@@ -166,7 +172,7 @@ int ivshm_tx_reserve(struct ivshm_ring *r, u32 len, u16 type, u16 flags,
 		ret = ivshm_tx_refresh(r);
 		if (ret)
 			return ret;
-		cap = r->cap < r->size ? r->cap : r->size;
+		cap = ivshm_tx_cap(r);
 		if (r->pos - r->peer + need > cap)
 			goto full;
 	}
@@ -444,7 +450,7 @@ int ivshm_tx_room(struct ivshm_ring *r, u32 len)
 	ret = ivshm_tx_refresh(r);
 	if (ret)
 		return ret;
-	cap = r->cap < r->size ? r->cap : r->size;
+	cap = ivshm_tx_cap(r);
 	if (len > cap - IVSHM_REC_HDR)
 		return 0;
 	return r->pos - r->peer + ivshm_rec_need(len) <= cap;
