@@ -667,7 +667,6 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 	/* Sockets between a lookup and their first slot see dying. */
 	atomic_dec(&idev->users);
 	wait_var_event(&idev->users, !atomic_read(&idev->users));
-	synchronize_rcu();
 	cancel_work_sync(&idev->work);
 
 	ivshm_peer_leave(l, idev->own_id, idev->inc);
