@@ -305,6 +305,7 @@ u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors)
 	if (!inc)
 		inc = 1;
 	ivshm_put32(&p->doorbell_armed, 0);
+	ivshm_put32(&p->data_armed, 0);
 	ivshm_put32(&p->vectors, vectors);
 	ivshm_put64(&p->heartbeat, 0);
 	ivshm_put32(&p->incarnation, inc);

@@ -1,34 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Channels of one device: taking and freeing them in the region, telling
- * peers about them, and handling what peers tell us.
+ * peers about them, and handling the control events peers send us.
  *
  * A connection is two channels, one per direction, each owned (allocated,
- * written, freed) by its sender. Everything a peer wants us to look at is
- * announced by setting the channel's bit in our pending set and, if we
- * armed it, ringing our doorbell; ivshm_dev_work() takes the bits and hands
- * each channel to the socket that uses it (socket.c), or, for a channel
- * nobody here uses yet, treats it as a connection request.
+ * written, freed) by its sender. A peer announces news about a channel by
+ * setting the channel's bit in one of our two pending sets and, if we armed
+ * that set's doorbell, ringing the matching vector (protocol.md,
+ * Notification): the data set (records published, room freed) is drained
+ * by NAPI (napi.c); the control set (connection requests, answers, closes,
+ * resets) by the control work here, which runs in process context because
+ * it takes socket locks and the region's control lock. It hands each
+ * channel to the socket that uses it (socket.c), or, for a channel nobody
+ * here uses yet, treats it as a connection request.
  *
- * Notification handshake (protocol.md, N1):
+ * Notification handshake for the control set (protocol.md, N1):
  *
- *   sender                              receiver (ivshm_dev_work)
- *   publish head / state / rx_state     armed = 0
- *   set pending bit (fully ordered) [P1] take pending words     [P1]
- *   if (armed) ring doorbell            handle channels
- *                                       armed = 1
+ *   sender                              receiver (ivshm_ctrl_work)
+ *   publish state / rx_state            doorbell_armed = 0
+ *   set control bit (fully ordered) [P1] take control words     [P1]
+ *   if (doorbell_armed) ring vector 0   handle channels
+ *                                       doorbell_armed = 1
  *                                       smp_mb()                [N1]
- *                                       any pending bit? loop
+ *                                       any control bit? loop
  *
- * Either the sender's read of armed comes after the receiver set it, and
- * the doorbell rings, or the receiver's re-check after its barrier sees the
- * bit the sender set before reading armed.
+ * Either the sender's read of doorbell_armed comes after the receiver set
+ * it, and the doorbell rings, or the receiver's re-check after its barrier
+ * sees the bit the sender set before reading it.
  *
- * Locking: idev->lock (spinlock) protects slots[] and dying; it is never
- * held while sleeping or while a socket lock is taken, so socket.c may take
- * it under lock_sock(). Every slot holding a socket holds a reference to
- * it. idev->ctrl_mutex serialises this guest's users of the region's
- * control lock, so that only one of our threads at a time competes for it.
+ * Locking: idev->lock (spinlock, taken with bottom halves off because the
+ * NAPI poll takes it too) protects slots[] and dying; it is never held
+ * while sleeping or while a socket lock is taken, so socket.c may take it
+ * under lock_sock(). Every slot holding a socket holds a reference to it.
+ * idev->ctrl_mutex serialises this guest's users of the region's control
+ * lock, so that only one of our threads at a time competes for it.
  * idev->users counts the sockets and lookups using the device; unregister
  * waits for it to drain after detaching every socket.
  */
@@ -36,7 +41,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/delay.h>
-#include <linux/hrtimer.h>
 #include <linux/moduleparam.h>
 #include <linux/jiffies.h>
 #include <linux/mm.h>
@@ -46,28 +50,22 @@
 
 #include "chan.h"
 #include "device.h"
+#include "napi.h"
 #include "peer.h"
 #include "socket.h"
+#include "stats.h"
 
 /* How long we try for the region's control lock before giving up. */
 #define IVSHM_CTRL_WAIT_MS	1000
 /* An orphan whose receiver never acknowledges is freed after this. */
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
-/* Rounds of the pending set per work run before yielding the CPU. */
-#define IVSHM_WORK_ROUNDS	16
-
-/* Polling of devices without doorbells (ivshmem-plain): after a poll that
- * found work the next comes after poll_min_us, and every idle poll doubles
- * the interval up to poll_max_us. A smaller minimum lowers the latency of
- * a quiet connection's first record and costs more CPU while idle traffic
- * trickles; the maximum bounds the latency after a long silence.
+/* Rounds of the control set per work run; a peer that keeps setting bits
+ * past them (a flood) gets the rest handled a jiffy later, so that it
+ * cannot keep a CPU busy with our control work.
  */
-static unsigned int ivshm_poll_min_us = 50;
-module_param_named(poll_min_us, ivshm_poll_min_us, uint, 0644);
-MODULE_PARM_DESC(poll_min_us, "polled devices: interval after work, in us (default 50)");
-static unsigned int ivshm_poll_max_us = 4000;
-module_param_named(poll_max_us, ivshm_poll_max_us, uint, 0644);
-MODULE_PARM_DESC(poll_max_us, "polled devices: longest idle interval, in us (default 4000)");
+#define IVSHM_CTRL_ROUNDS	16
+/* A doorbell also triggers a liveness check, at most this often. */
+#define IVSHM_LIVENESS_KICK_GAP	(HZ / 100 ? : 1)
 
 /**
  * ivshm_ctrl_lock() - take the region's control lock for this device
@@ -178,7 +176,7 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size)
 	}
 	if (ivshm_get16(&ivshm_chan(l, idx)->sender_vm) == idev->own_id) {
 		if (ivshm_blocks_free(l, off, size >> IVSHM_BLOCK_SHIFT))
-			atomic64_inc(&idev->proto_errors);
+			ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_chan_free(l, idx);
 	}
 	ivshm_ctrl_unlock_dev(idev);
@@ -189,27 +187,52 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size)
  * @idev: our device
  * @vm: the VM; an id that cannot exist is ignored
  * @idx: the channel
+ * @set: IVSHM_PEND_CTRL for states and acknowledgments, IVSHM_PEND_DATA
+ *	for records published or room freed
+ *
+ * Sets the channel's bit in the VM's pending set and rings the VM's vector
+ * for that set if the VM armed it.
  *
  * Context: any.
+ * Return: IVSHM_NOTIFY_RANG when a doorbell rang (or, for ourselves, our
+ * handler was scheduled), IVSHM_NOTIFY_SET when the bit was set but the VM
+ * is polling already, IVSHM_NOTIFY_NONE for an id that cannot exist.
  */
-void ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx)
+int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set)
 {
 	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_peer *p;
+	u32 vector = IVSHM_VEC_CTRL;
 
 	/* Callers pass ids read once from the region: bound them here too. */
-	if (vm >= l->max_peers || idx >= l->max_channels)
-		return;
-	ivshm_pending_set(l, vm, idx);				/* P1 */
-	atomic64_inc(&idev->notifies);
+	if (vm >= l->max_peers || idx >= l->max_channels ||
+	    set >= IVSHM_PEND_SETS)
+		return IVSHM_NOTIFY_NONE;
+	ivshm_pending_set(l, vm, set, idx);			/* P1 */
+	ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
 	if (vm == idev->own_id) {
-		queue_work(system_highpri_wq, &idev->work);
-		return;
+		if (set == IVSHM_PEND_DATA)
+			ivshm_napi_kick(idev);
+		else
+			ivshm_ctrl_kick(idev);
+		return IVSHM_NOTIFY_RANG;
 	}
 	/* pending_set() is a fully ordered RMW: armed is read after it. */
-	if (ivshm_get32(&ivshm_peer(l, vm)->doorbell_armed))
-		ivshm_dev_ring(idev, vm, 0);
-	else
-		atomic64_inc(&idev->suppressed);
+	p = ivshm_peer(l, vm);
+	if (set == IVSHM_PEND_DATA) {
+		if (!ivshm_get32(&p->data_armed))
+			goto suppressed;
+		/* A VM with one vector takes both sets on it. */
+		if (ivshm_get32(&p->vectors) > IVSHM_VEC_DATA)
+			vector = IVSHM_VEC_DATA;
+	} else if (!ivshm_get32(&p->doorbell_armed)) {
+		goto suppressed;
+	}
+	ivshm_dev_ring(idev, vm, vector);
+	return IVSHM_NOTIFY_RANG;
+suppressed:
+	ivshm_stat_inc(idev, IVSHM_STAT_SUPPRESSED);
+	return IVSHM_NOTIFY_SET;
 }
 
 /**
@@ -327,7 +350,7 @@ void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
 		ivshm_chan_close(idev, idx, off, size);
 	else
 		/* The acknowledgment may have come already. */
-		ivshm_notify(idev, idev->own_id, idx);
+		ivshm_notify(idev, idev->own_id, idx, IVSHM_PEND_CTRL);
 }
 
 /* An orphan's receiver answered, or it is time to give up. The answers that
@@ -362,7 +385,8 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 			    ivshm_get32(&pc->rx_state) == IVSHM_RX_NONE) {
 				ivshm_store_release32(&pc->rx_state,
 						      IVSHM_RX_CLOSED);
-				ivshm_notify(idev, receiver, peer);
+				ivshm_notify(idev, receiver, peer,
+					     IVSHM_PEND_CTRL);
 			}
 		}
 	}
@@ -404,7 +428,7 @@ static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 		ivshm_sock_request(idev, idx);
 	} else if (state == IVSHM_CHAN_CLOSED) {
 		ivshm_store_release32(&ch->rx_state, IVSHM_RX_CLOSED);
-		ivshm_notify(idev, sender, idx);
+		ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
 	}
 }
 
@@ -412,7 +436,6 @@ static void ivshm_chan_event(struct ivshm_dev *idev, u32 idx)
 {
 	struct ivshm_sock *isk[2];
 
-	atomic64_inc(&idev->events);
 	ivshm_slot_get(idev, idx, isk);
 	/* Both are set only on a loopback connection. */
 	if (isk[0])
@@ -426,77 +449,55 @@ static void ivshm_chan_event(struct ivshm_dev *idev, u32 idx)
 		ivshm_orphan_event(idev, idx, false);
 }
 
-static bool ivshm_pending_any(const struct ivshm_layout *l, u32 vm)
+static void ivshm_ctrl_work(struct work_struct *work)
 {
-	__le64 *p = ivshm_pending(l, vm);
-	u32 w;
-
-	for (w = 0; w < l->pending_words; w++)
-		if (ivshm_get64(p + w))
-			return true;
-	return false;
-}
-
-/* A device without doorbells: poll again soon after work, later when idle. */
-static void ivshm_poll_rearm(struct ivshm_dev *idev, bool found)
-{
-	u32 us = found ? READ_ONCE(ivshm_poll_min_us) :
-		 min(idev->poll_us * 2, READ_ONCE(ivshm_poll_max_us));
-
-	idev->poll_us = max(us, 1u);
-	if (!READ_ONCE(idev->dying))
-		hrtimer_start(&idev->poll_timer, ns_to_ktime(idev->poll_us * 1000ull),
-			      HRTIMER_MODE_REL);
-}
-
-static enum hrtimer_restart ivshm_poll_timer(struct hrtimer *t)
-{
-	struct ivshm_dev *idev = container_of(t, struct ivshm_dev, poll_timer);
-
-	queue_work(system_highpri_wq, &idev->work);
-	return HRTIMER_NORESTART;
-}
-
-static void ivshm_dev_work(struct work_struct *work)
-{
-	struct ivshm_dev *idev = container_of(work, struct ivshm_dev, work);
+	struct ivshm_dev *idev = container_of(to_delayed_work(work),
+					      struct ivshm_dev, ctrl_work);
 	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
-	bool doorbells = idev->nr_vectors, found = false;
+	bool doorbells = idev->nr_vectors;
 	unsigned int round;
+	u64 events = 0;
 	u32 w;
 
 	if (READ_ONCE(idev->frozen))
 		return;		/* a stopped VM: the bits wait */
-	atomic64_inc(&idev->polls);
-	for (round = 0; round < IVSHM_WORK_ROUNDS; round++) {
+	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_POLLS);
+	for (round = 0; round < IVSHM_CTRL_ROUNDS; round++) {
 		if (doorbells)
 			ivshm_put32(&me->doorbell_armed, 0);
 		for (w = 0; w < l->pending_words; w++) {
-			u64 bits = ivshm_pending_take(l, idev->own_id, w);
+			u64 bits = ivshm_pending_take(l, idev->own_id,
+						      IVSHM_PEND_CTRL, w);
 
-			found |= bits != 0;
 			while (bits) {
 				u32 b = __ffs64(bits);
 
 				bits &= bits - 1;
 				ivshm_chan_event(idev, w * 64 + b);
+				events++;
 			}
 		}
 		if (doorbells) {
 			ivshm_put32(&me->doorbell_armed, 1);
 			ivshm_mb();					/* N1 */
 		}
-		if (!ivshm_pending_any(l, idev->own_id))
-			goto done;
+		if (!ivshm_pending_any(l, idev->own_id, IVSHM_PEND_CTRL))
+			goto out;
 		cond_resched();
 	}
-	/* A flood: yield, and come back for the rest. */
-	queue_work(system_highpri_wq, &idev->work);
-	return;
-done:
-	if (!doorbells)
-		ivshm_poll_rearm(idev, found);
+	/* A flood: the rest waits a jiffy, and the CPU goes to others. */
+	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_FLOODS);
+	queue_delayed_work(system_highpri_wq, &idev->ctrl_work, 1);
+out:
+	ivshm_stat_add(idev, IVSHM_STAT_CTRL_EVENTS, events);
+}
+
+/* Look at our control set soon. Context: any. */
+void ivshm_ctrl_kick(struct ivshm_dev *idev)
+{
+	/* Already queued, or held back after a flood: nothing to add. */
+	queue_delayed_work(system_highpri_wq, &idev->ctrl_work, 0);
 }
 
 /* Orphans whose receivers never answered are freed after a while. */
@@ -520,15 +521,31 @@ static void ivshm_dev_reap(struct work_struct *work)
 	schedule_delayed_work(&idev->reaper, HZ);
 }
 
-/* The doorbell rang: look at our pending set, and at the peer table,
- * since the host's server rings when it marks a departed VM dead.
+/* Our control vector rang: look at our control set, and at the peer
+ * table, since the host's server rings it when it marks a departed VM
+ * dead. Context: any, typically hard interrupt.
  */
 void ivshm_conn_kick(struct ivshm_dev *idev)
 {
-	if (!idev->joined)
+	unsigned long last = READ_ONCE(idev->liveness_kicked);
+
+	if (!READ_ONCE(idev->joined))
 		return;
-	queue_work(system_highpri_wq, &idev->work);
+	ivshm_ctrl_kick(idev);
+	/* A flood of doorbells must not become a flood of peer checks. */
+	if (time_before(jiffies, last + IVSHM_LIVENESS_KICK_GAP))
+		return;
+	WRITE_ONCE(idev->liveness_kicked, jiffies);
 	mod_delayed_work(system_wq, &idev->liveness, 0);
+}
+
+/* Everything may have news: both sets, and the peer table. */
+void ivshm_conn_kick_all(struct ivshm_dev *idev)
+{
+	if (!READ_ONCE(idev->joined))
+		return;
+	ivshm_conn_kick(idev);
+	ivshm_napi_kick(idev);
 }
 
 /**
@@ -544,7 +561,7 @@ void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen)
 {
 	WRITE_ONCE(idev->frozen, frozen);
 	if (!frozen)
-		ivshm_conn_kick(idev);
+		ivshm_conn_kick_all(idev);
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_freeze);
 
@@ -565,21 +582,10 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 
 	mutex_init(&idev->ctrl_mutex);
 	spin_lock_init(&idev->lock);
-	INIT_WORK(&idev->work, ivshm_dev_work);
+	INIT_DELAYED_WORK(&idev->ctrl_work, ivshm_ctrl_work);
 	INIT_DELAYED_WORK(&idev->reaper, ivshm_dev_reap);
-	hrtimer_init(&idev->poll_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
-	idev->poll_timer.function = ivshm_poll_timer;
-	idev->poll_us = ivshm_poll_min_us;
 	atomic_set(&idev->users, 1);
-	atomic64_set(&idev->events, 0);
-	atomic64_set(&idev->proto_errors, 0);
-	atomic64_set(&idev->notifies, 0);
-	atomic64_set(&idev->suppressed, 0);
-	atomic64_set(&idev->polls, 0);
-	atomic64_set(&idev->tx_records, 0);
-	atomic64_set(&idev->tx_bytes, 0);
-	atomic64_set(&idev->rx_records, 0);
-	atomic64_set(&idev->rx_bytes, 0);
+	idev->liveness_kicked = jiffies;
 	idev->joined = false;
 	idev->dying = false;
 	idev->frozen = false;
@@ -612,13 +618,12 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 			pr_info("%s: reclaimed %u channels of an earlier incarnation\n",
 				idev->name, n);
 	}
-	idev->joined = true;
+	ivshm_napi_start(idev);
+	WRITE_ONCE(idev->joined, true);
 	schedule_delayed_work(&idev->reaper, HZ);
 	ivshm_liveness_start(idev);
-	/* Catch whatever was announced before we armed the doorbell; a
-	 * polled device starts polling from there.
-	 */
-	queue_work(system_highpri_wq, &idev->work);
+	/* Catch whatever was announced before we armed the doorbell. */
+	ivshm_ctrl_kick(idev);
 	return 0;
 }
 
@@ -642,9 +647,8 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 	spin_unlock_bh(&idev->lock);
 	ivshm_liveness_stop(idev);
 	cancel_delayed_work_sync(&idev->reaper);
-	hrtimer_cancel(&idev->poll_timer);
-	cancel_work_sync(&idev->work);
-	hrtimer_cancel(&idev->poll_timer);
+	ivshm_napi_stop(idev);
+	cancel_delayed_work_sync(&idev->ctrl_work);
 
 	for (i = 0; i < l->max_channels; i++) {
 		struct ivshm_slot *s = &idev->slots[i];
@@ -667,10 +671,10 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 	/* Sockets between a lookup and their first slot see dying. */
 	atomic_dec(&idev->users);
 	wait_var_event(&idev->users, !atomic_read(&idev->users));
-	cancel_work_sync(&idev->work);
+	cancel_delayed_work_sync(&idev->ctrl_work);
 
 	ivshm_peer_leave(l, idev->own_id, idev->inc);
-	idev->joined = false;
+	WRITE_ONCE(idev->joined, false);
 	kvfree(idev->slots);
 	idev->slots = NULL;
 }

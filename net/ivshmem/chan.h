@@ -27,7 +27,14 @@ int ivshm_ctrl_lock(struct ivshm_dev *idev);
 void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev);
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p);
 void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size);
-void ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx);
+/* ivshm_notify() results */
+enum {
+	IVSHM_NOTIFY_NONE,		/* no such VM or channel */
+	IVSHM_NOTIFY_SET,		/* bit set; the VM polls already */
+	IVSHM_NOTIFY_RANG,		/* bit set and the doorbell rung */
+};
+
+int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set);
 
 int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
 		   struct ivshm_sock *isk);
@@ -40,7 +47,9 @@ void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
 		       struct ivshm_sock *isk);
 
 void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx);
+void ivshm_ctrl_kick(struct ivshm_dev *idev);
 void ivshm_conn_kick(struct ivshm_dev *idev);
+void ivshm_conn_kick_all(struct ivshm_dev *idev);
 int ivshm_conn_init(struct ivshm_dev *idev);
 void ivshm_conn_exit(struct ivshm_dev *idev);
 

@@ -22,7 +22,7 @@ struct ivshm_layout {
 	u32 max_channels;
 	u32 nr_blocks;			/* data-area blocks */
 	u32 bitmap_words;		/* 64-bit words of the block bitmap */
-	u32 pending_words;		/* 64-bit words of one peer's pending set */
+	u32 pending_words;		/* 64-bit words of one pending set */
 	u64 peers_off;
 	u64 ctrl_off;
 	u64 bitmap_off;
@@ -66,17 +66,32 @@ static inline struct ivshm_chan *ivshm_chan(const struct ivshm_layout *l,
 	return (struct ivshm_chan *)(l->base + l->chan_off) + idx;
 }
 
-static inline __le64 *ivshm_pending(const struct ivshm_layout *l, u32 vm)
+/* @vm below l->max_peers, @set below IVSHM_PEND_SETS. */
+static inline __le64 *ivshm_pending(const struct ivshm_layout *l, u32 vm,
+				    u32 set)
 {
-	return (__le64 *)(l->base + l->pending_off) + (u64)vm * l->pending_words;
+	return (__le64 *)(l->base + l->pending_off) +
+	       ((u64)vm * IVSHM_PEND_SETS + set) * l->pending_words;
 }
 
 /* Is [off, off + len) a whole number of blocks inside the data area? */
 bool ivshm_run_valid(const struct ivshm_layout *l, u64 off, u64 len);
 
-/* Pending-work bits: which channels have news for a peer. */
-void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 chan);
-u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 word);
+/* Pending-work bits: which channels have news for a peer, in each set. */
+void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 set,
+		       u32 chan);
+u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 set,
+		       u32 word);
+bool ivshm_pending_any(const struct ivshm_layout *l, u32 vm, u32 set);
+
+/* Has a counter that moved from @old to @new passed @event, that is, is
+ * @old <= @event < @new in free-running arithmetic? The test of virtio's
+ * event index: a side that asked to be told at @event is told once.
+ */
+static inline bool ivshm_passed(u64 event, u64 new, u64 old)
+{
+	return new - event - 1 < new - old;
+}
 
 /* Control lock and allocator (alloc.c). */
 bool ivshm_lock_owner_dead(const struct ivshm_layout *l, u64 word);
@@ -157,6 +172,7 @@ int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
 void ivshm_rx_release(struct ivshm_ring *r);
 s64 ivshm_rx_avail(struct ivshm_ring *r);
 int ivshm_tx_room(struct ivshm_ring *r, u32 len);
+u64 ivshm_tx_wake_tail(const struct ivshm_ring *r, u32 len);
 u64 ivshm_tx_unread(const struct ivshm_ring *r);
 
 /* Copy between a span and ordinary memory. */

@@ -5,9 +5,14 @@
  *
  *   info       what the transport reported (VM id, vectors, region size)
  *              and the region layout this device uses
- *   doorbells  per-vector count of doorbells received, rings sent, errors
- *   ring       write "PEER VECTOR" to ring a peer's doorbell, for testing
- *              the doorbell path between guests without any protocol
+ *   doorbells  the device's counters (stats.h): doorbells rung, refused
+ *              and spared, NAPI polls, control work, records and bytes,
+ *              and per vector the doorbells received
+ *   channels   one line per side of a connection on this device: the
+ *              channel, its direction, ports, peer, ring and counters
+ *   ring       write "PEER VECTOR [COUNT]" to ring a peer's doorbell
+ *              COUNT times (default once, at most 10^7), for testing the
+ *              doorbell path between guests without any protocol
  *
  * The stable configuration and statistics interface is generic netlink;
  * these files exist for debugging and for the bring-up tests.
@@ -19,11 +24,15 @@
 #include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/kernel.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/uaccess.h>
 
+#include "chan.h"
 #include "debugfs.h"
 #include "device.h"
+#include "socket.h"
+#include "stats.h"
 
 static struct dentry *ivshm_debugfs_root;
 
@@ -56,10 +65,7 @@ static int info_show(struct seq_file *m, void *unused)
 	seq_printf(m, "active_channels: %u\n",
 		   ivshm_get32(&ivshm_ctrl(&idev->layout)->num_active_channel));
 	seq_printf(m, "incarnation: %u\n", idev->inc);
-	seq_printf(m, "events: %lld\n", atomic64_read(&idev->events));
-	seq_printf(m, "proto_errors: %lld\n",
-		   atomic64_read(&idev->proto_errors));
-	seq_printf(m, "peers_lost: %lld\n", atomic64_read(&idev->peers_lost));
+	seq_printf(m, "netdev: %s\n", netdev_name(idev->netdev));
 	if (!idev->nr_vectors)
 		seq_printf(m, "poll_us: %u\n", READ_ONCE(idev->poll_us));
 	return 0;
@@ -69,25 +75,12 @@ DEFINE_SHOW_ATTRIBUTE(info);
 static int doorbells_show(struct seq_file *m, void *unused)
 {
 	struct ivshm_dev *idev = m->private;
+	u64 v[IVSHM_STAT_NR];
 	unsigned int i;
 
-	seq_printf(m, "rings_sent: %lld\n", atomic64_read(&idev->rings_sent));
-	seq_printf(m, "ring_errors: %lld\n", atomic64_read(&idev->ring_errors));
-	if (idev->joined) {
-		seq_printf(m, "notifies: %lld\n",
-			   atomic64_read(&idev->notifies));
-		seq_printf(m, "suppressed: %lld\n",
-			   atomic64_read(&idev->suppressed));
-		seq_printf(m, "polls: %lld\n", atomic64_read(&idev->polls));
-		seq_printf(m, "tx_records: %lld\n",
-			   atomic64_read(&idev->tx_records));
-		seq_printf(m, "tx_bytes: %lld\n",
-			   atomic64_read(&idev->tx_bytes));
-		seq_printf(m, "rx_records: %lld\n",
-			   atomic64_read(&idev->rx_records));
-		seq_printf(m, "rx_bytes: %lld\n",
-			   atomic64_read(&idev->rx_bytes));
-	}
+	ivshm_stats_read(idev, v);
+	for (i = 0; i < IVSHM_STAT_NR; i++)
+		seq_printf(m, "%s: %llu\n", ivshm_stat_name(i), v[i]);
 	for (i = 0; i < idev->nr_vectors; i++)
 		seq_printf(m, "vector%u: %lld\n", i,
 			   atomic64_read(&idev->doorbells[i]));
@@ -95,13 +88,53 @@ static int doorbells_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(doorbells);
 
+static const char *const ivshm_dir_names[2] = { "tx", "rx" };
+
+static int channels_show(struct seq_file *m, void *unused)
+{
+	struct ivshm_dev *idev = m->private;
+	struct ivshm_sock_info in;
+	u32 i;
+	int k;
+
+	if (!idev->joined)
+		return 0;
+	for (i = 0; i < idev->layout.max_channels; i++) {
+		struct ivshm_sock *isk[2];
+
+		ivshm_slot_get(idev, i, isk);
+		for (k = 0; k < 2; k++) {
+			if (!isk[k])
+				continue;
+			ivshm_sock_info(isk[k], k, &in);
+			seq_printf(m, "chan %u %s port %u peer %u:%u pid %d peer_pid %d state %d ring %u queued %llu",
+				   i, ivshm_dir_names[k], in.local_port,
+				   in.peer_vm, in.peer_port, in.owner_pid,
+				   in.peer_pid, in.state, in.ring, in.queued);
+			seq_printf(m, " records %llu bytes %llu notifies %llu rings %llu suppressed %llu wakeups %llu proto_errors %llu\n",
+				   k ? in.cs.rx_records : in.cs.tx_records,
+				   k ? in.cs.rx_bytes : in.cs.tx_bytes,
+				   in.cs.notifies, in.cs.rings,
+				   in.cs.suppressed,
+				   k ? in.cs.rx_wakeups : in.cs.tx_wakeups,
+				   in.cs.proto_errors);
+		}
+		ivshm_slot_put(isk);
+	}
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(channels);
+
+/* Most rings one write to "ring" asks for: a flood, but a bounded one. */
+#define IVSHM_RING_MAX_COUNT	10000000u
+
 static ssize_t ring_write(struct file *file, const char __user *ubuf,
 			  size_t count, loff_t *ppos)
 {
 	struct ivshm_dev *idev = file->private_data;
-	unsigned int peer, vector;
-	char buf[32];
-	int ret;
+	unsigned int peer, vector, n = 1, i;
+	char buf[48];
+	int ret = 0;
 
 	if (count >= sizeof(buf))
 		return -EINVAL;
@@ -109,12 +142,19 @@ static ssize_t ring_write(struct file *file, const char __user *ubuf,
 		return -EFAULT;
 	buf[count] = '\0';
 
-	if (sscanf(buf, "%u %u", &peer, &vector) != 2)
+	if (sscanf(buf, "%u %u %u", &peer, &vector, &n) < 2)
 		return -EINVAL;
-	if (peer > IVSHM_MAX_PEER_ID)
+	if (peer > IVSHM_MAX_PEER_ID || !n || n > IVSHM_RING_MAX_COUNT)
 		return -EINVAL;
 
-	ret = ivshm_dev_ring(idev, peer, vector);
+	for (i = 0; i < n && !ret; i++) {
+		ret = ivshm_dev_ring(idev, peer, vector);
+		if (!(i % 1024)) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
+	}
 	return ret ? ret : count;
 }
 
@@ -130,6 +170,8 @@ void ivshm_debugfs_dev_add(struct ivshm_dev *idev)
 	debugfs_create_file("info", 0400, idev->debugfs, idev, &info_fops);
 	debugfs_create_file("doorbells", 0400, idev->debugfs, idev,
 			    &doorbells_fops);
+	debugfs_create_file("channels", 0400, idev->debugfs, idev,
+			    &channels_fops);
 	debugfs_create_file("ring", 0200, idev->debugfs, idev, &ring_fops);
 }
 

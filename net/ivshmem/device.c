@@ -5,9 +5,14 @@
  * Locking: ivshm_devices_lock (a mutex) protects ivshm_devices and the
  * name index allocator; it is taken by register, unregister and socket
  * lookups, all in process context. A lookup takes a reference (users) on
- * the device it returns, which unregister waits for (chan.c). The doorbell
- * counters are atomics updated from hard interrupt context without any
- * lock.
+ * the device it returns, which unregister waits for (chan.c). The
+ * per-vector doorbell counters are atomics updated from hard interrupt
+ * context without any lock; everything else is counted per CPU (stats.c).
+ *
+ * Vectors: IVSHM_VEC_CTRL (0) carries control events, and peer departures
+ * the host's server announces, to the control work; IVSHM_VEC_DATA (1) and
+ * any further vector carries data events to NAPI. A device with a single
+ * vector takes both on it.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -25,6 +30,8 @@
 #include "chan.h"
 #include "debugfs.h"
 #include "device.h"
+#include "napi.h"
+#include "stats.h"
 
 static DEFINE_MUTEX(ivshm_devices_lock);
 static LIST_HEAD(ivshm_devices);
@@ -86,20 +93,19 @@ int ivshm_dev_register(struct ivshm_dev *idev)
 	idev->index = index;
 	snprintf(idev->name, sizeof(idev->name), "ivshm%d", index);
 	ret = ivshm_dev_open_region(idev);
-	if (ret) {
-		ida_free(&ivshm_dev_ida, index);
-		return ret;
-	}
-	atomic64_set(&idev->rings_sent, 0);
-	atomic64_set(&idev->ring_errors, 0);
+	if (ret)
+		goto err_ida;
 	for (i = 0; i < IVSHM_MAX_VECTORS; i++)
 		atomic64_set(&idev->doorbells[i], 0);
-
+	ret = ivshm_stats_init(idev);
+	if (ret)
+		goto err_ida;
+	ret = ivshm_napi_init(idev);
+	if (ret)
+		goto err_stats;
 	ret = ivshm_conn_init(idev);
-	if (ret) {
-		ida_free(&ivshm_dev_ida, index);
-		return ret;
-	}
+	if (ret)
+		goto err_napi;
 	ivshm_debugfs_dev_add(idev);
 
 	mutex_lock(&ivshm_devices_lock);
@@ -118,6 +124,14 @@ int ivshm_dev_register(struct ivshm_dev *idev)
 			idev->region_size >> 10, idev->own_id,
 			idev->nr_vectors);
 	return 0;
+
+err_napi:
+	ivshm_napi_exit(idev);
+err_stats:
+	ivshm_stats_exit(idev);
+err_ida:
+	ida_free(&ivshm_dev_ida, index);
+	return ret;
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_register);
 
@@ -136,6 +150,8 @@ void ivshm_dev_unregister(struct ivshm_dev *idev)
 
 	ivshm_debugfs_dev_remove(idev);
 	ivshm_conn_exit(idev);
+	ivshm_napi_exit(idev);
+	ivshm_stats_exit(idev);
 	ida_free(&ivshm_dev_ida, idev->index);
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_unregister);
@@ -151,7 +167,12 @@ void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector)
 {
 	if (vector < IVSHM_MAX_VECTORS)
 		atomic64_inc(&idev->doorbells[vector]);
-	ivshm_conn_kick(idev);
+	if (!READ_ONCE(idev->joined))
+		return;
+	if (vector == IVSHM_VEC_CTRL)
+		ivshm_conn_kick(idev);
+	if (vector != IVSHM_VEC_CTRL || idev->nr_vectors <= IVSHM_VEC_DATA)
+		napi_schedule(&idev->napi);
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_interrupt);
 
@@ -168,10 +189,7 @@ int ivshm_dev_ring(struct ivshm_dev *idev, u32 peer, u32 vector)
 	int ret;
 
 	ret = idev->ops->ring(idev, peer, vector);
-	if (ret)
-		atomic64_inc(&idev->ring_errors);
-	else
-		atomic64_inc(&idev->rings_sent);
+	ivshm_stat_inc(idev, ret ? IVSHM_STAT_RING_ERRORS : IVSHM_STAT_RINGS);
 	return ret;
 }
 

@@ -17,6 +17,7 @@
 #include <linux/hrtimer.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/netdevice.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
@@ -27,12 +28,8 @@ struct device;
 struct dentry;
 struct ivshm_dev;
 struct ivshm_sock;
+struct ivshm_stats;
 
-/* What this guest knows about one channel slot of the region: the socket
- * sending on it (a channel of ours), the socket reading it (addressed to
- * us), both on a loopback connection; or, for a channel we sent on and gave
- * up before the receiver acknowledged, the run to free once it does.
- */
 /* What this guest last saw of another VM's peer slot (peer.c). */
 struct ivshm_peer_seen {
 	bool known;			/* seen ALIVE since we last lost it */
@@ -41,6 +38,11 @@ struct ivshm_peer_seen {
 	unsigned long changed;		/* jiffies when beat last moved */
 };
 
+/* What this guest knows about one channel slot of the region: the socket
+ * sending on it (a channel of ours), the socket reading it (addressed to
+ * us), both on a loopback connection; or, for a channel we sent on and gave
+ * up before the receiver acknowledged, the run to free once it does.
+ */
 struct ivshm_slot {
 	struct ivshm_sock *tx;		/* each holds a socket reference */
 	struct ivshm_sock *rx;
@@ -86,38 +88,37 @@ struct ivshm_dev {
 	bool initialised;		/* we wrote the region's layout */
 	struct list_head node;		/* in ivshm_devices, ivshm_devices_lock */
 	int index;
-	char name[16];			/* "ivshm%d" */
+	char name[16];			/* "ivshm%d", also the net device's */
 	struct dentry *debugfs;
-	atomic64_t rings_sent;
-	atomic64_t ring_errors;
-	atomic64_t doorbells[IVSHM_MAX_VECTORS];
+	struct ivshm_stats __percpu *stats;	/* stats.h */
+	atomic64_t doorbells[IVSHM_MAX_VECTORS];	/* received, per vector */
+
+	/* core, the data path's notifications (napi.c). */
+	struct net_device *netdev;
+	struct napi_struct napi;	/* drains our data set */
+	u64 *carry;			/* data bits taken, not yet handled */
+	u32 next_word;			/* where the next poll starts */
+	struct hrtimer poll_timer;	/* no doorbells: schedules NAPI */
+	u32 poll_us;			/* current polling interval */
+	ktime_t bulk_until;		/* moderation: end of the bulk period */
 
 	/* core, connections (chan.c). */
 	u32 inc;			/* our incarnation in the region */
 	bool joined;			/* own_id valid and our peer slot ALIVE */
 	bool dying;			/* under lock: no new slots */
 	struct mutex ctrl_mutex;	/* our users of the control lock, one at a time */
-	spinlock_t lock;		/* slots[], dying */
+	spinlock_t lock;		/* slots[], dying; bottom halves off */
 	struct ivshm_slot *slots;	/* by channel index, max_channels */
-	struct work_struct work;	/* drains our pending set */
+	struct delayed_work ctrl_work;	/* drains our control set */
 	struct delayed_work reaper;	/* frees orphans nobody acknowledges */
 	atomic_t users;			/* 1 + sockets and lookups using it */
-	atomic64_t events;		/* channel events handled */
-	atomic64_t notifies;		/* pending bits we set for peers */
-	atomic64_t suppressed;		/* records published to a reader that was not waiting */
-	atomic64_t polls;		/* runs of the work */
-	atomic64_t tx_records, tx_bytes;	/* sent by our sockets */
-	atomic64_t rx_records, rx_bytes;	/* received by them */
-	atomic64_t proto_errors;	/* peers' values that failed a check */
 
-	/* core, liveness and polling (peer.c, chan.c). */
+	/* core, liveness (peer.c). */
 	struct delayed_work liveness;	/* heartbeat and peer checks */
+	unsigned long liveness_kicked;	/* jiffies of the last doorbell's check */
 	u64 beat;
 	bool frozen;			/* test hook: act as a stopped VM */
 	struct ivshm_peer_seen seen[IVSHM_MAX_PEERS];
-	atomic64_t peers_lost;		/* peers found dead or gone */
-	struct hrtimer poll_timer;	/* no doorbells: drives the work */
-	u32 poll_us;			/* current polling interval */
 };
 
 int ivshm_dev_register(struct ivshm_dev *idev);

@@ -62,7 +62,8 @@ int ivshm_layout_compute(struct ivshm_layout *l, void *base, u64 size)
 	l->bitmap_off = off + IVSHM_CACHELINE;
 	off = ivshm_align_block(l->bitmap_off + (u64)l->bitmap_words * 8);
 	l->pending_off = off;
-	off = ivshm_align_block(off + (u64)l->max_peers * l->pending_words * 8);
+	off = ivshm_align_block(off + (u64)l->max_peers * IVSHM_PEND_SETS *
+				l->pending_words * 8);
 	l->chan_off = off;
 	off = ivshm_align_block(off + (u64)chans * sizeof(struct ivshm_chan));
 	l->data_off = off;
@@ -200,14 +201,16 @@ int ivshm_region_open(struct ivshm_layout *l, void *base, u64 size, u32 vm,
 /* Pending bits are set by senders and taken by the receiver, concurrently:
  * both sides use atomic read-modify-write, so no bit is lost.
  */
-void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 chan)
+void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 set,
+		       u32 chan)
 {
 	__le64 *w;
 	u64 old, bit;
 
-	if (vm >= l->max_peers || chan >= l->max_channels)
+	if (vm >= l->max_peers || set >= IVSHM_PEND_SETS ||
+	    chan >= l->max_channels)
 		return;
-	w = ivshm_pending(l, vm) + chan / 64;
+	w = ivshm_pending(l, vm, set) + chan / 64;
 	bit = 1ull << (chan % 64);
 	old = ivshm_get64(w);
 	for (;;) {
@@ -219,14 +222,16 @@ void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 chan)
 	}
 }
 
-u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 word)
+u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 set,
+		       u32 word)
 {
 	__le64 *w;
 	u64 old;
 
-	if (vm >= l->max_peers || word >= l->pending_words)
+	if (vm >= l->max_peers || set >= IVSHM_PEND_SETS ||
+	    word >= l->pending_words)
 		return 0;
-	w = ivshm_pending(l, vm) + word;
+	w = ivshm_pending(l, vm, set) + word;
 	old = ivshm_get64(w);
 	while (old) {
 		u64 seen = ivshm_cmpxchg64(w, old, 0);
@@ -236,4 +241,21 @@ u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 word)
 		old = seen;
 	}
 	return old;
+}
+
+/* Is any bit of @vm's pending set @set up? Plain loads: a hint for whether
+ * to look again, never a reason to touch a channel.
+ */
+bool ivshm_pending_any(const struct ivshm_layout *l, u32 vm, u32 set)
+{
+	__le64 *p;
+	u32 w;
+
+	if (vm >= l->max_peers || set >= IVSHM_PEND_SETS)
+		return false;
+	p = ivshm_pending(l, vm, set);
+	for (w = 0; w < l->pending_words; w++)
+		if (ivshm_get64(p + w))
+			return true;
+	return false;
 }

@@ -31,6 +31,7 @@
 #include "device.h"
 #include "peer.h"
 #include "socket.h"
+#include "stats.h"
 
 #define IVSHM_BEAT_PERIOD	(HZ / 10)
 #define IVSHM_PEER_TIMEOUT	(HZ * 3 / 2)
@@ -41,7 +42,7 @@ static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
 	const struct ivshm_layout *l = &idev->layout;
 	u32 i;
 
-	atomic64_inc(&idev->peers_lost);
+	ivshm_stat_inc(idev, IVSHM_STAT_PEERS_LOST);
 	for (i = 0; i < l->max_channels; i++) {
 		struct ivshm_slot *s = &idev->slots[i];
 		struct ivshm_sock *isk[2];
@@ -80,8 +81,8 @@ static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 		ivshm_chan_reclaim(l, idev->own_id);
 		ivshm_ctrl_unlock_dev(idev);
 	}
-	/* Joining disarmed our doorbell: the work arms it again. */
-	ivshm_conn_kick(idev);
+	/* Joining disarmed our doorbells: the work and NAPI arm them. */
+	ivshm_conn_kick_all(idev);
 }
 
 static void ivshm_peer_reap_dev(struct ivshm_dev *idev, u32 vm)
@@ -166,7 +167,6 @@ out:
 void ivshm_liveness_start(struct ivshm_dev *idev)
 {
 	memset(idev->seen, 0, sizeof(idev->seen));
-	atomic64_set(&idev->peers_lost, 0);
 	idev->beat = 0;
 	INIT_DELAYED_WORK(&idev->liveness, ivshm_liveness_work);
 	schedule_delayed_work(&idev->liveness, IVSHM_BEAT_PERIOD);

@@ -70,10 +70,23 @@ struct ivshm_peer {
 	__le32 state;			/* enum ivshm_peer_state */
 	__le32 incarnation;		/* bumped on every attach, never 0 */
 	__le64 heartbeat;		/* incremented periodically while alive */
-	__le32 doorbell_armed;		/* 1: ring me when you set a pending bit */
+	__le32 doorbell_armed;		/* 1: ring my control vector for control bits */
 	__le32 vectors;			/* doorbell vectors, 0 if polled */
-	__le64 reserved[5];
+	__le32 data_armed;		/* 1: ring my data vector for data bits */
+	__le32 reserved0;
+	__le64 reserved[4];
 };
+
+/* The two pending sets of a VM (protocol.md, Pending sets). */
+enum ivshm_pend_set {
+	IVSHM_PEND_CTRL = 0,		/* states and acknowledgments */
+	IVSHM_PEND_DATA = 1,		/* records published, room freed */
+	IVSHM_PEND_SETS,
+};
+
+/* Doorbell vectors: control on 0; data on 1 when a VM has two or more. */
+#define IVSHM_VEC_CTRL		0
+#define IVSHM_VEC_DATA		1
 
 /* Control section. Allocation bookkeeping (bitmap, free_start_offset,
  * num_active_channel, free_blocks, channel slots changing FREE <-> ALLOC) is
@@ -116,7 +129,7 @@ enum ivshm_rx_state {
 #define IVSHM_TXF_WAIT		0x0001
 /* tx_flags: the sender closed because the connection failed (reset). */
 #define IVSHM_TXF_RESET		0x0002
-/* rx_flags: the receiver sleeps; notify it when head moves. */
+/* rx_flags: the receiver sleeps; notify it when head passes rx_event. */
 #define IVSHM_RXF_WAIT		0x0001
 
 /* A channel: one sender, one receiver, one ring. Three cache lines, each
@@ -159,7 +172,8 @@ struct ivshm_chan {
 	__le32 rx_peer_chan;		/* ACCEPTED: the acceptor's channel */
 	__le32 rx_peer_gen;		/* ... and its generation */
 	__le32 reserved3;
-	__le64 reserved4[4];
+	__le64 rx_event;		/* RXF_WAIT: notify once head passes it */
+	__le64 reserved4[3];
 };
 
 /* Records: an 8-byte header, the payload, padding to 8 bytes. */
@@ -199,6 +213,8 @@ static_assert(sizeof(struct ivshm_ctrl) == IVSHM_CACHELINE, "region ABI");
 static_assert(sizeof(struct ivshm_chan) == 3 * IVSHM_CACHELINE, "region ABI");
 static_assert(offsetof(struct ivshm_chan, head) == IVSHM_CACHELINE, "region ABI");
 static_assert(offsetof(struct ivshm_chan, tail) == 2 * IVSHM_CACHELINE, "region ABI");
+static_assert(offsetof(struct ivshm_chan, rx_event) == 160, "region ABI");
+static_assert(offsetof(struct ivshm_peer, data_armed) == 24, "region ABI");
 static_assert(sizeof(struct ivshm_rec_moved) == 16, "region ABI");
 
 #endif /* _IVSHM_PROTO_H */

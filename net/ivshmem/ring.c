@@ -456,6 +456,30 @@ int ivshm_tx_room(struct ivshm_ring *r, u32 len)
 	return r->pos - r->peer + ivshm_rec_need(len) <= cap;
 }
 
+/**
+ * ivshm_tx_wake_tail() - the tail at which a waiting producer has room
+ * @r: the producer's ring, its tail refreshed by ivshm_tx_room()
+ * @len: the payload it waits to write
+ *
+ * Room for the record, or half the usable ring if that is more: waking the
+ * producer for every record consumed would cost a notification per record.
+ * A tail at or past the value returned leaves room for the record; since
+ * the usable capacity only grows, that stays true whatever the consumer
+ * does meanwhile.
+ *
+ * Return: the tail value, or 0 when any tail does.
+ */
+u64 ivshm_tx_wake_tail(const struct ivshm_ring *r, u32 len)
+{
+	u32 cap = ivshm_tx_cap(r);
+	u64 need = ivshm_rec_need(len);
+	u64 want = need > cap / 2 ? need : cap / 2;
+
+	if (want > cap)
+		want = cap;
+	return r->pos + want > cap ? r->pos + want - cap : 0;
+}
+
 /* Producer: bytes published that the consumer has not consumed. */
 u64 ivshm_tx_unread(const struct ivshm_ring *r)
 {

@@ -21,9 +21,19 @@
  *   CLOSE --listen--> LISTEN
  *   a request on a listener creates a child directly in ESTABLISHED
  *
- * Peer-side events arrive from the device's work (chan.c) through
- * ivshm_sock_event() and ivshm_sock_request(); they take the socket lock
- * like any system call.
+ * Peer-side control events arrive from the device's control work (chan.c)
+ * through ivshm_sock_event() and ivshm_sock_request(); they take the socket
+ * lock like any system call. Records published and room freed only wake
+ * the socket's waiters, from the device's NAPI poll (ivshm_sock_wake(), in
+ * softirq context, without the socket lock): whoever wakes looks at the
+ * ring under the lock.
+ *
+ * Notifications on the data path follow virtio's event index: a reader
+ * about to sleep writes rx_event, the tail it sleeps at, and the writer
+ * notifies only when a publication of its moves head past it, so a reader
+ * hears once per sleep however many records come meanwhile; a writer
+ * waiting for room writes wake_tail and the reader notifies once, when its
+ * tail passes it (barriers N2 and N3 in protocol.md).
  *
  * Locking, outermost first: lock_sock() of a listener, lock_sock() of a
  * child (nested), ivshm_bind_lock, then the device's spinlock (chan.c).
@@ -55,6 +65,7 @@
 #include "chan.h"
 #include "device.h"
 #include "socket.h"
+#include "stats.h"
 
 #define IVSHM_CONNECT_TIMEOUT_MS	10000
 
@@ -77,6 +88,9 @@ struct ivshm_sock {
 	struct ivshm_ring rx;		/* the peer's channel to us */
 	bool tx_wait;			/* IVSHM_TXF_WAIT is set on ours */
 	bool rx_wait;			/* IVSHM_RXF_WAIT is set on the peer's */
+	u64 tx_told;			/* head up to which the reader was considered */
+	u64 rx_told;			/* tail up to which the writer was considered */
+	struct ivshm_conn_stats cs;	/* this connection's counters */
 	s32 peer_pid;
 	s32 owner_pid;			/* who called listen() or connect() */
 	u64 connect_timeout_ms;
@@ -283,7 +297,8 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 	/* Only a channel that is still the one we attached to. */
 	if (ivshm_get32(&ch->generation) == isk->rx_gen) {
 		ivshm_store_release32(&ch->rx_state, ack);
-		ivshm_notify(idev, isk->remote.sivshm_vm, isk->rx_idx);
+		ivshm_notify(idev, isk->remote.sivshm_vm, isk->rx_idx,
+			     IVSHM_PEND_CTRL);
 	}
 	ivshm_slot_clear(idev, isk->rx_idx, true, isk);
 	isk->has_rx = false;
@@ -301,7 +316,8 @@ static void ivshm_tx_detach(struct ivshm_sock *isk)
 	ch = isk->tx.chan;
 	ivshm_tx_flush(&isk->tx);
 	ivshm_store_release32(&ch->state, IVSHM_CHAN_CLOSED);
-	ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx);
+	ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
+		     IVSHM_PEND_CTRL);
 	rx = ivshm_load_acquire32(&ch->rx_state);
 	if (rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
 	    rx == IVSHM_RX_REFUSED) {
@@ -321,7 +337,8 @@ static void ivshm_tx_shut(struct ivshm_sock *isk)
 		return;
 	ivshm_tx_flush(&isk->tx);
 	ivshm_store_release32(&isk->tx.chan->state, IVSHM_CHAN_CLOSED);
-	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx);
+	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx,
+		     IVSHM_PEND_CTRL);
 }
 
 /* The connection is over with error @err (0: orderly). Socket lock held. */
@@ -355,7 +372,8 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 static void ivshm_conn_proto_error(struct ivshm_sock *isk)
 {
 	if (isk->idev)
-		atomic64_inc(&isk->idev->proto_errors);
+		ivshm_stat_inc(isk->idev, IVSHM_STAT_PROTO_ERRORS);
+	isk->cs.proto_errors++;
 	ivshm_conn_fail(isk, ECONNRESET);
 }
 
@@ -400,6 +418,7 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
 	isk->has_rx = true;
+	isk->rx_told = 0;
 	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
 	ivshm_put32(&pc->receiver_inc, idev->inc);
 	if (state == IVSHM_CHAN_OPEN)
@@ -501,7 +520,7 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
  * @idx: the channel
  * @rx: whether @isk reads the channel (else it sends on it)
  *
- * Context: process (the device's work); takes the socket lock.
+ * Context: process (the device's control work); takes the socket lock.
  */
 void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		      u32 idx, bool rx)
@@ -517,6 +536,35 @@ void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		ivshm_rx_event(isk);
 out:
 	release_sock(sk);
+}
+
+/**
+ * ivshm_sock_wake() - records or room may be there for @isk
+ * @isk: the socket, held by the caller
+ * @idev: the device the news came from
+ * @idx: the channel
+ * @rx: whether @isk reads the channel (else it sends on it)
+ *
+ * Only wakes the socket's waiters, who look at the ring under the socket
+ * lock; a stale or forged bit costs a spurious wakeup, nothing more.
+ *
+ * Context: softirq (the device's NAPI poll), the only writer of the
+ * wakeup counters.
+ */
+void ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
+		     u32 idx, bool rx)
+{
+	struct sock *sk = &isk->sk;
+
+	if (READ_ONCE(isk->idev) != idev)
+		return;
+	if (rx) {
+		WRITE_ONCE(isk->cs.rx_wakeups, isk->cs.rx_wakeups + 1);
+		sk->sk_data_ready(sk);
+	} else {
+		WRITE_ONCE(isk->cs.tx_wakeups, isk->cs.tx_wakeups + 1);
+		sk->sk_write_space(sk);
+	}
 }
 
 /**
@@ -557,6 +605,42 @@ void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	release_sock(sk);
 }
 
+/**
+ * ivshm_sock_info() - what diagnostics show of one side of a connection
+ * @isk: the socket, held by the caller
+ * @rx: describe the channel it reads (else the one it sends on)
+ * @out: filled in
+ *
+ * Context: process; takes the socket lock.
+ */
+void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
+		     struct ivshm_sock_info *out)
+{
+	struct sock *sk = &isk->sk;
+	s64 avail;
+
+	memset(out, 0, sizeof(*out));
+	lock_sock(sk);
+	out->local_port = isk->local.sivshm_port;
+	out->peer_vm = isk->remote.sivshm_vm;
+	out->peer_port = isk->remote.sivshm_port;
+	out->owner_pid = isk->owner_pid;
+	out->peer_pid = isk->peer_pid;
+	out->state = sk->sk_state;
+	if (rx && isk->has_rx) {
+		out->ring = isk->rx.size;
+		avail = ivshm_rx_avail(&isk->rx);
+		out->queued = avail > 0 ? (u64)avail : 0;
+	} else if (!rx && isk->has_tx) {
+		out->ring = isk->tx.size;
+		out->queued = ivshm_tx_unread(&isk->tx);
+	}
+	out->cs = isk->cs;
+	out->cs.tx_wakeups = READ_ONCE(isk->cs.tx_wakeups);
+	out->cs.rx_wakeups = READ_ONCE(isk->cs.rx_wakeups);
+	release_sock(sk);
+}
+
 static struct sock *ivshm_sock_alloc(struct net *net, struct socket *sock,
 				     int kern)
 {
@@ -587,7 +671,7 @@ static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender)
 {
 	ivshm_store_release32(&ivshm_chan(&idev->layout, idx)->rx_state,
 			      IVSHM_RX_REFUSED);
-	ivshm_notify(idev, sender, idx);
+	ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
 }
 
 /* Set up a child for the request on channel @idx: attach to the sender's
@@ -639,6 +723,8 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->has_rx = true;
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
+	isk->rx_told = 0;
+	isk->tx_told = 0;
 	isk->peer_pid = pid;
 	isk->owner_pid = lis->owner_pid;
 	isk->connect_timeout_ms = lis->connect_timeout_ms;
@@ -654,7 +740,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	ivshm_put32(&ch->rx_peer_chan, p.idx);
 	ivshm_put32(&ch->rx_peer_gen, p.gen);
 	ivshm_store_release32(&ch->rx_state, IVSHM_RX_ACCEPTED);
-	ivshm_notify(idev, sender, idx);
+	ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
 	return 0;
 
 err_clear_tx:
@@ -693,7 +779,7 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	if (!ivshm_peer_alive(l, sender, &alive_inc) || alive_inc != inc ||
 	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX ||
 	    !ivshm_run_valid(l, off, size)) {
-		atomic64_inc(&idev->proto_errors);
+		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_refuse(idev, idx, sender);
 		return;
 	}
@@ -845,6 +931,8 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	isk->tx_gen = p.gen;
 	isk->tx_off = p.off;
 	isk->tx_size = p.size;
+	isk->tx_told = 0;
+	memset(&isk->cs, 0, sizeof(isk->cs));
 	isk->owner_pid = task_tgid_nr(current);
 	isk->remote.sivshm_vm = vm;
 	isk->remote.sivshm_port = a->sivshm_port;
@@ -853,7 +941,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	sk->sk_shutdown = 0;
 	sk->sk_state = TCP_SYN_SENT;
 	sk->sk_socket->state = SS_CONNECTING;
-	ivshm_notify(idev, vm, p.idx);
+	ivshm_notify(idev, vm, p.idx, IVSHM_PEND_CTRL);
 	return 0;
 
 err_close:
@@ -1086,18 +1174,14 @@ static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
 	return ivshm_tx_room(&isk->tx, len) != 0;
 }
 
-/* Ask the receiver to notify us when it has freed room for @len bytes, or
- * half the ring if that is more: waking for every record consumed would
- * cost a doorbell per record (barrier N2).
+/* Ask the receiver to notify us once it has freed room for @len bytes,
+ * or for half the ring if that is more (barrier N2).
  */
 static void ivshm_tx_want_room(struct ivshm_sock *isk, u32 len)
 {
 	struct ivshm_ring *r = &isk->tx;
-	u64 need = IVSHM_REC_HDR + ALIGN((u64)len, IVSHM_REC_ALIGN);
-	u64 want = min_t(u64, max_t(u64, need, r->size / 2), r->size);
-	u64 wake = r->pos + want > r->size ? r->pos + want - r->size : 0;
 
-	ivshm_put64(&r->chan->wake_tail, wake);
+	ivshm_put64(&r->chan->wake_tail, ivshm_tx_wake_tail(r, len));
 	if (!isk->tx_wait) {
 		isk->tx_wait = true;
 		ivshm_put32(&r->chan->tx_flags, IVSHM_TXF_WAIT);
@@ -1113,14 +1197,35 @@ static void ivshm_tx_have_room(struct ivshm_sock *isk)
 	ivshm_put32(&isk->tx.chan->tx_flags, 0);
 }
 
-/* We published records: notify the receiver if it sleeps (N3). */
+/* Tell the peer about our data path: a data notification. */
+static void ivshm_data_notify(struct ivshm_sock *isk, u32 idx)
+{
+	isk->cs.notifies++;
+	if (ivshm_notify(isk->idev, isk->remote.sivshm_vm, idx,
+			 IVSHM_PEND_DATA) == IVSHM_NOTIFY_RANG)
+		isk->cs.rings++;
+}
+
+/* We published records up to tx.published: notify the reader if it sleeps
+ * at a tail they pass, once per sleep (N3). rx_flags and rx_event only
+ * decide whether we notify the reader, the only one a wrong value hurts.
+ */
 static void ivshm_tx_published(struct ivshm_sock *isk)
 {
+	struct ivshm_chan *ch = isk->tx.chan;
+	u64 old = isk->tx_told, now = isk->tx.published;
+
+	if (now == old)
+		return;
+	isk->tx_told = now;
 	ivshm_mb();						/* N3 */
-	if (ivshm_get32(&isk->tx.chan->rx_flags) & IVSHM_RXF_WAIT)
-		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx);
-	else
-		atomic64_inc(&isk->idev->suppressed);
+	if ((ivshm_get32(&ch->rx_flags) & IVSHM_RXF_WAIT) &&
+	    ivshm_passed(ivshm_get64(&ch->rx_event), now, old)) {
+		ivshm_data_notify(isk, isk->tx_idx);
+		return;
+	}
+	isk->cs.suppressed++;
+	ivshm_stat_inc(isk->idev, IVSHM_STAT_SUPPRESSED);
 }
 
 static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
@@ -1159,6 +1264,8 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 				       &span);
 		if (ret != -EAGAIN)
 			break;
+		/* A full ring published what it held back: say so first. */
+		ivshm_tx_published(isk);
 		ivshm_tx_want_room(isk, (u32)len);
 		if (ivshm_tx_room(&isk->tx, (u32)len))
 			continue;
@@ -1190,18 +1297,15 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = -EFAULT;
 		goto out;
 	}
-	if (flags & (MSG_MORE | MSG_BATCH)) {
-		u64 published = isk->tx.published;
-
+	if (flags & (MSG_MORE | MSG_BATCH))
 		ivshm_tx_queue(&isk->tx);
-		if (isk->tx.published != published)
-			ivshm_tx_published(isk);
-	} else {
+	else
 		ivshm_tx_commit(&isk->tx);
-		ivshm_tx_published(isk);
-	}
-	atomic64_inc(&isk->idev->tx_records);
-	atomic64_add(len, &isk->idev->tx_bytes);
+	ivshm_tx_published(isk);
+	isk->cs.tx_records++;
+	isk->cs.tx_bytes += len;
+	ivshm_stat_inc(isk->idev, IVSHM_STAT_TX_RECORDS);
+	ivshm_stat_add(isk->idev, IVSHM_STAT_TX_BYTES, len);
 	ret = (int)len;
 out:
 	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
@@ -1219,27 +1323,36 @@ static bool ivshm_rx_ready(struct ivshm_sock *isk, u32 unused)
 	return ivshm_rx_avail(&isk->rx) != 0;
 }
 
-/* We consumed records: wake the sender if it waits for the room we have
- * now freed (N2). wake_tail only decides whether we notify the sender,
- * which is the only one a wrong value could hurt.
+/* We consumed records: notify the sender if it waits for room our tail
+ * has now passed, once per wait (N2). tx_flags and wake_tail only decide
+ * whether we notify the sender, the only one a wrong value could hurt.
  */
 static void ivshm_rx_consumed(struct ivshm_sock *isk)
 {
 	struct ivshm_chan *ch = isk->rx.chan;
+	u64 old = isk->rx_told, now = isk->rx.pos;
 
+	if (now == old)
+		return;
+	isk->rx_told = now;
 	ivshm_mb();						/* N2 */
 	if ((ivshm_get32(&ch->tx_flags) & IVSHM_TXF_WAIT) &&
-	    isk->rx.pos >= ivshm_get64(&ch->wake_tail))
-		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->rx_idx);
+	    ivshm_passed(ivshm_get64(&ch->wake_tail) - 1, now, old))
+		ivshm_data_notify(isk, isk->rx_idx);
 }
 
-/* About to sleep for records: ask the sender to notify us (N3). */
+/* About to sleep for records: ask the sender to notify us once records
+ * pass our tail (N3).
+ */
 static void ivshm_rx_want_data(struct ivshm_sock *isk)
 {
-	if (isk->rx_wait || !isk->has_rx)
+	if (!isk->has_rx)
 		return;
-	isk->rx_wait = true;
-	ivshm_put32(&isk->rx.chan->rx_flags, IVSHM_RXF_WAIT);
+	ivshm_put64(&isk->rx.chan->rx_event, isk->rx.pos);
+	if (!isk->rx_wait) {
+		isk->rx_wait = true;
+		ivshm_put32(&isk->rx.chan->rx_flags, IVSHM_RXF_WAIT);
+	}
 	ivshm_mb();						/* N3 */
 }
 
@@ -1334,8 +1447,10 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 	if (!(flags & MSG_PEEK)) {
 		ivshm_rx_release(&isk->rx);
 		ivshm_rx_consumed(isk);
-		atomic64_inc(&isk->idev->rx_records);
-		atomic64_add(rec.len, &isk->idev->rx_bytes);
+		isk->cs.rx_records++;
+		isk->cs.rx_bytes += rec.len;
+		ivshm_stat_inc(isk->idev, IVSHM_STAT_RX_RECORDS);
+		ivshm_stat_add(isk->idev, IVSHM_STAT_RX_BYTES, rec.len);
 	}
 out:
 	release_sock(sk);

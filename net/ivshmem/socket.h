@@ -8,10 +8,32 @@ struct ivshm_dev;
 struct ivshm_sock;
 struct sock;
 
+/* Counters of one connection, kept by its socket. */
+struct ivshm_conn_stats {
+	u64 tx_records, tx_bytes;	/* sent */
+	u64 rx_records, rx_bytes;	/* received */
+	u64 notifies;			/* data notifications we gave the peer */
+	u64 rings;			/* ... that rang its doorbell */
+	u64 suppressed;			/* publications the reader did not need */
+	u64 tx_wakeups, rx_wakeups;	/* data notifications NAPI gave us */
+	u64 proto_errors;		/* the peer's values that failed a check */
+};
+
+/* One side of a connection, as diagnostics show it (debugfs.c). */
+struct ivshm_sock_info {
+	u32 local_port;
+	u32 peer_vm, peer_port;
+	s32 owner_pid, peer_pid;
+	int state;			/* sk_state, TCP_* */
+	u32 ring;			/* bytes of this channel's ring */
+	u64 queued;			/* bytes in it not yet consumed */
+	struct ivshm_conn_stats cs;
+};
+
 int ivshm_sock_init(int family);
 void ivshm_sock_exit(void);
 
-/* Called by the device's work (chan.c), in process context. */
+/* Called by the device's control work (chan.c), in process context. */
 struct sock *ivshm_sk(struct ivshm_sock *isk);
 void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		      u32 idx, bool rx);
@@ -19,5 +41,13 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx);
 void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev);
 void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 			  u32 vm);
+
+/* Called by the device's NAPI poll (napi.c), in softirq context. */
+void ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
+		     u32 idx, bool rx);
+
+/* Diagnostics, in process context. */
+void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
+		     struct ivshm_sock_info *out);
 
 #endif /* _IVSHM_SOCKET_H */

@@ -165,7 +165,7 @@ struct st {
 	bool held;
 	u32 held_vm, held_inc;
 	u32 rebuilds;
-	u64 pend[IVSHM_MAX_PEERS][IVSHM_MAX_CHANNELS / 64];
+	u64 pend[IVSHM_MAX_PEERS][IVSHM_PEND_SETS][IVSHM_MAX_CHANNELS / 64];
 	struct ivshm_ring foreign;
 	bool foreign_ok;
 	u32 foreign_idx;
@@ -649,8 +649,8 @@ static void tx_commit_checked(struct st *s, struct hchan *h)
 	q_push(s, h, (struct hrec){ .type = IVSHM_REC_DATA,
 		.flags = h->res_flags, .len = h->res_len, .seq = h->res_seq });
 	h->res = false;
-	ivshm_pending_set(&s->l, FZ_VM_RX, h->idx);
-	s->pend[FZ_VM_RX][h->idx / 64] |= 1ull << (h->idx % 64);
+	ivshm_pending_set(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx);
+	s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64] |= 1ull << (h->idx % 64);
 }
 
 /*
@@ -832,8 +832,8 @@ static void op_move(struct st *s, struct in *in)
 	h->moving = true;
 	h->passed = false;
 	h->cur = nr;
-	ivshm_pending_set(&s->l, FZ_VM_RX, h->idx);
-	s->pend[FZ_VM_RX][h->idx / 64] |= 1ull << (h->idx % 64);
+	ivshm_pending_set(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx);
+	s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64] |= 1ull << (h->idx % 64);
 out:
 	lock_leave(s, FZ_VM_TX, how);
 }
@@ -1003,11 +1003,11 @@ static void op_rx(struct st *s, struct in *in)
 
 	if (!h->live)
 		return;
-	got = ivshm_pending_take(&s->l, FZ_VM_RX, h->idx / 64);
-	if (s->strict && got != s->pend[FZ_VM_RX][h->idx / 64])
+	got = ivshm_pending_take(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx / 64);
+	if (s->strict && got != s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64])
 		die("pending_take %#llx, set %#llx", (unsigned long long)got,
-		    (unsigned long long)s->pend[FZ_VM_RX][h->idx / 64]);
-	s->pend[FZ_VM_RX][h->idx / 64] = 0;
+		    (unsigned long long)s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64]);
+	s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64] = 0;
 	rx_drain(s, h, n);
 }
 
@@ -1176,28 +1176,33 @@ static void op_chan_free_raw(struct st *s, struct in *in)
 static void op_pending(struct st *s, struct in *in)
 {
 	u32 vm = in8(in) % IVSHM_MAX_PEERS, chan = in8(in), w;
-	bool take = in8(in) & 1;
+	u8 op = in8(in);
+	bool take = op & 1;
+	u32 set = (op >> 1) % (IVSHM_PEND_SETS + 1);	/* one past: refused */
 	u64 got;
 
-	ivshm_pending_set(&s->l, vm, chan);
-	if (chan < s->l.max_channels)
-		s->pend[vm][chan / 64] |= 1ull << (chan % 64);
+	ivshm_pending_set(&s->l, vm, set, chan);
+	if (set < IVSHM_PEND_SETS && chan < s->l.max_channels)
+		s->pend[vm][set][chan / 64] |= 1ull << (chan % 64);
 	if (!take)
 		return;
 	w = chan / 64;
-	got = ivshm_pending_take(&s->l, vm, w);
-	if (w >= s->l.pending_words) {
+	got = ivshm_pending_take(&s->l, vm, set, w);
+	if (w >= s->l.pending_words || set >= IVSHM_PEND_SETS) {
 		if (got)
-			die("pending_take of word %u = %#llx", w,
+			die("pending_take of set %u word %u = %#llx", set, w,
 			    (unsigned long long)got);
 		return;
 	}
-	if (s->strict && got != s->pend[vm][w])
+	if (s->strict && got != s->pend[vm][set][w])
 		die("pending_take %#llx, set %#llx", (unsigned long long)got,
-		    (unsigned long long)s->pend[vm][w]);
-	s->pend[vm][w] = 0;
-	if (ivshm_get64(ivshm_pending(&s->l, vm) + w))
+		    (unsigned long long)s->pend[vm][set][w]);
+	s->pend[vm][set][w] = 0;
+	if (ivshm_get64(ivshm_pending(&s->l, vm, set) + w))
 		die("pending_take left bits");
+	if (s->strict && !s->pend[vm][set ^ 1][w] &&
+	    ivshm_get64(ivshm_pending(&s->l, vm, set ^ 1) + w))
+		die("a bit appeared in the other set");
 }
 
 /* A reader on any slot, from what its descriptor says (read once). */
@@ -1360,8 +1365,8 @@ static void op_attack(struct st *s, struct in *in)
 		poke(s, off, 8, in_val(in, peek_le(s, off, 8)));
 		break;
 	case FZ_AT_PENDING:
-		off = (u8 *)ivshm_pending(&s->l, in8(in) % IVSHM_MAX_PEERS) -
-		      s->base;
+		off = (u8 *)ivshm_pending(&s->l, in8(in) % IVSHM_MAX_PEERS,
+					  in8(in) % IVSHM_PEND_SETS) - s->base;
 		off += (u64)(in8(in) % s->l.pending_words) * 8;
 		poke(s, off, 8, in_val(in, peek_le(s, off, 8)));
 		break;
@@ -1543,7 +1548,7 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 {
 	struct ivshm_layout l2;
 	const char *why;
-	u32 i, sent = 0, w, vm;
+	u32 i, sent = 0, w, vm, set;
 	int ret;
 
 	memcpy(s->base, data, n < s->size ? n : s->size);
@@ -1691,8 +1696,11 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 	}
 	vm = ivshm_get32(&ivshm_hdr(&s->l)->init_peer) % IVSHM_MAX_PEERS;
 	for (w = 0; w < s->l.pending_words; w++) {
-		ivshm_pending_take(&s->l, FZ_VM_RAW, w);
-		ivshm_pending_take(&s->l, vm, w);
+		for (set = 0; set < IVSHM_PEND_SETS; set++) {
+			ivshm_pending_take(&s->l, FZ_VM_RAW, set, w);
+			ivshm_pending_take(&s->l, vm, set, w);
+		}
+		ivshm_pending_any(&s->l, vm, w % IVSHM_PEND_SETS);
 	}
 }
 

@@ -112,7 +112,8 @@ TEST(layout_all_sizes)
 		ASSERT_LE(l.peers_off + 64 * sizeof(struct ivshm_peer), l.ctrl_off);
 		ASSERT_LE(l.ctrl_off + sizeof(struct ivshm_ctrl), l.bitmap_off);
 		ASSERT_LE(l.bitmap_off + l.bitmap_words * 8ull, l.pending_off);
-		ASSERT_LE(l.pending_off + 64ull * l.pending_words * 8, l.chan_off);
+		ASSERT_LE(l.pending_off + 64ull * IVSHM_PEND_SETS *
+			  l.pending_words * 8, l.chan_off);
 		ASSERT_LE(l.chan_off + (u64)l.max_channels *
 			  sizeof(struct ivshm_chan), l.data_off);
 		ASSERT_EQ(0, l.data_off % IVSHM_BLOCK_SIZE);
@@ -652,15 +653,42 @@ TEST_F(core, pending_bits)
 	u32 w = self->l.pending_words;
 
 	ASSERT_EQ(1, w);	/* 64 channels in a 1 MiB region */
-	ivshm_pending_set(&self->l, 2, 0);
-	ivshm_pending_set(&self->l, 2, 63);
-	ivshm_pending_set(&self->l, 2, 63);
-	ivshm_pending_set(&self->l, 2, self->l.max_channels);	/* ignored */
-	ivshm_pending_set(&self->l, 64, 1);			/* ignored */
-	ASSERT_EQ(1ull | 1ull << 63, ivshm_pending_take(&self->l, 2, 0));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, 0));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, w));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 3, 0));
+	ASSERT_FALSE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_CTRL));
+	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL, 0);
+	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL, 63);
+	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL, 63);
+	ivshm_pending_set(&self->l, 2, IVSHM_PEND_DATA, 5);
+	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL,
+			  self->l.max_channels);		/* ignored */
+	ivshm_pending_set(&self->l, 64, IVSHM_PEND_CTRL, 1);	/* ignored */
+	ivshm_pending_set(&self->l, 2, IVSHM_PEND_SETS, 1);	/* ignored */
+	ASSERT_TRUE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_CTRL));
+	ASSERT_TRUE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_DATA));
+	ASSERT_FALSE(ivshm_pending_any(&self->l, 1, IVSHM_PEND_CTRL));
+	ASSERT_EQ(1ull | 1ull << 63,
+		  ivshm_pending_take(&self->l, 2, IVSHM_PEND_CTRL, 0));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, IVSHM_PEND_CTRL, 0));
+	ASSERT_FALSE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_CTRL));
+	/* The sets are separate: the data bit is still there. */
+	ASSERT_EQ(1ull << 5,
+		  ivshm_pending_take(&self->l, 2, IVSHM_PEND_DATA, 0));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, IVSHM_PEND_CTRL, w));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 3, IVSHM_PEND_CTRL, 0));
+	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, IVSHM_PEND_SETS, 0));
+	ASSERT_FALSE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_DATA));
+}
+
+TEST(event_index_passes_once)
+{
+	/* Asked to be told at 100: told by the move that covers it. */
+	ASSERT_TRUE(ivshm_passed(100, 101, 100));
+	ASSERT_TRUE(ivshm_passed(100, 200, 50));
+	ASSERT_FALSE(ivshm_passed(100, 100, 50));	/* not yet */
+	ASSERT_FALSE(ivshm_passed(100, 300, 101));	/* already told */
+	ASSERT_FALSE(ivshm_passed(100, 100, 100));	/* no move */
+	/* Free-running counters wrap. */
+	ASSERT_TRUE(ivshm_passed(~0ull, 8, ~0ull - 8));
+	ASSERT_FALSE(ivshm_passed(~0ull - 100, 8, ~0ull - 8));
 }
 
 /*

@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The data path's notifications: a net_device per device ("ivshmN") that
+ * carries a NAPI context and the device's counters.
+ *
+ * A peer that published records for a reader of ours that sleeps, or freed
+ * room for a writer of ours that waits, sets the channel's bit in our data
+ * pending set and rings our data vector if we armed it (protocol.md,
+ * Notification). The interrupt only schedules NAPI. The poll takes the data
+ * set a word at a time, up to its budget of channels, and wakes the sockets
+ * of each channel (sk_data_ready for a reader, sk_write_space for a writer);
+ * records never pass through it, and it never takes a socket lock, so it
+ * runs in softirq context without sleeping. Everything that needs a socket
+ * lock or the control lock (connections, closes, resets) travels in the
+ * control set and is handled by the control work (chan.c).
+ *
+ * Arming, and why no wakeup is lost (N1 in protocol.md):
+ *
+ *   sender                               our poll
+ *   publish head / tail        [R1/R2]   data_armed = 0
+ *   set data bit (fully ordered) [P1]    take words, wake sockets   [P1]
+ *   if (data_armed) ring data vector     napi_complete_done()
+ *                                        data_armed = 1
+ *                                        smp_mb()                   [N1]
+ *                                        any data bit? napi_schedule
+ *
+ * Either the sender reads data_armed after we set it and rings, or our look
+ * after the barrier sees the bit it set before reading data_armed.
+ *
+ * Budget: a poll handles at most @budget channels. Bits of a word taken but
+ * not yet handled wait in a private carry for the next poll, and the next
+ * poll starts at the word where this one stopped, so a flood of bits from a
+ * peer is worked off in fair, bounded slices, as NAPI bounds any device.
+ *
+ * Moderation (devices with doorbells): a reader that keeps up with a bulk
+ * stream sleeps between records, and each sleep would cost a doorbell. A
+ * poll that woke readers with at least coalesce_bulk bytes waiting between
+ * them starts (or extends) a bulk period: the data doorbell stays disarmed,
+ * senders only set bits, and an hrtimer polls every coalesce_us until
+ * coalesce_idle_us pass without another such poll; then the doorbell is
+ * armed again. Small records (requests and answers, ping-pong) never start
+ * a bulk period and keep the doorbell's latency; records that take long to
+ * copy anyway wait at most coalesce_us more. The bytes waiting are read from
+ * the channel's head and tail, a hint that only decides how we are woken.
+ *
+ * Devices without doorbells (ivshmem-plain) are polled: an hrtimer
+ * schedules NAPI, again after poll_min_us when the last poll found work and
+ * after twice the last interval, up to poll_max_us, when it found none. The
+ * same poll looks at the control set and queues the control work when it
+ * has bits.
+ *
+ * The net_device exists for NAPI and for the counters that "ip -s link"
+ * shows (records and bytes our sockets sent and received); it carries no
+ * packets (a packet the stack hands it is dropped and counted), and its
+ * administrative state does not gate the sockets.
+ *
+ * Context: the poll runs in softirq context, once at a time per device. It
+ * alone writes carry[], next_word, bulk_until and, on a device with
+ * doorbells, data_armed; the poll timer is started only by the poll and by
+ * ivshm_napi_start(), and cancelled by ivshm_napi_stop() after napi_disable()
+ * has waited for the last poll.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/etherdevice.h>
+#include <linux/if_arp.h>
+#include <linux/ivshmem.h>
+#include <linux/moduleparam.h>
+#include <linux/netdevice.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+
+#include "chan.h"
+#include "device.h"
+#include "napi.h"
+#include "socket.h"
+#include "stats.h"
+
+/* Polling of devices without doorbells (ivshmem-plain): after a poll that
+ * found work the next comes after poll_min_us, and every idle poll doubles
+ * the interval up to poll_max_us. A smaller minimum lowers the latency of
+ * a quiet connection's first record and costs more CPU while idle traffic
+ * trickles; the maximum bounds the latency after a long silence.
+ */
+static unsigned int ivshm_poll_min_us = 50;
+module_param_named(poll_min_us, ivshm_poll_min_us, uint, 0644);
+MODULE_PARM_DESC(poll_min_us, "polled devices: interval after work, in us (default 50)");
+static unsigned int ivshm_poll_max_us = 4000;
+module_param_named(poll_max_us, ivshm_poll_max_us, uint, 0644);
+MODULE_PARM_DESC(poll_max_us, "polled devices: longest idle interval, in us (default 4000)");
+
+/* Moderation of the data doorbell during bulk transfers (see above). */
+static unsigned int ivshm_coalesce_us = 100;
+module_param_named(coalesce_us, ivshm_coalesce_us, uint, 0644);
+MODULE_PARM_DESC(coalesce_us, "doorbell devices: poll interval during bulk transfers, in us; 0 disables moderation (default 100)");
+static unsigned int ivshm_coalesce_bulk = 16384;
+module_param_named(coalesce_bulk, ivshm_coalesce_bulk, uint, 0644);
+MODULE_PARM_DESC(coalesce_bulk, "doorbell devices: bytes waiting for the readers one poll wakes that start a bulk period (default 16384)");
+static unsigned int ivshm_coalesce_idle_us = 10000;
+module_param_named(coalesce_idle_us, ivshm_coalesce_idle_us, uint, 0644);
+MODULE_PARM_DESC(coalesce_idle_us, "doorbell devices: a bulk period ends this long after its last bulk poll, in us (default 10000)");
+
+struct ivshm_netdev_priv {
+	struct ivshm_dev *idev;
+};
+
+static struct ivshm_dev *ivshm_netdev_idev(struct net_device *dev)
+{
+	return ((struct ivshm_netdev_priv *)netdev_priv(dev))->idev;
+}
+
+/* No packets travel here: sockets use the region directly. */
+static netdev_tx_t ivshm_netdev_xmit(struct sk_buff *skb,
+				     struct net_device *dev)
+{
+	ivshm_stat_inc(ivshm_netdev_idev(dev), IVSHM_STAT_XMIT_DROPPED);
+	dev_kfree_skb_any(skb);
+	return NETDEV_TX_OK;
+}
+
+/* Records are the packets of "ip -s link", their payloads the bytes. */
+static void ivshm_netdev_stats(struct net_device *dev,
+			       struct rtnl_link_stats64 *s)
+{
+	u64 v[IVSHM_STAT_NR];
+
+	ivshm_stats_read(ivshm_netdev_idev(dev), v);
+	s->tx_packets = v[IVSHM_STAT_TX_RECORDS];
+	s->tx_bytes = v[IVSHM_STAT_TX_BYTES];
+	s->rx_packets = v[IVSHM_STAT_RX_RECORDS];
+	s->rx_bytes = v[IVSHM_STAT_RX_BYTES];
+	s->tx_dropped = v[IVSHM_STAT_XMIT_DROPPED];
+	s->rx_errors = v[IVSHM_STAT_PROTO_ERRORS];
+}
+
+static const struct net_device_ops ivshm_netdev_ops = {
+	.ndo_start_xmit = ivshm_netdev_xmit,
+	.ndo_get_stats64 = ivshm_netdev_stats,
+};
+
+static void ivshm_netdev_setup(struct net_device *dev)
+{
+	dev->netdev_ops = &ivshm_netdev_ops;
+	dev->type = ARPHRD_NONE;
+	dev->flags = IFF_NOARP;
+	dev->priv_flags |= IFF_NO_QUEUE;
+	dev->hard_header_len = 0;
+	dev->addr_len = 0;
+	dev->tx_queue_len = 0;
+	/* What one record carries on a default channel; informational. */
+	dev->mtu = IVSHMEM_RING_DEFAULT - IVSHM_REC_HDR;
+	dev->min_mtu = dev->mtu;
+	dev->max_mtu = dev->mtu;
+}
+
+/* Wake the sockets of channel @idx: records for its reader, room for its
+ * writer. Both only on a loopback connection. Returns the bytes waiting
+ * for the reader, a moderation hint.
+ */
+static u64 ivshm_napi_event(struct ivshm_dev *idev, u32 idx)
+{
+	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
+	struct ivshm_sock *isk[2];
+	u64 waiting = 0;
+
+	ivshm_slot_get(idev, idx, isk);
+	if (isk[0])
+		ivshm_sock_wake(isk[0], idev, idx, false);
+	if (isk[1]) {
+		ivshm_sock_wake(isk[1], idev, idx, true);
+		waiting = ivshm_get64(&ch->head) - ivshm_get64(&ch->tail);
+		waiting = min_t(u64, waiting, IVSHMEM_RING_MAX);
+	}
+	ivshm_slot_put(isk);
+	return waiting;
+}
+
+/* Handle up to @budget channels of our data set; returns how many, and in
+ * *@waiting the bytes waiting for the readers woken.
+ */
+static int ivshm_napi_drain(struct ivshm_dev *idev, int budget, u64 *waiting)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	u32 words = l->pending_words, n, w;
+	int done = 0;
+
+	for (n = 0; n < words && done < budget; n++) {
+		u64 bits;
+
+		w = idev->next_word;
+		bits = idev->carry[w] |
+		       ivshm_pending_take(l, idev->own_id, IVSHM_PEND_DATA, w);
+		while (bits && done < budget) {
+			u32 b = __ffs64(bits);
+
+			bits &= bits - 1;
+			*waiting += ivshm_napi_event(idev, w * 64 + b);
+			done++;
+		}
+		idev->carry[w] = bits;
+		/* Stop on an unfinished word, so it comes first next time. */
+		if (!bits)
+			idev->next_word = (w + 1) % words;
+	}
+	return done;
+}
+
+/* A device without doorbells: poll again soon after work, later when idle. */
+static void ivshm_poll_rearm(struct ivshm_dev *idev, bool found)
+{
+	u32 us = found ? READ_ONCE(ivshm_poll_min_us) :
+		 min(idev->poll_us * 2, READ_ONCE(ivshm_poll_max_us));
+
+	us = max(us, 1u);
+	WRITE_ONCE(idev->poll_us, us);
+	if (!READ_ONCE(idev->dying))
+		hrtimer_start(&idev->poll_timer, ns_to_ktime(us * 1000ull),
+			      HRTIMER_MODE_REL);
+}
+
+/* A device with doorbells after a poll: stay polled while a bulk period
+ * lasts. Returns false when the doorbell should be armed.
+ */
+static bool ivshm_moderate(struct ivshm_dev *idev, u64 waiting)
+{
+	u32 us = READ_ONCE(ivshm_coalesce_us);
+	ktime_t now;
+
+	if (!us || READ_ONCE(idev->dying))
+		return false;
+	now = ktime_get();
+	if (waiting >= READ_ONCE(ivshm_coalesce_bulk))
+		idev->bulk_until = ktime_add_us(now,
+						READ_ONCE(ivshm_coalesce_idle_us));
+	if (ktime_after(now, idev->bulk_until))
+		return false;
+	hrtimer_start(&idev->poll_timer, ns_to_ktime(us * 1000ull),
+		      HRTIMER_MODE_REL);
+	return true;
+}
+
+static enum hrtimer_restart ivshm_poll_timer(struct hrtimer *t)
+{
+	struct ivshm_dev *idev = container_of(t, struct ivshm_dev, poll_timer);
+
+	napi_schedule(&idev->napi);
+	return HRTIMER_NORESTART;
+}
+
+static int ivshm_napi_poll(struct napi_struct *napi, int budget)
+{
+	struct ivshm_dev *idev = container_of(napi, struct ivshm_dev, napi);
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
+	bool doorbells = idev->nr_vectors, ctrl = false;
+	u64 waiting = 0;
+	int done;
+
+	if (READ_ONCE(idev->frozen)) {
+		/* A stopped VM: the bits wait; thawing kicks us. */
+		napi_complete(napi);
+		return 0;
+	}
+	ivshm_stat_inc(idev, IVSHM_STAT_NAPI_POLLS);
+	if (doorbells)
+		ivshm_put32(&me->data_armed, 0);
+	done = ivshm_napi_drain(idev, budget, &waiting);
+	ivshm_stat_add(idev, IVSHM_STAT_DATA_EVENTS, done);
+	if (!doorbells &&
+	    ivshm_pending_any(l, idev->own_id, IVSHM_PEND_CTRL)) {
+		ivshm_ctrl_kick(idev);
+		ctrl = true;
+	}
+	if (done >= budget)
+		return budget;		/* more: NAPI polls us again */
+	if (!napi_complete_done(napi, done))
+		return done;
+	if (!doorbells) {
+		ivshm_poll_rearm(idev, done || ctrl);
+		return done;
+	}
+	if (ivshm_moderate(idev, waiting)) {
+		ivshm_stat_inc(idev, IVSHM_STAT_MODERATED);
+		return done;
+	}
+	ivshm_put32(&me->data_armed, 1);
+	ivshm_mb();							/* N1 */
+	if (ivshm_pending_any(l, idev->own_id, IVSHM_PEND_DATA))
+		napi_schedule(napi);
+	return done;
+}
+
+/**
+ * ivshm_napi_kick() - poll the data set soon
+ * @idev: the device
+ *
+ * Context: any. From process context the softirq runs before we return.
+ */
+void ivshm_napi_kick(struct ivshm_dev *idev)
+{
+	if (in_hardirq() || in_serving_softirq() || irqs_disabled()) {
+		napi_schedule(&idev->napi);
+		return;
+	}
+	local_bh_disable();
+	napi_schedule(&idev->napi);
+	local_bh_enable();
+}
+
+/**
+ * ivshm_napi_init() - create the device's net_device and NAPI context
+ * @idev: a device being registered, its name set
+ *
+ * NAPI is created disabled; ivshm_napi_start() enables it once the device
+ * has joined the region.
+ *
+ * Return: 0 or a negative errno.
+ */
+int ivshm_napi_init(struct ivshm_dev *idev)
+{
+	struct ivshm_netdev_priv *priv;
+	struct net_device *dev;
+	int ret;
+
+	idev->carry = kcalloc(idev->layout.pending_words, sizeof(u64),
+			      GFP_KERNEL);
+	if (!idev->carry)
+		return -ENOMEM;
+	idev->next_word = 0;
+	idev->bulk_until = 0;
+	hrtimer_init(&idev->poll_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	idev->poll_timer.function = ivshm_poll_timer;
+	idev->poll_us = READ_ONCE(ivshm_poll_min_us);
+
+	dev = alloc_netdev(sizeof(*priv), idev->name, NET_NAME_ENUM,
+			   ivshm_netdev_setup);
+	if (!dev) {
+		ret = -ENOMEM;
+		goto err_carry;
+	}
+	priv = netdev_priv(dev);
+	priv->idev = idev;
+	if (idev->parent)
+		SET_NETDEV_DEV(dev, idev->parent);
+	netif_napi_add(dev, &idev->napi, ivshm_napi_poll);
+	netif_carrier_off(dev);
+
+	ret = register_netdev(dev);
+	if (ret) {
+		pr_err("%s: cannot register its net device: %d\n", idev->name,
+		       ret);
+		goto err_napi;
+	}
+	idev->netdev = dev;
+	return 0;
+
+err_napi:
+	netif_napi_del(&idev->napi);
+	free_netdev(dev);
+err_carry:
+	kfree(idev->carry);
+	idev->carry = NULL;
+	return ret;
+}
+
+/* The device joined the region: take notifications from now on. */
+void ivshm_napi_start(struct ivshm_dev *idev)
+{
+	napi_enable(&idev->napi);
+	netif_carrier_on(idev->netdev);
+	/* Catch what was announced before we armed; start polling. */
+	ivshm_napi_kick(idev);
+}
+
+/* The device is leaving: no poll runs after this returns. */
+void ivshm_napi_stop(struct ivshm_dev *idev)
+{
+	netif_carrier_off(idev->netdev);
+	napi_disable(&idev->napi);
+	hrtimer_cancel(&idev->poll_timer);
+}
+
+void ivshm_napi_exit(struct ivshm_dev *idev)
+{
+	unregister_netdev(idev->netdev);
+	netif_napi_del(&idev->napi);
+	free_netdev(idev->netdev);
+	idev->netdev = NULL;
+	kfree(idev->carry);
+	idev->carry = NULL;
+}
