@@ -31,9 +31,9 @@ KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
 
 # In-guest tests: static (the initramfs has no libc), with UBSan in trap
 # mode, which needs no run-time library.
-GUEST_TESTS := module devshm region_raw pci socket
+GUEST_TESTS := module devshm region_raw pci socket pingpong mesh
 GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
-GUEST_CFLAGS := $(USER_CFLAGS) -static -fsanitize=undefined \
+GUEST_CFLAGS := $(USER_CFLAGS) -static -pthread -fsanitize=undefined \
 	-fsanitize-undefined-trap-on-error
 
 SERVER_SRCS := $(wildcard userspace/ivshmem-server/*.c)

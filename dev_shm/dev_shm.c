@@ -19,7 +19,10 @@
  * "hold" takes "PEER 1" to hold back PEER's doorbells, as a guest that has
  * stopped handling interrupts would, and "PEER 0" to deliver them again;
  * "freeze" takes "PEER 1" to stop PEER altogether, as a VM whose QEMU was
- * stopped (no heartbeat, nothing handled), and "PEER 0" to let it go on.
+ * stopped (no heartbeat, nothing handled), and "PEER 0" to let it go on;
+ * "flood" takes "SRC DST MS" and, for MS milliseconds, has peer SRC set
+ * every bit of DST's pending sets and ring every vector of DST, as fast as
+ * it can, as a hostile guest would.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -30,6 +33,7 @@
 #include <linux/fs.h>
 #include <linux/irq_work.h>
 #include <linux/module.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
@@ -39,6 +43,7 @@
 #define DEVSHM_MAX_PEERS	64
 #define DEVSHM_MIN_SIZE		(64 * 1024)
 #define DEVSHM_MAX_SIZE		(1024 * 1024 * 1024)
+#define DEVSHM_MAX_FLOOD_MS	60000
 
 static unsigned int peers = 4;
 module_param(peers, uint, 0444);
@@ -203,6 +208,56 @@ static ssize_t freeze_write(struct file *file, const char __user *ubuf,
 	return count;
 }
 
+/*
+ * A hostile peer: every pending bit of @dst set, every vector rung, again
+ * and again until @ms have passed. Runs in the writer's context, yielding
+ * between rounds, so it competes for a CPU like any busy process.
+ */
+static ssize_t flood_write(struct file *file, const char __user *ubuf,
+			   size_t count, loff_t *ppos)
+{
+	unsigned int src, dst, ms, set, w, v;
+	const struct ivshm_layout *l;
+	unsigned long end;
+	u64 rounds = 0;
+	char buf[48];
+
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = '\0';
+	if (sscanf(buf, "%u %u %u", &src, &dst, &ms) != 3 ||
+	    src >= devshm->nr_peers || dst >= devshm->nr_peers ||
+	    ms > DEVSHM_MAX_FLOOD_MS)
+		return -EINVAL;
+
+	/* The core's own copy of the layout, read only. */
+	l = &devshm->peer[src].idev.layout;
+	end = jiffies + msecs_to_jiffies(ms);
+	while (time_before(jiffies, end)) {
+		for (set = 0; set < IVSHM_PEND_SETS; set++)
+			for (w = 0; w < l->pending_words; w++)
+				ivshm_put64(ivshm_pending(l, dst, set) + w,
+					    ~0ull);
+		for (v = 0; v < vectors; v++)
+			devshm_ring(&devshm->peer[src].idev, dst, v);
+		rounds++;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	pr_info("flood of peer %u by peer %u: %llu rounds in %u ms\n", dst,
+		src, rounds, ms);
+	return count;
+}
+
+static const struct file_operations flood_fops = {
+	.owner = THIS_MODULE,
+	.write = flood_write,
+	.llseek = noop_llseek,
+};
+
 static const struct file_operations freeze_fops = {
 	.owner = THIS_MODULE,
 	.write = freeze_write,
@@ -310,6 +365,7 @@ static int __init devshm_init(void)
 	debugfs_create_file("ring", 0200, shm->debugfs, NULL, &ring_fops);
 	debugfs_create_file("hold", 0200, shm->debugfs, NULL, &hold_fops);
 	debugfs_create_file("freeze", 0200, shm->debugfs, NULL, &freeze_fops);
+	debugfs_create_file("flood", 0200, shm->debugfs, NULL, &flood_fops);
 
 	pr_info("%u virtual peers on a %lu KiB region\n", peers, size >> 10);
 	return 0;

@@ -8,7 +8,8 @@
 #                  (FUZZ_SECONDS), the ivshmem server against
 #                  fake clients and real QEMU,
 #                  the runner's log scanner and the runner itself
-#   3. guests      the in-guest suite on Debian's 6.1 kernel, then on 6.12
+#   3. guests      the in-guest suite on Debian's 6.1 kernel, then on 6.12;
+#                  10^6 round trips through dev_shm on 6.1
 #   4. debug       the same suite on the debug kernel (KASAN, lockdep, UBSAN,
 #                  KFENCE, kmemleak), built and cached on first use
 #
@@ -19,7 +20,7 @@ set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$IVSHM_ROOT" || exit 1
 
-phases=${CHECK_PHASES:-lint native guests guests-6.12 debug}
+phases=${CHECK_PHASES:-lint native guests pingpong guests-6.12 debug}
 total_p=0 total_f=0 total_s=0
 summary=()
 
@@ -63,6 +64,7 @@ for ph in $phases; do
 		phase runner selftests/runner/test-runner.sh
 		;;
 	guests) phase guests-6.1 selftests/runner/run.sh --kernel 6.1 ;;
+	pingpong) phase pingpong selftests/runner/run.sh --kernel 6.1 --placements pingpong ;;
 	guests-6.12) phase guests-6.12 selftests/runner/run.sh --kernel 6.12 ;;
 	debug) phase guests-debug selftests/runner/run.sh --kernel debug ;;
 	*) ivshm_die "unknown phase '$ph'" ;;

@@ -79,6 +79,21 @@ bool ivshm_module_loaded(const char *name)
 	return access(path, F_OK) == 0;
 }
 
+long ivshm_module_refs(const char *name)
+{
+	char path[256], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return atol(buf);
+}
+
 int ivshm_family(void)
 {
 	FILE *f = fopen("/sys/module/af_ivshmem/parameters/family", "r");

@@ -29,6 +29,8 @@ int ivshm_insmod(const char *name, const char *params);
 int ivshm_rmmod(const char *name);
 /* Is module @name loaded? */
 bool ivshm_module_loaded(const char *name);
+/* References held on module @name (sockets pin af_ivshmem), or -1. */
+long ivshm_module_refs(const char *name);
 
 /* The family number af_ivshmem registered, or -1 when it is not loaded. */
 int ivshm_family(void);

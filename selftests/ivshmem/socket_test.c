@@ -1619,15 +1619,7 @@ static int find_agent(void)
 
 static long module_refs(void)
 {
-	char buf[32] = "";
-	FILE *f = fopen("/sys/module/af_ivshmem/refcnt", "r");
-
-	if (!f)
-		return -1;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	return atol(buf);
+	return ivshm_module_refs("af_ivshmem");
 }
 
 static long refs_before;

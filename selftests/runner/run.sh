@@ -7,11 +7,14 @@
 #   run.sh [--kernel 6.1|6.12|debug] [--placements LIST] [--timeout SEC]
 #          [--keep]
 #
-# Placements (comma-separated; default devshm,doorbell,plain,crash):
+# Placements (comma-separated; default devshm,doorbell,plain,trio,crash):
 #   devshm    one guest, the dev_shm pseudo device with virtual peers
 #   doorbell  two guests on one ivshmem-doorbell region, through our server
 #   plain     two guests on one ivshmem-plain region (no interrupts)
+#   trio      three doorbell guests on one region, each talking to both
+#             others at once
 #   crash     a doorbell guest killed mid-transfer, then restarted
+#   pingpong  one dev_shm guest: 10^6 round trips (about 5 minutes under TCG)
 #   demo      a receiver and a sender in two doorbell guests (make demo)
 #   bench-doorbell, bench-plain   sock_bench in two guests (make bench-sock)
 #
@@ -28,7 +31,7 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
 kernel=6.1
-placements=devshm,doorbell,plain,crash
+placements=devshm,doorbell,plain,trio,crash
 timeout=
 keep=0
 while [ $# -gt 0 ]; do
@@ -37,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--placements) placements=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ivshm_die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -174,11 +177,12 @@ wait_guests() {
 	done
 }
 
-# report PLACEMENT NAME  Count one guest's results.
+# report PLACEMENT NAME  Count one guest's results. A failing test's own
+# diagnostics (its lines since "#  RUN") are printed with it.
 report() {
 	local placement=$1 name=$2 results=$work/$2.results step="" line
 	local -A step_fail=()
-	local guest_ok=1
+	local guest_ok=1 diag=()
 
 	grep -q 'IVSHM-STEP ' "$results" 2>/dev/null || boot_failed=1
 
@@ -193,11 +197,14 @@ report() {
 	while IFS= read -r line; do
 		line=${line%$'\r'}
 		case $line in
-		"IVSHM-STEP "*) step=${line#IVSHM-STEP } ;;
+		"IVSHM-STEP "*) step=${line#IVSHM-STEP } diag=() ;;
+		"#  RUN "*) diag=("$line") ;;
+		"#"*) diag+=("$line") ;;
 		"ok "*"# SKIP"*) skip "$placement/$name/$step: ${line#ok }" ;;
 		"ok "*) pass "$placement/$name/$step: ${line#ok }" ;;
 		"not ok "*)
 			fail "$placement/$name/$step: ${line#not ok }"
+			printf '    %s\n' "${diag[@]+"${diag[@]}"}"
 			step_fail[$step]=1
 			;;
 		"IVSHM-STEP-RC "*)
@@ -223,21 +230,35 @@ report() {
 # Two guests on one region (doorbell or plain): the socket suite runs in b
 # against the agent in a; b also has dev_shm, so that two regions are in
 # use in one guest at once.
-plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,rmmod-af_ivshmem,leakcheck"
-plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+# Then round trips, and (doorbell) a flood of doorbells from a to b.
+plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,pingpong_test:serve,rmmod-af_ivshmem,leakcheck"
+plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,pingpong_test:remote,rmmod-af_ivshmem,leakcheck"
+# Three guests, each connected to both others at once.
+plan_trio="insmod-af_ivshmem,mesh_test:3,rmmod-af_ivshmem,leakcheck"
 # The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
 plan_demo_a="insmod-af_ivshmem,ivshmem_receiver,rmmod-af_ivshmem"
 plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
 # The socket benchmark: server in a, client in b.
 plan_bench_a="insmod-af_ivshmem,sock_bench:server,rmmod-af_ivshmem"
 plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
-plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
 	ivshm_log "placement devshm: one guest, dev_shm virtual peers"
 	start_guest devshm "$plan_devshm" ""
 	wait_guests "devshm:$guest_pid"
 	report devshm devshm
+}
+
+# 10^6 round trips through dev_shm, in a guest of their own: at about
+# 250 us a round under TCG they need a longer timeout than the others.
+run_pingpong() {
+	local timeout=$((timeout + 900))
+	ivshm_log "placement pingpong: one guest, 10^6 round trips through dev_shm"
+	start_guest pingpong "$plan_pingpong" "ivshm.rounds=1000000"
+	wait_guests "pingpong:$guest_pid"
+	report pingpong pingpong
 }
 
 # run_doorbell [PLACEMENT PLAN_A [PLAN_B]]
@@ -296,6 +317,30 @@ run_plain() {
 			sed 's/^/  /'
 		echo
 	fi
+}
+
+# Three doorbell guests on one region, each talking to both others.
+run_trio() {
+	local sock=$work/ivshmem.sock name specs=()
+	ivshm_log "placement trio: three guests, ivshmem-doorbell"
+	"$server" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
+		>"$work/server.log" 2>&1 </dev/null &
+	pids+=("$!")
+	for _ in $(seq 50); do
+		[ -S "$sock" ] && break
+		sleep 0.1
+	done
+	[ -S "$sock" ] || { fail "trio: ivshmem-server did not start"; return; }
+	for name in trio-a trio-b trio-c; do
+		start_guest "$name" "$plan_trio" "ivshm.role=${name#trio-} ivshm.mode=doorbell" \
+			-chardev "socket,path=$sock,id=ivsh" \
+			-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
+		specs+=("$name:$guest_pid")
+	done
+	wait_guests "${specs[@]}"
+	for name in trio-a trio-b trio-c; do
+		report trio "$name"
+	done
 }
 
 # A VM killed mid-transfer: guest b streams to guest a until the runner
@@ -359,6 +404,8 @@ run_placement() {
 	devshm) run_devshm ;;
 	doorbell) run_doorbell ;;
 	plain) run_plain ;;
+	trio) run_trio ;;
+	pingpong) run_pingpong ;;
 	crash) run_crash ;;
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
 	bench-doorbell)

@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Wakeups on the data path: round trips that must never stall (a lost
+ * wakeup shows as a round that does not come back), and a flood of
+ * doorbells that must cost the guest bounded work.
+ *
+ * Usage: pingpong_test          dev_shm, one guest: an echo process on
+ *                               virtual peer 1 (ivshm1), the tests on peer 0
+ *        pingpong_test serve    across guests: the echo side, which also
+ *                               floods the other guest when asked to
+ *        pingpong_test remote   across guests: the tests
+ *
+ * Round trips: 20000 through dev_shm (ivshm.rounds= on the kernel command
+ * line sets another number: the runner's pingpong placement asks for
+ * 10^6), 20000 between doorbell guests and 5000 between plain guests
+ * (polled, slower under TCG); every record
+ * carries its round number and comes back whole. Each round must finish
+ * within ROUND_LIMIT_MS, far beyond any round trip here and far below
+ * "forever"; with doorbells, the doorbell counters must show that the
+ * rounds were carried by doorbells, not by some poll that would hide a
+ * lost wakeup.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/ivshmem.h>
+
+#include "kselftest_harness.h"
+#include "ivshm_test.h"
+
+#define PP_PORT		7100
+#define ROUND_LIMIT_MS	2000
+#define FLOOD_MS	4000
+#define LOCAL_ROUNDS	20000
+#define DOORBELL_ROUNDS	20000
+#define PLAIN_ROUNDS	5000
+#define SLEEPS		50
+#define SLEEP_MS	10
+
+static int af;
+static bool remote;		/* across guests (else dev_shm in one guest) */
+static unsigned int peer_vm;	/* where the echo side is */
+
+static struct sockaddr_ivshmem addr(unsigned int vm, unsigned int port,
+				    unsigned int dev)
+{
+	struct sockaddr_ivshmem a;
+
+	memset(&a, 0, sizeof(a));
+	a.sivshm_family = (unsigned short)af;
+	a.sivshm_vm = vm;
+	a.sivshm_port = port;
+	a.sivshm_dev = dev;
+	return a;
+}
+
+static void set_rcvtimeo(int fd, unsigned int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+			      .tv_usec = (ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static bool doorbell_mode(void)
+{
+	char mode[16];
+
+	return !ivshm_dev_attr("ivshm0", "info", "mode", mode, sizeof(mode)) &&
+	       !strcmp(mode, "doorbell");
+}
+
+/* Doorbells both ends rang: with dev_shm both ends are here. */
+static long long rings(void)
+{
+	long long r = ivshm_dev_attr_ll("ivshm0", "doorbells", "rings_sent");
+
+	if (!remote)
+		r += ivshm_dev_attr_ll("ivshm1", "doorbells", "rings_sent");
+	return r;
+}
+
+/* ---- the echo side ---- */
+
+/* Ring @vm's vectors as fast as the kernel lets us, for @ms. */
+static void flood_peer(unsigned int vm, unsigned int ms)
+{
+	uint64_t end = ivshm_now_ms() + ms;
+	char cmd[48];
+	unsigned int v;
+
+	while (ivshm_now_ms() < end)
+		for (v = 0; v < 2; v++) {
+			snprintf(cmd, sizeof(cmd), "%u %u 20000", vm, v);
+			if (ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring", cmd))
+				return;
+		}
+}
+
+/* Serve one connection: its first record says how. */
+static int serve_one(int fd)
+{
+	unsigned char buf[256];
+	unsigned int vm, ms;
+	pid_t flooder = -1;
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;	/* a look, or a test that gave up */
+	buf[n] = 0;
+	if (!strcmp((char *)buf, "quit"))
+		return 1;
+	if (sscanf((char *)buf, "flood %u %u", &vm, &ms) == 2) {
+		flooder = fork();
+		if (!flooder) {
+			flood_peer(vm, ms);
+			_exit(0);
+		}
+	}
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			break;
+	if (flooder > 0)
+		waitpid(flooder, NULL, 0);
+	return 0;
+}
+
+/* Echo whatever connects to @port on device @dev until told to quit. */
+static int serve(unsigned int dev)
+{
+	struct sockaddr_ivshmem a = addr(IVSHMEM_VM_ANY, PP_PORT, dev);
+	int lfd = socket(af, SOCK_SEQPACKET, 0), fd, ret = 0;
+
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(lfd, 8)) {
+		perror("pingpong_test: listen");
+		return 1;
+	}
+	while (!ret) {
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0) {
+			perror("pingpong_test: accept");
+			return 1;
+		}
+		ret = serve_one(fd);
+		close(fd);
+	}
+	close(lfd);
+	return ret < 0;
+}
+
+/* ---- the testing side ---- */
+
+/* A connection to the echo side, its first record @hello sent. */
+static int connect_echo(const char *hello)
+{
+	struct sockaddr_ivshmem a = addr(peer_vm, PP_PORT,
+					 remote ? IVSHMEM_DEV_ANY : 1);
+	uint64_t end = ivshm_now_ms() + 60000;
+	int fd;
+
+	do {
+		fd = socket(af, SOCK_SEQPACKET, 0);
+		if (fd < 0)
+			return -1;
+		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			break;
+		close(fd);
+		fd = -1;
+		ivshm_sleep_ms(200);
+	} while (ivshm_now_ms() < end);
+	if (fd < 0)
+		return -1;
+	if (send(fd, hello, strlen(hello), 0) != (ssize_t)strlen(hello)) {
+		close(fd);
+		return -1;
+	}
+	set_rcvtimeo(fd, ROUND_LIMIT_MS);
+	return fd;
+}
+
+struct rounds {
+	unsigned int done;
+	uint64_t slowest_ms;
+	uint64_t total_ms;
+	int err;		/* errno of the round that failed, 0 */
+};
+
+/* @n round trips of a 64 B record carrying its round number. */
+static void round_trips(int fd, unsigned int n, struct rounds *r)
+{
+	uint64_t start = ivshm_now_ms();
+	unsigned char buf[64];
+
+	memset(r, 0, sizeof(*r));
+	memset(buf, 0x5a, sizeof(buf));
+	for (r->done = 0; r->done < n; r->done++) {
+		uint64_t t0 = ivshm_now_ms(), dt;
+		unsigned int got;
+		ssize_t k;
+
+		memcpy(buf, &r->done, sizeof(r->done));
+		if (send(fd, buf, sizeof(buf), 0) != sizeof(buf)) {
+			r->err = errno;
+			break;
+		}
+		k = recv(fd, buf, sizeof(buf), 0);
+		if (k != sizeof(buf)) {
+			r->err = k < 0 ? errno : EPROTO;
+			break;
+		}
+		memcpy(&got, buf, sizeof(got));
+		if (got != r->done) {
+			r->err = EILSEQ;
+			break;
+		}
+		dt = ivshm_now_ms() - t0;
+		if (dt > r->slowest_ms)
+			r->slowest_ms = dt;
+	}
+	r->total_ms = ivshm_now_ms() - start;
+}
+
+static unsigned int rounds_wanted(void)
+{
+	if (!remote)
+		return (unsigned int)ivshm_cmdline_ull("rounds", LOCAL_ROUNDS);
+	return doorbell_mode() ? DOORBELL_ROUNDS : PLAIN_ROUNDS;
+}
+
+/* No state: a fixture only for the harness's per-test timeouts. */
+FIXTURE(pp) {
+	int unused;
+};
+
+FIXTURE_SETUP(pp)
+{
+}
+
+FIXTURE_TEARDOWN(pp)
+{
+}
+
+TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 1800)
+{
+	unsigned int n = rounds_wanted();
+	long long r0 = rings(), r1;
+	struct rounds r;
+	int fd = connect_echo("echo");
+
+	ASSERT_LE(0, fd);
+	round_trips(fd, n, &r);
+	r1 = rings();
+	close(fd);
+	TH_LOG("%u round trips in %llu ms (%.1f us each), slowest %llu ms, %lld doorbells",
+	       r.done, (unsigned long long)r.total_ms,
+	       r.done ? r.total_ms * 1000.0 / r.done : 0.0,
+	       (unsigned long long)r.slowest_ms, r1 - r0);
+	ASSERT_EQ(0, r.err) TH_LOG("round %u failed: %s (a round longer than %d ms is a lost wakeup)",
+				   r.done, strerror(r.err), ROUND_LIMIT_MS);
+	ASSERT_EQ(n, r.done);
+	if (doorbell_mode() || !remote) {
+		/*
+		 * Small records never start a bulk period: each round
+		 * crossed on doorbells, one at least per round trip, so the
+		 * arm-and-check path ran every time.
+		 */
+		ASSERT_LE((long long)n, r1 - r0);
+	}
+}
+
+static long long netdev_stat(const char *name)
+{
+	char path[128], buf[32];
+	FILE *f;
+	long long v = -1;
+
+	snprintf(path, sizeof(path), "/sys/class/net/ivshm0/statistics/%s",
+		 name);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f))
+		v = strtoll(buf, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* ip -s link shows our records and bytes: exactly what we sent and got. */
+TEST_F(pp, netdev_counts_records_and_bytes)
+{
+	static const char *const names[4] = {
+		"tx_packets", "tx_bytes", "rx_packets", "rx_bytes",
+	};
+	const long long want[4] = { 100, 6400, 100, 6400 };
+	long long before[4];
+	struct rounds r;
+	int fd = connect_echo("echo"), i;
+
+	ASSERT_LE(0, fd);
+	/* The greeting's record is counted once its round trips start. */
+	round_trips(fd, 1, &r);
+	ASSERT_EQ(0, r.err);
+	for (i = 0; i < 4; i++) {
+		before[i] = netdev_stat(names[i]);
+		ASSERT_LE(0, before[i]) TH_LOG("no %s for ivshm0", names[i]);
+	}
+	round_trips(fd, 100, &r);
+	ASSERT_EQ(0, r.err);
+	close(fd);
+	for (i = 0; i < 4; i++) {
+		long long got = netdev_stat(names[i]) - before[i];
+
+		if (got != want[i])
+			TH_LOG("ivshm0 %s: %lld, want %lld", names[i], got,
+			       want[i]);
+		EXPECT_EQ(want[i], got);
+	}
+}
+
+struct flood_view {
+	long long napi_polls, ctrl_polls, ctrl_floods, doorbells;
+};
+
+static void flood_view(struct flood_view *v)
+{
+	v->napi_polls = ivshm_dev_attr_ll("ivshm0", "doorbells", "napi_polls");
+	v->ctrl_polls = ivshm_dev_attr_ll("ivshm0", "doorbells", "ctrl_polls");
+	v->ctrl_floods = ivshm_dev_attr_ll("ivshm0", "doorbells",
+					   "ctrl_floods");
+	v->doorbells = ivshm_doorbells("ivshm0", 0) +
+		       ivshm_doorbells("ivshm0", 1);
+}
+
+/* Start the flood of our ivshm0: dev_shm peer 2 here, or the echo guest. */
+static pid_t start_flood(int *fd)
+{
+	char hello[64];
+	pid_t pid;
+
+	if (remote) {
+		long long me = ivshm_dev_attr_ll("ivshm0", "info", "own_id");
+
+		snprintf(hello, sizeof(hello), "flood %lld %d", me, FLOOD_MS);
+		*fd = connect_echo(hello);
+		return *fd < 0 ? -1 : 0;
+	}
+	*fd = connect_echo("echo");
+	if (*fd < 0)
+		return -1;
+	pid = fork();
+	if (!pid) {
+		int ret;
+
+		snprintf(hello, sizeof(hello), "2 0 %d", FLOOD_MS);
+		ret = ivshm_write_file(DEVSHM_DEBUGFS "/flood", hello);
+		if (ret)
+			fprintf(stderr, "# dev_shm flood: %s\n", strerror(-ret));
+		_exit(ret ? 1 : 0);
+	}
+	return pid;
+}
+
+TEST_F_TIMEOUT(pp, doorbell_flood_costs_bounded_work, 120)
+{
+	struct flood_view before, during, after, later;
+	uint64_t t0, slept_ms, end;
+	struct rounds r, worst = { 0 };
+	unsigned int i, rounds = 0;
+	pid_t flooder;
+	int fd, st = 0;
+
+	if (!doorbell_mode())
+		SKIP(return, "a polled device has no doorbells to flood");
+	flood_view(&before);
+	flooder = start_flood(&fd);
+	ASSERT_LE(0, flooder);
+
+	/* Under the flood: records still cross in bounded time... */
+	ivshm_sleep_ms(300);
+	end = ivshm_now_ms() + FLOOD_MS / 2;
+	while (ivshm_now_ms() < end) {
+		round_trips(fd, 20, &r);
+		ASSERT_EQ(0, r.err) TH_LOG("round %u under the flood: %s",
+					   rounds + r.done, strerror(r.err));
+		rounds += r.done;
+		if (r.slowest_ms > worst.slowest_ms)
+			worst.slowest_ms = r.slowest_ms;
+	}
+	/* ... and a sleeping process wakes on time. */
+	t0 = ivshm_now_ms();
+	for (i = 0; i < SLEEPS; i++)
+		ivshm_sleep_ms(SLEEP_MS);
+	slept_ms = ivshm_now_ms() - t0;
+	flood_view(&during);
+
+	if (flooder > 0) {
+		ASSERT_EQ(flooder, waitpid(flooder, &st, 0));
+		ASSERT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
+	} else {
+		ivshm_sleep_ms(FLOOD_MS);
+	}
+	TH_LOG("under the flood: %u round trips, slowest %llu ms; %d sleeps of %d ms took %llu ms; %lld doorbells, %lld NAPI polls, %lld control runs (%lld cut short)",
+	       rounds, (unsigned long long)worst.slowest_ms, SLEEPS, SLEEP_MS,
+	       (unsigned long long)slept_ms,
+	       during.doorbells - before.doorbells,
+	       during.napi_polls - before.napi_polls,
+	       during.ctrl_polls - before.ctrl_polls,
+	       during.ctrl_floods - before.ctrl_floods);
+	ASSERT_LT(0, rounds);
+	ASSERT_GT(SLEEPS * SLEEP_MS * 10, slept_ms);
+	/* It was a flood, and it was recognised as one. */
+	ASSERT_LT(remote ? 100 : 1000, during.doorbells - before.doorbells);
+	if (!remote)
+		ASSERT_LT(0, during.ctrl_floods - before.ctrl_floods);
+
+	/* Once it stops, the device goes quiet and works as before. */
+	ivshm_sleep_ms(500);
+	flood_view(&after);
+	ivshm_sleep_ms(1000);
+	flood_view(&later);
+	ASSERT_GE(5, later.napi_polls - after.napi_polls);
+	ASSERT_GE(5, later.ctrl_polls - after.ctrl_polls);
+	round_trips(fd, 100, &r);
+	ASSERT_EQ(0, r.err);
+	close(fd);
+}
+
+static pid_t echo_pid, main_pid;
+static long refs_before;
+
+/*
+ * Tell the echo side to quit; with dev_shm, wait for it and check that no
+ * socket is left behind. The harness ends the process with exit(), so this
+ * runs from atexit().
+ */
+static void stop_echo(void)
+{
+	uint64_t end = ivshm_now_ms() + 5000;
+	int fd;
+
+	if (getpid() != main_pid)
+		return;		/* a test's child */
+	fd = connect_echo("quit");
+	if (fd >= 0)
+		close(fd);
+	if (echo_pid <= 0)
+		return;
+	waitpid(echo_pid, NULL, 0);
+	while (ivshm_module_refs("af_ivshmem") >= refs_before &&
+	       ivshm_now_ms() < end)
+		ivshm_sleep_ms(50);
+	if (ivshm_module_refs("af_ivshmem") >= refs_before) {
+		fprintf(stderr, "pingpong_test: sockets left behind: module references %ld with the echo up, %ld after every socket closed\n",
+			refs_before, ivshm_module_refs("af_ivshmem"));
+		_exit(1);
+	}
+}
+
+/* Across guests: the echo side is the other guest; find it by its port. */
+static int find_echo(void)
+{
+	long long me = ivshm_dev_attr_ll("ivshm0", "info", "own_id");
+	uint64_t end = ivshm_now_ms() + 60000;
+	unsigned int vm;
+
+	do {
+		for (vm = 0; vm < 64; vm++) {
+			struct sockaddr_ivshmem a = addr(vm, PP_PORT,
+							 IVSHMEM_DEV_ANY);
+			int fd, ret;
+
+			if (vm == me)
+				continue;
+			fd = socket(af, SOCK_SEQPACKET, 0);
+			if (fd < 0)
+				return -1;
+			ret = connect(fd, (struct sockaddr *)&a, sizeof(a));
+			/* A connection that says nothing is a look. */
+			close(fd);
+			if (!ret) {
+				peer_vm = vm;
+				return 0;
+			}
+		}
+		ivshm_sleep_ms(200);
+	} while (ivshm_now_ms() < end);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	int fd;
+
+	af = ivshm_family();
+	if (af < 0) {
+		fprintf(stderr, "pingpong_test: af_ivshmem is not loaded\n");
+		return 1;
+	}
+	if (argc > 1 && !strcmp(argv[1], "serve"))
+		return serve(IVSHMEM_DEV_ANY);
+	if (argc > 1 && !strcmp(argv[1], "remote")) {
+		remote = true;
+		if (find_echo()) {
+			fprintf(stderr, "pingpong_test: no echo side answers on port %d\n",
+				PP_PORT);
+			return 1;
+		}
+	} else {
+		/* dev_shm: the echo side on virtual peer 1, device 2. */
+		peer_vm = 1;
+		echo_pid = fork();
+		if (echo_pid < 0)
+			return 1;
+		if (!echo_pid)
+			_exit(serve(2));
+		/* Up once it answers; then count its sockets' references. */
+		fd = connect_echo("");
+		if (fd < 0)
+			return 1;
+		close(fd);
+		refs_before = ivshm_module_refs("af_ivshmem");
+	}
+	main_pid = getpid();
+	atexit(stop_echo);
+	return test_harness_run(argc > 1 ? 1 : argc, argv);
+}
