@@ -19,7 +19,7 @@ out=$(cd "$out" && pwd)
 # Build outputs are excluded first, which also keeps --delete from removing
 # them, so a rebuild is incremental; sources removed from the checkout do
 # leave the mirror.
-rsync -a --delete \
+rsync -rlpc --delete \
 	--exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' --exclude='*.mod' \
 	--exclude='*.mod.c' --exclude='modules.order' --exclude='Module.symvers' \
 	--include='/Kbuild' --include='/net/***' --include='/dev_shm/***' \

@@ -59,11 +59,12 @@
 #define IVSHM_CTRL_WAIT_MS	1000
 /* An orphan whose receiver never acknowledges is freed after this. */
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
-/* Rounds of the control set per work run; a peer that keeps setting bits
- * past them (a flood) gets the rest handled a jiffy later, so that it
- * cannot keep a CPU busy with our control work.
+/* Channels the control work handles per run, at most (plus the rest of
+ * the word it is in); a peer that keeps setting bits past that (a flood)
+ * gets the rest handled a jiffy later, so that it cannot keep a CPU busy
+ * with our control work.
  */
-#define IVSHM_CTRL_ROUNDS	16
+#define IVSHM_CTRL_BUDGET	256
 /* A doorbell also triggers a liveness check, at most this often. */
 #define IVSHM_LIVENESS_KICK_GAP	(HZ / 100 ? : 1)
 
@@ -440,9 +441,12 @@ static void ivshm_chan_event(struct ivshm_dev *idev, u32 idx)
 	/* Both are set only on a loopback connection. */
 	if (isk[0])
 		ivshm_sock_event(isk[0], idev, idx, false);
-	if (isk[1])
-		ivshm_sock_event(isk[1], idev, idx, true);
-	else
+	/* A reader that let go of the channel after we looked at the slot
+	 * acknowledged first: its sender may have freed the channel and a
+	 * new one asked for a connection on it already. That is news for
+	 * nobody here yet, like a channel no socket reads.
+	 */
+	if (!isk[1] || !ivshm_sock_event(isk[1], idev, idx, true))
 		ivshm_stray_event(idev, idx);
 	ivshm_slot_put(isk);
 	if (READ_ONCE(idev->slots[idx].orphan))
@@ -456,17 +460,17 @@ static void ivshm_ctrl_work(struct work_struct *work)
 	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
 	bool doorbells = idev->nr_vectors;
-	unsigned int round;
 	u64 events = 0;
 	u32 w;
 
 	if (READ_ONCE(idev->frozen))
 		return;		/* a stopped VM: the bits wait */
 	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_POLLS);
-	for (round = 0; round < IVSHM_CTRL_ROUNDS; round++) {
+	while (events < IVSHM_CTRL_BUDGET) {
 		if (doorbells)
 			ivshm_put32(&me->doorbell_armed, 0);
-		for (w = 0; w < l->pending_words; w++) {
+		for (w = 0; w < l->pending_words &&
+		     events < IVSHM_CTRL_BUDGET; w++) {
 			u64 bits = ivshm_pending_take(l, idev->own_id,
 						      IVSHM_PEND_CTRL, w);
 
@@ -477,6 +481,7 @@ static void ivshm_ctrl_work(struct work_struct *work)
 				ivshm_chan_event(idev, w * 64 + b);
 				events++;
 			}
+			cond_resched();
 		}
 		if (doorbells) {
 			ivshm_put32(&me->doorbell_armed, 1);
@@ -484,7 +489,6 @@ static void ivshm_ctrl_work(struct work_struct *work)
 		}
 		if (!ivshm_pending_any(l, idev->own_id, IVSHM_PEND_CTRL))
 			goto out;
-		cond_resched();
 	}
 	/* A flood: the rest waits a jiffy, and the CPU goes to others. */
 	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_FLOODS);
@@ -536,7 +540,7 @@ void ivshm_conn_kick(struct ivshm_dev *idev)
 	if (time_before(jiffies, last + IVSHM_LIVENESS_KICK_GAP))
 		return;
 	WRITE_ONCE(idev->liveness_kicked, jiffies);
-	mod_delayed_work(system_wq, &idev->liveness, 0);
+	mod_delayed_work(system_highpri_wq, &idev->liveness, 0);
 }
 
 /* Everything may have news: both sets, and the peer table. */

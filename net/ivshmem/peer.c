@@ -18,8 +18,11 @@
  * have reclaimed our channels, and join again as a new incarnation.
  *
  * Everything here runs in the device's liveness work, once per
- * IVSHM_BEAT_PERIOD; values read from other slots are only compared with
- * what we saw before, never used as indices or sizes.
+ * IVSHM_BEAT_PERIOD, on the high-priority workqueue: a guest busy with a
+ * flood of events (or anything else) must keep beating, or its peers would
+ * declare it dead and reset its connections. Values read from other slots
+ * are only compared with what we saw before, never used as indices or
+ * sizes.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -161,7 +164,8 @@ static void ivshm_liveness_work(struct work_struct *work)
 		if (vm != idev->own_id)
 			ivshm_peer_check(idev, vm);
 out:
-	schedule_delayed_work(&idev->liveness, IVSHM_BEAT_PERIOD);
+	queue_delayed_work(system_highpri_wq, &idev->liveness,
+			   IVSHM_BEAT_PERIOD);
 }
 
 void ivshm_liveness_start(struct ivshm_dev *idev)
@@ -169,7 +173,8 @@ void ivshm_liveness_start(struct ivshm_dev *idev)
 	memset(idev->seen, 0, sizeof(idev->seen));
 	idev->beat = 0;
 	INIT_DELAYED_WORK(&idev->liveness, ivshm_liveness_work);
-	schedule_delayed_work(&idev->liveness, IVSHM_BEAT_PERIOD);
+	queue_delayed_work(system_highpri_wq, &idev->liveness,
+			   IVSHM_BEAT_PERIOD);
 }
 
 void ivshm_liveness_stop(struct ivshm_dev *idev)

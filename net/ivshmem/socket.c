@@ -520,22 +520,32 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
  * @idx: the channel
  * @rx: whether @isk reads the channel (else it sends on it)
  *
+ * The caller found @isk in the channel's slot, but the socket may have
+ * let go of the channel since (closing, under its lock): then the news is
+ * not its own, and may be a new sender's request on the same slot.
+ *
  * Context: process (the device's control work); takes the socket lock.
+ * Return: whether @isk still uses the channel and took the news.
  */
-void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
+bool ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		      u32 idx, bool rx)
 {
 	struct sock *sk = &isk->sk;
+	bool mine = false;
 
 	lock_sock(sk);
 	if (isk->idev != idev)
 		goto out;
-	if (!rx && isk->has_tx && isk->tx_idx == idx)
+	if (!rx && isk->has_tx && isk->tx_idx == idx) {
+		mine = true;
 		ivshm_tx_event(isk);
-	else if (rx && isk->has_rx && isk->rx_idx == idx)
+	} else if (rx && isk->has_rx && isk->rx_idx == idx) {
+		mine = true;
 		ivshm_rx_event(isk);
+	}
 out:
 	release_sock(sk);
+	return mine;
 }
 
 /**
@@ -1399,8 +1409,11 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 	for (;;) {
 		if (isk->has_rx) {
 			ret = ivshm_rx_peek(&isk->rx, &rec);
-			if (ret == IVSHM_RX_MOVED)
+			if (ret == IVSHM_RX_MOVED) {
+				/* Passing the marker frees room too. */
+				ivshm_rx_consumed(isk);
 				continue;
+			}
 			if (!ret) {
 				if (rec.type == IVSHM_REC_DATA && !rec.flags)
 					break;

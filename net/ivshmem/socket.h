@@ -35,7 +35,7 @@ void ivshm_sock_exit(void);
 
 /* Called by the device's control work (chan.c), in process context. */
 struct sock *ivshm_sk(struct ivshm_sock *isk);
-void ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
+bool ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		      u32 idx, bool rx);
 void ivshm_sock_request(struct ivshm_dev *idev, u32 idx);
 void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev);

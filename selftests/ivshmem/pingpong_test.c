@@ -292,14 +292,42 @@ static long long netdev_stat(const char *name)
 	return v;
 }
 
-/* ip -s link shows our records and bytes: exactly what we sent and got. */
+/*
+ * The counters of our connection in debugfs "channels": the line of the
+ * side that sends (@dir "tx") or receives ("rx"); records and bytes.
+ */
+static int chan_counters(const char *dir, long long *records,
+			 long long *bytes)
+{
+	char line[512], want[8];
+	int found = 0;
+	FILE *f = fopen(IVSHM_DEBUGFS "/ivshm0/channels", "r");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), " %s ", dir);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, " records ");
+
+		if (!strstr(line, want) || !p ||
+		    sscanf(p, " records %lld bytes %lld", records, bytes) != 2)
+			continue;
+		found++;
+	}
+	fclose(f);
+	return found == 1 ? 0 : -1;	/* ours is the only connection */
+}
+
+/* ip -s link shows our records and bytes: exactly what we sent and got;
+ * and so do our connection's own counters.
+ */
 TEST_F(pp, netdev_counts_records_and_bytes)
 {
 	static const char *const names[4] = {
 		"tx_packets", "tx_bytes", "rx_packets", "rx_bytes",
 	};
 	const long long want[4] = { 100, 6400, 100, 6400 };
-	long long before[4];
+	long long before[4], recs, bytes;
 	struct rounds r;
 	int fd = connect_echo("echo"), i;
 
@@ -313,6 +341,13 @@ TEST_F(pp, netdev_counts_records_and_bytes)
 	}
 	round_trips(fd, 100, &r);
 	ASSERT_EQ(0, r.err);
+	/* The greeting, the first round and 100 more; 64 B each but 4. */
+	ASSERT_EQ(0, chan_counters("tx", &recs, &bytes));
+	EXPECT_EQ(102, recs);
+	EXPECT_EQ(4 + 101 * 64, bytes);
+	ASSERT_EQ(0, chan_counters("rx", &recs, &bytes));
+	EXPECT_EQ(101, recs);
+	EXPECT_EQ(101 * 64, bytes);
 	close(fd);
 	for (i = 0; i < 4; i++) {
 		long long got = netdev_stat(names[i]) - before[i];

@@ -117,16 +117,43 @@ static int agent_cmd(const char *fmt, ...)
 		fd = -1;
 		usleep(100000);
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		fprintf(stderr, "# agent_cmd \"%s\": cannot connect: %s\n", cmd,
+			strerror(errno));
 		return -1;
+	}
 	n = send(fd, cmd, strlen(cmd), 0);
 	if (n == (ssize_t)strlen(cmd))
 		n = recv(fd, reply, sizeof(reply) - 1, 0);
+	if (n < 2)
+		fprintf(stderr, "# agent_cmd \"%s\": no answer (%zd): %s\n", cmd,
+			n, strerror(errno));
 	close(fd);
 	if (n < 2)
 		return -1;
 	reply[n] = 0;
 	return strncmp(reply, "OK", 2) ? -1 : 0;
+}
+
+/* After a failure: what the devices say, as diagnostics. */
+static void dump_devices(void)
+{
+	static const char *const files[] = { "doorbells", "channels" };
+	char path[128], line[512];
+	unsigned int d, f;
+	FILE *fp;
+
+	for (d = 0; d < 2; d++)
+		for (f = 0; f < 2; f++) {
+			snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/%s",
+				 d, files[f]);
+			fp = fopen(path, "r");
+			if (!fp)
+				continue;
+			while (fgets(line, sizeof(line), fp))
+				fprintf(stderr, "# ivshm%u %s", d, line);
+			fclose(fp);
+		}
 }
 
 /* Ask the agent to serve one connection on a fresh port as @mode; connect. */
@@ -141,6 +168,9 @@ static int serve(const char *mode, unsigned int *port_out)
 	if (fd < 0)
 		return -1;
 	if (do_connect(fd, agent_vm, port)) {
+		fprintf(stderr, "# serve %s: connect to port %u: %s\n", mode,
+			port, strerror(errno));
+		dump_devices();
 		close(fd);
 		return -1;
 	}
