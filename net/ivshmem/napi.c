@@ -168,9 +168,15 @@ static u64 ivshm_napi_event(struct ivshm_dev *idev, u32 idx)
 	if (isk[0])
 		ivshm_sock_wake(isk[0], idev, idx, false);
 	if (isk[1]) {
+		/* The tail first: our reader may move it meanwhile, and a
+		 * head read before it could seem to lag behind it.
+		 */
+		u64 tail = ivshm_get64(&ch->tail);
+		u64 head = ivshm_get64(&ch->head);
+
 		ivshm_sock_wake(isk[1], idev, idx, true);
-		waiting = ivshm_get64(&ch->head) - ivshm_get64(&ch->tail);
-		waiting = min_t(u64, waiting, IVSHMEM_RING_MAX);
+		if (head > tail)
+			waiting = min_t(u64, head - tail, IVSHMEM_RING_MAX);
 	}
 	ivshm_slot_put(isk);
 	return waiting;
