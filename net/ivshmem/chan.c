@@ -622,10 +622,11 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 			pr_info("%s: reclaimed %u channels of an earlier incarnation\n",
 				idev->name, n);
 	}
-	ivshm_napi_start(idev);
-	WRITE_ONCE(idev->joined, true);
+	/* Everything a doorbell kicks is ready before joined says so. */
 	schedule_delayed_work(&idev->reaper, HZ);
 	ivshm_liveness_start(idev);
+	ivshm_napi_start(idev);
+	WRITE_ONCE(idev->joined, true);
 	/* Catch whatever was announced before we armed the doorbell. */
 	ivshm_ctrl_kick(idev);
 	return 0;

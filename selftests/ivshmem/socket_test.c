@@ -35,6 +35,15 @@
 #include "kselftest_harness.h"
 #include "ivshm_test.h"
 
+/*
+ * The harness's per-test timeout guards against hangs; it is no time
+ * limit. Thousands of round trips take tens of seconds on the debug
+ * kernel under TCG, more between polled (ivshmem-plain) guests, so the
+ * guard is set well past that.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT	120
+
 #define CTRL_PORT	7000
 #define AGENT_WAIT_S	60
 #define MAX_REC		(IVSHMEM_RING_DEFAULT - 8)
