@@ -261,20 +261,31 @@ run_pingpong() {
 	report pingpong pingpong
 }
 
+# start_server PLACEMENT SOCK [SERVER-ARGS...]  Start the ivshmem server
+# on SOCK for the doorbell guests and wait for it; fails the placement
+# with the server's log if it does not come up.
+start_server() {
+	local placement=$1 sock=$2
+	shift 2
+	"$server" "$@" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
+		>"$work/server.log" 2>&1 </dev/null &
+	pids+=("$!")
+	for _ in $(seq 50); do
+		[ -S "$sock" ] && return 0
+		sleep 0.1
+	done
+	fail "$placement: ivshmem-server did not start"
+	cat "$work/server.log"
+	return 1
+}
+
 # run_doorbell [PLACEMENT PLAN_A [PLAN_B]]
 run_doorbell() {
 	local placement=${1:-doorbell} plan=${2:-$plan_door_a}
 	local plan_b=${3:-${2:-$plan_door_b}}
 	local sock=$work/ivshmem.sock a b
 	ivshm_log "placement $placement: two guests, ivshmem-doorbell"
-	"$server" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
-		>"$work/server.log" 2>&1 </dev/null &
-	pids+=("$!")
-	for _ in $(seq 50); do
-		[ -S "$sock" ] && break
-		sleep 0.1
-	done
-	[ -S "$sock" ] || { fail "doorbell: ivshmem-server did not start"; cat "$work/server.log"; return; }
+	start_server doorbell "$sock" || return
 	start_guest door-a "$plan" "ivshm.role=a ivshm.mode=doorbell" \
 		-chardev "socket,path=$sock,id=ivsh" \
 		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
@@ -323,14 +334,7 @@ run_plain() {
 run_trio() {
 	local sock=$work/ivshmem.sock name specs=()
 	ivshm_log "placement trio: three guests, ivshmem-doorbell"
-	"$server" -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
-		>"$work/server.log" 2>&1 </dev/null &
-	pids+=("$!")
-	for _ in $(seq 50); do
-		[ -S "$sock" ] && break
-		sleep 0.1
-	done
-	[ -S "$sock" ] || { fail "trio: ivshmem-server did not start"; return; }
+	start_server trio "$sock" || return
 	for name in trio-a trio-b trio-c; do
 		start_guest "$name" "$plan_trio" "ivshm.role=${name#trio-} ivshm.mode=doorbell" \
 			-chardev "socket,path=$sock,id=ivsh" \
@@ -351,14 +355,7 @@ run_crash() {
 	local dev=(-chardev "socket,path=$sock,id=ivsh"
 		   -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
 	ivshm_log "placement crash: a doorbell guest killed mid-transfer, then restarted"
-	"$server" -v -S "$sock" -M -l "$REGION_SIZE" -n "$VECTORS" \
-		>"$work/server.log" 2>&1 </dev/null &
-	pids+=("$!")
-	for _ in $(seq 50); do
-		[ -S "$sock" ] && break
-		sleep 0.1
-	done
-	[ -S "$sock" ] || { fail "crash: ivshmem-server did not start"; return; }
+	start_server crash "$sock" -v || return
 	start_guest crash-a "insmod-af_ivshmem,crash_test:receiver,rmmod-af_ivshmem,leakcheck" \
 		"ivshm.role=a ivshm.mode=doorbell" "${dev[@]}"
 	a=$guest_pid
