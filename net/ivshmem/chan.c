@@ -113,7 +113,9 @@ void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
  * @p: what the channel carries; p->idx, p->gen and p->off are set
  *
  * The descriptor is complete, state last, before the control lock is
- * released; the caller announces it with ivshm_notify().
+ * released; the caller announces it with ivshm_notify(). A connector asks
+ * for ALLOC and publishes CONNECT itself, once its socket is in the slot
+ * where the answer will look for it.
  *
  * Return: 0, -ENOBUFS when the region has no free slot or run, -EBUSY as
  * for ivshm_ctrl_lock().

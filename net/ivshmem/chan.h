@@ -14,7 +14,7 @@ struct ivshm_chan_params {
 	u32 src_port;
 	u32 dst_port;
 	u32 size;			/* run bytes, whole blocks */
-	u32 state;			/* IVSHM_CHAN_CONNECT or _OPEN */
+	u32 state;			/* IVSHM_CHAN_OPEN, or _ALLOC for a connect */
 	u32 peer_chan;			/* accepting side: the connector's */
 	u32 peer_gen;
 	/* results */

@@ -887,7 +887,8 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 		.pid = (u32)task_tgid_nr(current),
 		.dst_port = a->sivshm_port,
 		.size = ivshm_ring_size(sk),
-		.state = IVSHM_CHAN_CONNECT,
+		/* CONNECT only once the slot knows us: see below. */
+		.state = IVSHM_CHAN_ALLOC,
 	};
 	u32 dev = a->sivshm_dev, vm = a->sivshm_vm;
 	struct ivshm_dev *idev;
@@ -951,6 +952,11 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	sk->sk_shutdown = 0;
 	sk->sk_state = TCP_SYN_SENT;
 	sk->sk_socket->state = SS_CONNECTING;
+	/* The receiver may answer a CONNECT it finds before we notify (a
+	 * stale bit of the slot's last channel): the answer must find this
+	 * socket in the slot, or it would be news for nobody.
+	 */
+	ivshm_store_release32(&isk->tx.chan->state, IVSHM_CHAN_CONNECT);
 	ivshm_notify(idev, vm, p.idx, IVSHM_PEND_CTRL);
 	return 0;
 
