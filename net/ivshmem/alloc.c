@@ -96,27 +96,15 @@ static void ivshm_bits_assign(const struct ivshm_layout *l, u32 first,
 	}
 }
 
-/**
- * ivshm_blocks_alloc() - take a run of free blocks, control lock held
- * @l: layout
- * @nblocks: how many
- * @off: the run's data-area byte offset, on success
- *
- * Next fit from free_start_offset, wrapping once.
- *
- * Return: 0, -EINVAL for a size that cannot exist, -ENOBUFS if no run of
- * that length is free.
- */
-int ivshm_blocks_alloc(const struct ivshm_layout *l, u32 nblocks, u64 *off)
+static int ivshm_blocks_take(const struct ivshm_layout *l, u32 nblocks,
+			     u32 hint, bool next_fit, u64 *off)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
-	u32 hint, start, run = 0, b, i;
+	u32 start, run = 0, b, i;
 	u32 free_blocks;
 
 	if (!nblocks || nblocks > l->nr_blocks)
 		return -EINVAL;
-
-	hint = ivshm_get32(&c->free_start_offset) >> IVSHM_BLOCK_SHIFT;
 	if (hint >= l->nr_blocks)
 		hint = 0;
 
@@ -142,11 +130,120 @@ found:
 	free_blocks = ivshm_get32(&c->free_blocks);
 	ivshm_put32(&c->free_blocks,
 		    free_blocks >= nblocks ? free_blocks - nblocks : 0);
-	ivshm_put32(&c->free_start_offset,
-		    (u32)(((u64)(start + nblocks) % l->nr_blocks) <<
-			  IVSHM_BLOCK_SHIFT));
+	if (next_fit)
+		ivshm_put32(&c->free_start_offset,
+			    (u32)(((u64)(start + nblocks) % l->nr_blocks) <<
+				  IVSHM_BLOCK_SHIFT));
 	*off = (u64)start << IVSHM_BLOCK_SHIFT;
 	return 0;
+}
+
+/**
+ * ivshm_blocks_alloc() - take a run of free blocks, control lock held
+ * @l: layout
+ * @nblocks: how many
+ * @off: the run's data-area byte offset, on success
+ *
+ * Next fit from free_start_offset, wrapping once.
+ *
+ * Return: 0, -EINVAL for a size that cannot exist, -ENOBUFS if no run of
+ * that length is free.
+ */
+int ivshm_blocks_alloc(const struct ivshm_layout *l, u32 nblocks, u64 *off)
+{
+	u32 hint = ivshm_get32(&ivshm_ctrl(l)->free_start_offset) >>
+		   IVSHM_BLOCK_SHIFT;
+
+	return ivshm_blocks_take(l, nblocks, hint, true, off);
+}
+
+/**
+ * ivshm_blocks_alloc_low() - take a run as low as possible, lock held
+ * @l: layout
+ * @nblocks: how many
+ * @off: the run's data-area byte offset, on success
+ *
+ * First fit, for a channel that shrinks: small runs gather at the start of
+ * the data area and leave the long free extents, where channels grow in
+ * place, alone. free_start_offset is not moved.
+ *
+ * Return: as ivshm_blocks_alloc().
+ */
+int ivshm_blocks_alloc_low(const struct ivshm_layout *l, u32 nblocks,
+			   u64 *off)
+{
+	return ivshm_blocks_take(l, nblocks, 0, false, off);
+}
+
+/**
+ * ivshm_blocks_extend() - lengthen a run in place, control lock held
+ * @l: layout
+ * @off: data-area byte offset of a run we hold
+ * @nblocks: its length
+ * @more: blocks to add right after it
+ *
+ * Return: 0, or -ENOBUFS if those blocks are not all free or inside the
+ * data area.
+ */
+int ivshm_blocks_extend(const struct ivshm_layout *l, u64 off, u32 nblocks,
+			u32 more)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 first = (u32)(off >> IVSHM_BLOCK_SHIFT) + nblocks, b, free_blocks;
+
+	if (!more || !ivshm_run_valid(l, off, (u64)(nblocks + more) <<
+				      IVSHM_BLOCK_SHIFT))
+		return -ENOBUFS;
+	for (b = first; b < first + more; b++)
+		if (ivshm_bit_test(l, b))
+			return -ENOBUFS;
+	ivshm_bits_assign(l, first, more, true);
+	free_blocks = ivshm_get32(&c->free_blocks);
+	ivshm_put32(&c->free_blocks,
+		    free_blocks >= more ? free_blocks - more : 0);
+	return 0;
+}
+
+/**
+ * ivshm_blocks_alloc_largest() - take the start of the largest free extent
+ * @l: layout, control lock held
+ * @nblocks: blocks wanted; fewer are taken if the extent is shorter
+ * @least: fewest blocks worth taking
+ * @off: the run's data-area byte offset, on success
+ *
+ * For a channel that grows: starting where the most free space follows
+ * leaves it room to grow further in place.
+ *
+ * Return: the blocks taken, or 0 if no extent has @least free blocks.
+ */
+u32 ivshm_blocks_alloc_largest(const struct ivshm_layout *l, u32 nblocks,
+			       u32 least, u64 *off)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 b, run = 0, start = 0, best = 0, best_start = 0, free_blocks;
+
+	for (b = 0; b <= l->nr_blocks; b++) {
+		if (b < l->nr_blocks && !ivshm_bit_test(l, b)) {
+			if (!run++)
+				start = b;
+			continue;
+		}
+		if (run > best) {
+			best = run;
+			best_start = start;
+		}
+		run = 0;
+	}
+	if (!least || best < least)
+		return 0;
+	if (nblocks > best)
+		nblocks = best;
+	ivshm_bits_assign(l, best_start, nblocks, true);
+	free_blocks = ivshm_get32(&c->free_blocks);
+	ivshm_put32(&c->free_blocks,
+		    free_blocks >= nblocks ? free_blocks - nblocks : 0);
+	*off = (u64)best_start << IVSHM_BLOCK_SHIFT;
+	return nblocks;
 }
 
 /**
@@ -171,6 +268,30 @@ int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks)
 	ivshm_bits_assign(l, first, nblocks, false);
 	ivshm_put32(&c->free_blocks, ivshm_get32(&c->free_blocks) + freed);
 	return freed == nblocks ? 0 : -EPROTO;
+}
+
+/**
+ * ivshm_blocks_count_free() - free blocks as the bitmap says
+ * @l: layout
+ *
+ * For accounting checks: without the control lock the answer may be stale,
+ * but a quiet region gives the exact count, to compare with free_blocks.
+ */
+u32 ivshm_blocks_count_free(const struct ivshm_layout *l)
+{
+	u32 i, used = 0, tail = l->nr_blocks % 64;
+
+	for (i = 0; i < l->bitmap_words; i++) {
+		u64 w = ivshm_get64(ivshm_bitmap(l) + i);
+
+		/* Bits past the data area are nobody's blocks. */
+		if (tail && i == l->nr_blocks / 64)
+			w &= (1ull << tail) - 1;
+		else if (i >= l->nr_blocks / 64 + !!tail)
+			w = 0;
+		used += hweight64(w);
+	}
+	return l->nr_blocks - used;
 }
 
 /* Mark a run used for a rebuild, unless it is invalid or overlaps. */

@@ -98,8 +98,15 @@ bool ivshm_lock_owner_dead(const struct ivshm_layout *l, u64 word);
 int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc);
 void ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc);
 int ivshm_blocks_alloc(const struct ivshm_layout *l, u32 nblocks, u64 *off);
+int ivshm_blocks_alloc_low(const struct ivshm_layout *l, u32 nblocks,
+			   u64 *off);
 int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks);
+int ivshm_blocks_extend(const struct ivshm_layout *l, u64 off, u32 nblocks,
+			u32 more);
+u32 ivshm_blocks_alloc_largest(const struct ivshm_layout *l, u32 nblocks,
+			       u32 least, u64 *off);
 u32 ivshm_blocks_rebuild(const struct ivshm_layout *l);
+u32 ivshm_blocks_count_free(const struct ivshm_layout *l);
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
 u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm);
@@ -168,6 +175,8 @@ void ivshm_tx_flush(struct ivshm_ring *r);
 void ivshm_tx_commit(struct ivshm_ring *r);
 int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size);
 int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size);
+int ivshm_tx_can_move(struct ivshm_ring *r);
+u64 ivshm_ring_run(const struct ivshm_ring *r);
 int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
 void ivshm_rx_release(struct ivshm_ring *r);
 s64 ivshm_rx_avail(struct ivshm_ring *r);

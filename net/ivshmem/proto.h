@@ -122,6 +122,7 @@ enum ivshm_rx_state {
 	IVSHM_RX_REFUSED = 2,		/* nobody listens; sender frees */
 	IVSHM_RX_CLOSED = 3,		/* receiver let go; sender frees */
 	IVSHM_RX_RESET = 4,		/* as CLOSED, with records left unread */
+	IVSHM_RX_NOBUFS = 5,		/* no room for the reverse channel; sender frees */
 	IVSHM_RX_NR_STATES,
 };
 
@@ -129,6 +130,10 @@ enum ivshm_rx_state {
 #define IVSHM_TXF_WAIT		0x0001
 /* tx_flags: the sender closed because the connection failed (reset). */
 #define IVSHM_TXF_RESET		0x0002
+/* tx_flags: the ring was full since the sender's last rebalance: it wants
+ * to grow, and counts in the fair share of every sender that does.
+ */
+#define IVSHM_TXF_FULL		0x0004
 /* rx_flags: the receiver sleeps; notify it when head passes rx_event. */
 #define IVSHM_RXF_WAIT		0x0001
 
@@ -203,8 +208,14 @@ enum ivshm_rec_type {
 struct ivshm_rec_moved {
 	__le64 buff_offset;
 	__le32 buff_size;
-	__le32 reserved;
+	__le32 flags;			/* IVSHM_MOVED_F_* */
 };
+
+/* The new run starts where the current one does and is longer (the blocks
+ * after it were free): the ring continues right after the MOVED record, not
+ * at offset 0, and nothing is left to free.
+ */
+#define IVSHM_MOVED_F_EXTEND	0x0001
 
 /* The layout is ABI between guests: pin the sizes and the line split. */
 static_assert(sizeof(struct ivshm_hdr) == 128, "region ABI");

@@ -248,46 +248,71 @@ void ivshm_tx_commit(struct ivshm_ring *r)
  * head - tail <= size holds with either size, while the check of the
  * consumer's tail allows the larger, since unread bytes of the old run may
  * exceed the new run's size. One move at a time: a second one waits until
- * the first is done.
+ * the consumer has passed the first and its old run is freed.
+ *
+ * A new run that starts where the current one does and is longer extends
+ * it in place (IVSHM_MOVED_F_EXTEND): the ring goes on right after the
+ * MOVED record, which must not wrap, and wraps at the new size from then
+ * on. Every unread byte keeps its place: with the capacity held at the old
+ * size until the consumer passes the record, a byte written after it lands
+ * at least a whole old run after every unread one, which is where the
+ * consumer has finished reading (protocol.md, Extending in place).
  *
  * Return: 0, -EINVAL for a bad run, -EBUSY while a move is pending, -EAGAIN
- * if the old run has no room for the MOVED record yet, -EPROTO as for
- * ivshm_tx_reserve().
+ * if the old run has no room for the MOVED record yet (or, extending, the
+ * record would wrap), -EPROTO as for ivshm_tx_reserve().
  */
 int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
 {
 	const struct ivshm_layout *l = r->l;
+	u32 need = ivshm_rec_need(sizeof(struct ivshm_rec_moved));
+	u64 old_off = ivshm_ring_run(r);
 	struct ivshm_rec_moved m;
 	struct ivshm_span span;
-	u64 old_off = (u64)(r->ring - l->base - l->data_off);
 	u32 old = r->size;
+	bool extend;
 	int ret;
 
 	if (!ivshm_run_valid(l, buff_offset, buff_size))
 		return -EINVAL;
-	if (r->old_size)
+	if (r->old_size || r->cap_until)
 		return -EBUSY;
+	extend = buff_offset == old_off && buff_size > old;
+	if (extend && r->off + need > old)
+		return -EAGAIN;
 	ret = ivshm_tx_reserve(r, sizeof(m), IVSHM_REC_MOVED, 0, &span);
 	if (ret)
 		return ret;
 	m.buff_offset = cpu_to_le64(buff_offset);
 	m.buff_size = cpu_to_le32(buff_size);
-	m.reserved = 0;
+	m.flags = cpu_to_le32(extend ? IVSHM_MOVED_F_EXTEND : 0);
 	ivshm_span_write(&span, &m);
 
-	ivshm_put64(&r->chan->old_offset, old_off);
-	ivshm_put32(&r->chan->old_size, old);
-	ivshm_put64(&r->chan->buff_offset, buff_offset);
+	if (!extend) {
+		ivshm_put64(&r->chan->old_offset, old_off);
+		ivshm_put32(&r->chan->old_size, old);
+		ivshm_put64(&r->chan->buff_offset, buff_offset);
+	}
 	ivshm_put32(&r->chan->buff_size, buff_size);
-	ivshm_tx_commit(r);
+	if (extend) {
+		/* The record does not wrap: go on right after it. */
+		u32 off = r->off + need;
 
-	r->old_off = old_off;
-	r->old_size = old;
-	r->ring = l->base + l->data_off + buff_offset;
-	r->size = buff_size;
-	r->off = 0;
-	r->cap = old < buff_size ? old : buff_size;
-	r->bound = old > buff_size ? old : buff_size;
+		ivshm_tx_commit(r);
+		r->off = off;
+		r->size = buff_size;
+		r->cap = old;
+		r->bound = old;
+	} else {
+		ivshm_tx_commit(r);
+		r->old_off = old_off;
+		r->old_size = old;
+		r->ring = l->base + l->data_off + buff_offset;
+		r->size = buff_size;
+		r->off = 0;
+		r->cap = old < buff_size ? old : buff_size;
+		r->bound = old > buff_size ? old : buff_size;
+	}
 	r->cap_until = r->pos;
 	return 0;
 }
@@ -322,6 +347,33 @@ int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size)
 	*size = r->old_size;
 	r->old_size = 0;
 	return 1;
+}
+
+/**
+ * ivshm_tx_can_move() - could ivshm_tx_move() succeed now?
+ * @r: producer ring
+ *
+ * No move is pending (the consumer has passed the last MOVED record, even
+ * if its old run is not freed yet) and the ring has room for a MOVED record.
+ *
+ * Return: 1 if so, 0 if not yet, -EPROTO for an impossible tail.
+ */
+int ivshm_tx_can_move(struct ivshm_ring *r)
+{
+	int ret = ivshm_tx_refresh(r);
+
+	if (ret)
+		return ret;
+	if (r->cap_until)
+		return 0;
+	return r->pos - r->peer + ivshm_rec_need(sizeof(struct ivshm_rec_moved)) <=
+	       ivshm_tx_cap(r);
+}
+
+/* Data-area offset of the run the ring uses now. */
+u64 ivshm_ring_run(const struct ivshm_ring *r)
+{
+	return (u64)(r->ring - r->l->base - r->l->data_off);
 }
 
 /* Consumer: refresh and check the producer's head. */
@@ -387,17 +439,33 @@ int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
 
 	if (type == IVSHM_REC_MOVED) {
 		struct ivshm_rec_moved m;
-		u64 noff, ooff;
-		u32 nsize;
+		u64 noff, ooff = ivshm_ring_run(r);
+		u32 nsize, mflags, off;
 
 		if (len != sizeof(m) || flags)
 			return -EPROTO;
 		ivshm_span_read(&rec->span, &m);
 		noff = le64_to_cpu(m.buff_offset);
 		nsize = le32_to_cpu(m.buff_size);
-		if (!ivshm_run_valid(r->l, noff, nsize))
+		mflags = le32_to_cpu(m.flags);
+		if (!ivshm_run_valid(r->l, noff, nsize) ||
+		    mflags & ~IVSHM_MOVED_F_EXTEND)
 			return -EPROTO;
-		ooff = (u64)(r->ring - r->l->base - r->l->data_off);
+		if (mflags & IVSHM_MOVED_F_EXTEND) {
+			/* Same start, longer, and a record that did not wrap:
+			 * the ring goes on right after it.
+			 */
+			if (noff != ooff || nsize <= r->size ||
+			    r->off + need > r->size)
+				return -EPROTO;
+			off = r->off + need;
+			r->old_off = 0;
+			r->old_size = 0;
+			ivshm_rx_release(r);
+			r->off = off;
+			r->size = nsize;
+			return IVSHM_RX_MOVED;
+		}
 		r->old_off = ooff;
 		r->old_size = r->size;
 		ivshm_rx_release(r);

@@ -439,6 +439,126 @@ static void move_and_check(struct __test_metadata *_metadata,
 	}
 }
 
+/* A record of the extend test: its sequence number, then a pattern. */
+static u32 ext_send(struct ivshm_ring *r, u8 *out, u32 seq, u32 len)
+{
+	memcpy(out, &seq, sizeof(seq));
+	fill(out + sizeof(seq), len - sizeof(seq), seq);
+	return send_rec(r, out, len) ? 0 : 1;
+}
+
+/* Growing in place wherever the reader and the writer are, wrapped or not:
+ * every record arrives once, in order and intact, and the bookkeeping ends
+ * exact.
+ */
+TEST_F(core, extend_in_place_keeps_every_record)
+{
+	u8 out[2100], in[2100], exp[2100];
+	u32 sent = 0, got = 0, blocks = 4, moves = 0, busy = 0, i, seq;
+	unsigned int seed = 7;
+	int ret;
+
+	for (i = 0; i < 200000 && blocks < 64; i++) {
+		u32 act = (u32)rand_r(&seed) % 8;
+		u32 len = 8 + (u32)rand_r(&seed) % 2000, more;
+
+		if (act < 4) {
+			sent += ext_send(&self->tx, out, sent, len);
+		} else if (act < 7) {
+			ret = recv_rec(&self->rx, in, sizeof(in));
+			if (ret == -EAGAIN)
+				continue;
+			ASSERT_LE(8, ret);
+			memcpy(&seq, in, sizeof(seq));
+			ASSERT_EQ(got, seq);
+			fill(exp, (u32)ret - 4, seq);
+			ASSERT_EQ(0, memcmp(exp, in + 4, (u32)ret - 4))
+				TH_LOG("record %u", seq);
+			got++;
+		} else {
+			more = 1 + (u32)rand_r(&seed) % 3;
+			ASSERT_EQ(0, ivshm_blocks_extend(&self->l, self->off,
+							 blocks, more));
+			ret = ivshm_tx_move(&self->tx, self->off,
+					    (blocks + more) * IVSHM_BLOCK_SIZE);
+			if (!ret) {
+				blocks += more;
+				moves++;
+				continue;
+			}
+			ASSERT_TRUE(ret == -EAGAIN || ret == -EBUSY);
+			busy++;
+			ASSERT_EQ(0, ivshm_blocks_free(&self->l, self->off +
+						       blocks * IVSHM_BLOCK_SIZE,
+						       more));
+		}
+	}
+	while ((ret = recv_rec(&self->rx, in, sizeof(in))) > 0) {
+		memcpy(&seq, in, sizeof(seq));
+		ASSERT_EQ(got, seq);
+		got++;
+	}
+	ASSERT_EQ(-EAGAIN, ret);
+	ASSERT_EQ(sent, got);
+	ASSERT_LE(20, moves);
+	ASSERT_LE(1, busy);
+	TH_LOG("%u records, %u moves in place, %u refused, %u blocks", sent,
+	       moves, busy, blocks);
+	/* Nothing to free: the run only grew, and a rebuild agrees. */
+	ASSERT_EQ(blocks * IVSHM_BLOCK_SIZE,
+		  ivshm_get32(&ivshm_chan(&self->l, self->chan)->buff_size));
+	ASSERT_EQ(0, ivshm_get32(&ivshm_chan(&self->l, self->chan)->old_size));
+	ASSERT_EQ(self->l.nr_blocks - blocks,
+		  ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
+	ASSERT_EQ(self->l.nr_blocks - blocks,
+		  ivshm_blocks_count_free(&self->l));
+	ASSERT_EQ(0, ivshm_blocks_rebuild(&self->l));
+	ASSERT_EQ(self->l.nr_blocks - blocks,
+		  ivshm_blocks_count_free(&self->l));
+}
+
+/* A reader must refuse an in-place MOVED that does not extend its run. */
+TEST_F(core, extend_that_does_not_extend_is_refused)
+{
+	struct ivshm_rec rec;
+	u64 noff;
+
+	/* Forge the record: a "longer" run somewhere else. */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 8, &noff));
+	ASSERT_EQ(0, ivshm_tx_move(&self->tx, noff, 8 * IVSHM_BLOCK_SIZE));
+	ivshm_put32((__le32 *)(self->rx.ring + IVSHM_REC_HDR + 12),
+		    IVSHM_MOVED_F_EXTEND);
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	/* Unknown flags too. */
+	ivshm_put32((__le32 *)(self->rx.ring + IVSHM_REC_HDR + 12), 0x10);
+	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+}
+
+/* Growth elsewhere starts at the largest free extent, where it can go on
+ * growing in place; extending stops at the first used block.
+ */
+TEST_F(core, growth_takes_the_largest_extent)
+{
+	u64 a, b, c, off;
+	u32 free_before;
+
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 10, &a));	/* 4..13 */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 10, &b));	/* 14..23 */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 10, &c));	/* 24..33 */
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, b, 10));
+	free_before = ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks);
+	ASSERT_EQ(-ENOBUFS, ivshm_blocks_extend(&self->l, self->off, 4, 1));
+	ASSERT_EQ(0, ivshm_blocks_extend(&self->l, a, 10, 10));
+	ASSERT_EQ(-ENOBUFS, ivshm_blocks_extend(&self->l, a, 20, 1));
+	ASSERT_EQ(free_before - 10,
+		  ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
+	ASSERT_EQ(6u, ivshm_blocks_alloc_largest(&self->l, 6, 5, &off));
+	ASSERT_EQ(34 * IVSHM_BLOCK_SIZE, off);
+	ASSERT_EQ(0u, ivshm_blocks_alloc_largest(&self->l, 6,
+						 self->l.nr_blocks, &off));
+	ASSERT_EQ(free_before - 16, ivshm_blocks_count_free(&self->l));
+}
+
 TEST_F(core, move_to_larger_run)
 {
 	move_and_check(_metadata, self, 8);

@@ -47,6 +47,7 @@ typedef uint64_t __le64;
 #define DIV_ROUND_UP(n, d)	(((n) + (d) - 1) / (d))
 #define likely(x)		__builtin_expect(!!(x), 1)
 #define unlikely(x)		__builtin_expect(!!(x), 0)
+#define hweight64(x)		((unsigned int)__builtin_popcountll(x))
 
 static inline bool is_power_of_2(u64 n)
 {
