@@ -52,6 +52,7 @@
 #include "device.h"
 #include "napi.h"
 #include "peer.h"
+#include "rebalance.h"
 #include "socket.h"
 #include "stats.h"
 
@@ -157,18 +158,34 @@ out_unlock:
 	return ret;
 }
 
+/* Is slot @idx still the channel of generation @gen that we took? A
+ * device that was declared dead while it stood still may find its channels
+ * reaped and taken by others meanwhile; what it frees or rewrites then is
+ * no longer its own. Control lock held.
+ */
+static bool ivshm_chan_ours(struct ivshm_dev *idev, u32 idx, u32 gen)
+{
+	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
+
+	return ivshm_get32(&ch->state) != IVSHM_CHAN_FREE &&
+	       ivshm_get32(&ch->generation) == gen &&
+	       ivshm_get16(&ch->sender_vm) == idev->own_id &&
+	       ivshm_get32(&ch->sender_inc) == idev->inc;
+}
+
 /**
  * ivshm_chan_close() - free a channel we sent on
  * @idev: the device
  * @idx: the channel
- * @off: its run, from our private copy, never from the region
- * @size: its bytes
+ * @runs: its generation and runs, from our private copy, never from the
+ *	region; a run left by a pending move is freed too
  *
  * The receiver has acknowledged, is dead, or never will (timeout). If the
- * control lock cannot be had, the run stays allocated until the next
- * rebuild; nothing else depends on it.
+ * control lock cannot be had, the runs stay allocated until the next
+ * rebuild; nothing else depends on them.
  */
-void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size)
+void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
+		      const struct ivshm_runs *runs)
 {
 	const struct ivshm_layout *l = &idev->layout;
 
@@ -177,12 +194,140 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size)
 				    idev->name, idx);
 		return;
 	}
-	if (ivshm_get16(&ivshm_chan(l, idx)->sender_vm) == idev->own_id) {
-		if (ivshm_blocks_free(l, off, size >> IVSHM_BLOCK_SHIFT))
+	if (ivshm_chan_ours(idev, idx, runs->gen)) {
+		if (ivshm_blocks_free(l, runs->off,
+				      runs->size >> IVSHM_BLOCK_SHIFT))
+			ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+		if (runs->old_size &&
+		    ivshm_blocks_free(l, runs->old_off,
+				      runs->old_size >> IVSHM_BLOCK_SHIFT))
 			ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_chan_free(l, idx);
 	}
 	ivshm_ctrl_unlock_dev(idev);
+}
+
+/* The runs of the channel that producer ring @r writes, generation @gen. */
+void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
+		     struct ivshm_runs *runs)
+{
+	runs->gen = gen;
+	runs->off = ivshm_ring_run(r);
+	runs->size = r->size;
+	runs->old_off = r->old_off;
+	runs->old_size = r->old_size;
+}
+
+/**
+ * ivshm_chan_move() - give a channel we send on a run of @size bytes
+ * @idev: the device
+ * @idx: the channel
+ * @gen: its generation
+ * @r: its producer ring; the caller holds the socket lock
+ * @size: the new size, whole blocks
+ * @keep: blocks the region must keep free after a growth, for others
+ *
+ * A larger run extends the current one in place when the blocks after it
+ * are free; otherwise it starts at the largest free extent, where it can
+ * later grow in place, and may be shorter than asked if that extent is.
+ * A smaller run is taken as low in the data area as it fits, away from the
+ * long free extents. The ring then moves at its current record boundary
+ * (ivshm_tx_move()), and the reader is told on the control set, so that
+ * it passes the MOVED record even while its user reads nothing.
+ *
+ * Return: the new size (> 0), -ENOBUFS without room, -EAGAIN when the ring
+ * has no room for the MOVED record yet, -EBUSY while a move is pending or
+ * the control lock is busy, -ENOLINK if the channel is no longer ours,
+ * -EPROTO for an impossible tail.
+ */
+int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
+		    struct ivshm_ring *r, u32 size, u32 keep)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	u32 cur = r->size >> IVSHM_BLOCK_SHIFT, want = size >> IVSHM_BLOCK_SHIFT;
+	u32 free_blocks, got;
+	u64 off = ivshm_ring_run(r);
+	int ret;
+
+	ret = ivshm_tx_can_move(r);
+	if (ret <= 0)
+		return ret ? ret : -EBUSY;
+	ret = ivshm_ctrl_lock(idev);
+	if (ret)
+		return ret;
+	ret = -ENOLINK;
+	if (!ivshm_chan_ours(idev, idx, gen))
+		goto out_unlock;
+	ret = -ENOBUFS;
+	/* A hint: a wrong count only makes us grow less, or fail to. */
+	free_blocks = ivshm_get32(&ivshm_ctrl(l)->free_blocks);
+	if (want > cur) {
+		if (free_blocks < keep || free_blocks - keep < want - cur)
+			goto out_unlock;
+		if (!ivshm_blocks_extend(l, off, cur, want - cur)) {
+			ret = ivshm_tx_move(r, off, want << IVSHM_BLOCK_SHIFT);
+			if (ret)
+				ivshm_blocks_free(l, off + r->size,
+						  want - cur);
+			goto out_unlock;
+		}
+		/* Elsewhere, the old run stays until the reader leaves it. */
+		if (free_blocks - keep < want)
+			want = free_blocks - keep;
+		if (want <= cur)
+			goto out_unlock;
+		got = ivshm_blocks_alloc_largest(l, want, cur + 1, &off);
+		if (!got)
+			goto out_unlock;
+		want = got;
+	} else if (ivshm_blocks_alloc_low(l, want, &off)) {
+		goto out_unlock;
+	}
+	ret = ivshm_tx_move(r, off, want << IVSHM_BLOCK_SHIFT);
+	if (ret)
+		ivshm_blocks_free(l, off, want);
+out_unlock:
+	ivshm_ctrl_unlock_dev(idev);
+	return ret ? ret : (int)(want << IVSHM_BLOCK_SHIFT);
+}
+
+/**
+ * ivshm_chan_move_done() - free the run a move left, once the reader has
+ * @idev: the device
+ * @idx: the channel
+ * @gen: its generation
+ * @r: its producer ring; the caller holds the socket lock
+ *
+ * Return: 1 when a run was freed, 0 when none is pending or the reader is
+ * still in it (or the lock is busy: later), -EPROTO for an impossible tail.
+ */
+int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen,
+			 struct ivshm_ring *r)
+{
+	u64 off;
+	u32 size;
+	int ret;
+
+	if (!r->old_size)
+		return 0;
+	ret = ivshm_tx_can_move(r);	/* refreshes the tail */
+	if (ret < 0)
+		return ret;
+	if (r->cap_until || ivshm_ctrl_lock(idev))
+		return 0;
+	if (!ivshm_chan_ours(idev, idx, gen)) {
+		/* Reaped: the old run is nobody's to free now. */
+		r->old_size = 0;
+		ret = 0;
+		goto out_unlock;
+	}
+	ret = ivshm_tx_move_done(r, &off, &size);
+	if (ret == 1 && ivshm_blocks_free(&idev->layout, off,
+					  size >> IVSHM_BLOCK_SHIFT))
+		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+out_unlock:
+	ivshm_ctrl_unlock_dev(idev);
+	return ret;
 }
 
 /**
@@ -214,6 +359,8 @@ int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set)
 	ivshm_pending_set(l, vm, set, idx);			/* P1 */
 	ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
 	if (vm == idev->own_id) {
+		/* A doorbell to ourselves, as far as rebalancing goes. */
+		ivshm_rebal_doorbell(idev);
 		if (set == IVSHM_PEND_DATA)
 			ivshm_napi_kick(idev);
 		else
@@ -320,15 +467,14 @@ void ivshm_slot_put(struct ivshm_sock *isk[2])
  * ivshm_slot_orphan() - hand a channel we sent on to the device
  * @idev: the device
  * @idx: the channel, whose state is already CLOSED
- * @off: its run (private copy)
- * @size: its bytes
+ * @runs: what it holds (private copy)
  * @isk: the socket giving it up, whose reference the slot drops
  *
  * The channel is freed once the receiver acknowledges, or after
  * IVSHM_ORPHAN_TIMEOUT. If the device is going away it is freed now.
  */
-void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
-		       struct ivshm_sock *isk)
+void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx,
+		       const struct ivshm_runs *runs, struct ivshm_sock *isk)
 {
 	struct ivshm_slot *s = &idev->slots[idx];
 	bool put = false, now = false;
@@ -342,15 +488,14 @@ void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
 		now = true;
 	} else {
 		s->orphan = true;
-		s->off = off;
-		s->size = size;
+		s->runs = *runs;
 		s->since = jiffies;
 	}
 	spin_unlock_bh(&idev->lock);
 	if (put)
 		sock_put(ivshm_sk(isk));
 	if (now)
-		ivshm_chan_close(idev, idx, off, size);
+		ivshm_chan_close(idev, idx, runs);
 	else
 		/* The acknowledgment may have come already. */
 		ivshm_notify(idev, idev->own_id, idx, IVSHM_PEND_CTRL);
@@ -367,14 +512,13 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 	struct ivshm_slot *s = &idev->slots[idx];
 	struct ivshm_chan *ch = ivshm_chan(l, idx);
 	u32 rx, receiver, peer, pgen;
-	u64 off;
-	u32 size;
+	struct ivshm_runs runs;
 	bool done;
 
 	rx = ivshm_load_acquire32(&ch->rx_state);
 	receiver = ivshm_get16(&ch->receiver_vm);
 	done = expire || rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
-	       rx == IVSHM_RX_REFUSED;
+	       rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS;
 	if (!done && rx == IVSHM_RX_ACCEPTED && receiver < l->max_peers) {
 		peer = ivshm_get32(&ch->rx_peer_chan);
 		pgen = ivshm_get32(&ch->rx_peer_gen);
@@ -399,11 +543,10 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 	spin_lock_bh(&idev->lock);
 	done = s->orphan;
 	s->orphan = false;
-	off = s->off;
-	size = s->size;
+	runs = s->runs;
 	spin_unlock_bh(&idev->lock);
 	if (done)
-		ivshm_chan_close(idev, idx, off, size);
+		ivshm_chan_close(idev, idx, &runs);
 }
 
 /* An orphan whose receiver is gone: free it without waiting. */
@@ -626,6 +769,7 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 	}
 	/* Everything a doorbell kicks is ready before joined says so. */
 	schedule_delayed_work(&idev->reaper, HZ);
+	ivshm_rebal_start(idev);
 	ivshm_liveness_start(idev);
 	ivshm_napi_start(idev);
 	WRITE_ONCE(idev->joined, true);
@@ -653,6 +797,7 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 	WRITE_ONCE(idev->dying, true);
 	spin_unlock_bh(&idev->lock);
 	ivshm_liveness_stop(idev);
+	ivshm_rebal_stop(idev);
 	cancel_delayed_work_sync(&idev->reaper);
 	ivshm_napi_stop(idev);
 	cancel_delayed_work_sync(&idev->ctrl_work);
@@ -673,12 +818,14 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 		s->orphan = false;
 		spin_unlock_bh(&idev->lock);
 		if (orphan)
-			ivshm_chan_close(idev, i, s->off, s->size);
+			ivshm_chan_close(idev, i, &s->runs);
 	}
 	/* Sockets between a lookup and their first slot see dying. */
 	atomic_dec(&idev->users);
 	wait_var_event(&idev->users, !atomic_read(&idev->users));
+	/* Sockets may have kicked both until they were gone. */
 	cancel_delayed_work_sync(&idev->ctrl_work);
+	ivshm_rebal_stop(idev);
 
 	ivshm_peer_leave(l, idev->own_id, idev->inc);
 	WRITE_ONCE(idev->joined, false);

@@ -23,10 +23,30 @@ struct ivshm_chan_params {
 	u64 off;
 };
 
+/* What a channel we send on holds, from our private state only: its
+ * generation, its run and, while a move is pending, the run it left.
+ */
+struct ivshm_runs {
+	u32 gen;
+	u32 size;
+	u64 off;
+	u64 old_off;
+	u32 old_size;			/* 0: no move pending */
+};
+
+struct ivshm_ring;
+
 int ivshm_ctrl_lock(struct ivshm_dev *idev);
 void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev);
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p);
-void ivshm_chan_close(struct ivshm_dev *idev, u32 idx, u64 off, u32 size);
+void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
+		      const struct ivshm_runs *runs);
+void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
+		     struct ivshm_runs *runs);
+int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
+		    struct ivshm_ring *r, u32 size, u32 keep);
+int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen,
+			 struct ivshm_ring *r);
 /* ivshm_notify() results */
 enum {
 	IVSHM_NOTIFY_NONE,		/* no such VM or channel */
@@ -43,8 +63,8 @@ void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
 void ivshm_slot_get(struct ivshm_dev *idev, u32 idx,
 		    struct ivshm_sock *isk[2]);
 void ivshm_slot_put(struct ivshm_sock *isk[2]);
-void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx, u64 off, u32 size,
-		       struct ivshm_sock *isk);
+void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx,
+		       const struct ivshm_runs *runs, struct ivshm_sock *isk);
 
 void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx);
 void ivshm_ctrl_kick(struct ivshm_dev *idev);

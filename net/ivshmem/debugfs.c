@@ -62,6 +62,8 @@ static int info_show(struct seq_file *m, void *unused)
 	/* Read from the region: what the peers' bookkeeping says now. */
 	seq_printf(m, "free_blocks: %u\n",
 		   ivshm_get32(&ivshm_ctrl(&idev->layout)->free_blocks));
+	seq_printf(m, "bitmap_free: %u\n",
+		   ivshm_blocks_count_free(&idev->layout));
 	seq_printf(m, "active_channels: %u\n",
 		   ivshm_get32(&ivshm_ctrl(&idev->layout)->num_active_channel));
 	seq_printf(m, "incarnation: %u\n", idev->inc);
@@ -111,6 +113,9 @@ static int channels_show(struct seq_file *m, void *unused)
 				   i, ivshm_dir_names[k], in.local_port,
 				   in.peer_vm, in.peer_port, in.owner_pid,
 				   in.peer_pid, in.state, in.ring, in.queued);
+			seq_printf(m, " old %u moving %d full %d resizes %llu",
+				   in.old_ring, in.moving, in.full,
+				   in.cs.resizes);
 			seq_printf(m, " records %llu bytes %llu notifies %llu rings %llu suppressed %llu wakeups %llu proto_errors %llu\n",
 				   k ? in.cs.rx_records : in.cs.tx_records,
 				   k ? in.cs.rx_bytes : in.cs.tx_bytes,

@@ -31,6 +31,7 @@
 #include "debugfs.h"
 #include "device.h"
 #include "napi.h"
+#include "rebalance.h"
 #include "stats.h"
 
 static DEFINE_MUTEX(ivshm_devices_lock);
@@ -169,6 +170,7 @@ void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector)
 		atomic64_inc(&idev->doorbells[vector]);
 	if (!READ_ONCE(idev->joined))
 		return;
+	ivshm_rebal_doorbell(idev);
 	if (vector == IVSHM_VEC_CTRL)
 		ivshm_conn_kick(idev);
 	if (vector != IVSHM_VEC_CTRL || idev->nr_vectors <= IVSHM_VEC_DATA)

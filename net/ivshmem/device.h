@@ -22,6 +22,7 @@
 #include <linux/types.h>
 #include <linux/workqueue.h>
 
+#include "chan.h"
 #include "core.h"
 
 struct device;
@@ -47,8 +48,7 @@ struct ivshm_slot {
 	struct ivshm_sock *tx;		/* each holds a socket reference */
 	struct ivshm_sock *rx;
 	bool orphan;
-	u32 size;			/* orphan: its run, private copy */
-	u64 off;
+	struct ivshm_runs runs;		/* orphan: what to free, private copy */
 	unsigned long since;		/* orphan: jiffies when given up */
 };
 
@@ -112,6 +112,10 @@ struct ivshm_dev {
 	struct delayed_work ctrl_work;	/* drains our control set */
 	struct delayed_work reaper;	/* frees orphans nobody acknowledges */
 	atomic_t users;			/* 1 + sockets and lookups using it */
+
+	/* core, rebalancing (rebalance.c). */
+	struct delayed_work rebal_work;	/* one pass over our channels */
+	atomic_t rebal_count;		/* doorbells since the last pass */
 
 	/* core, liveness (peer.c). */
 	struct delayed_work liveness;	/* heartbeat and peer checks */

@@ -64,6 +64,7 @@
 
 #include "chan.h"
 #include "device.h"
+#include "rebalance.h"
 #include "socket.h"
 #include "stats.h"
 
@@ -82,11 +83,13 @@ struct ivshm_sock {
 	struct ivshm_dev *idev;		/* holds a device reference */
 	bool has_tx, has_rx;
 	u32 tx_idx, tx_gen, rx_idx, rx_gen;
-	u64 tx_off;
-	u32 tx_size;
 	struct ivshm_ring tx;		/* our channel */
 	struct ivshm_ring rx;		/* the peer's channel to us */
-	bool tx_wait;			/* IVSHM_TXF_WAIT is set on ours */
+	u32 tx_flags;			/* what we last wrote to ours: IVSHM_TXF_* */
+	u32 tx_max_run;			/* bytes it was opened with: largest record + 8 */
+	bool tx_fixed;			/* SO_SNDBUF chose its size: never resized */
+	u32 tx_full;			/* times it was full since the last rebalance */
+	u64 rebal_touch;		/* records produced at the last rebalance */
 	bool rx_wait;			/* IVSHM_RXF_WAIT is set on the peer's */
 	u64 tx_told;			/* head up to which the reader was considered */
 	u64 rx_told;			/* tail up to which the writer was considered */
@@ -122,15 +125,39 @@ struct sock *ivshm_sk(struct ivshm_sock *isk)
 	return &isk->sk;
 }
 
-/* Ring size for a channel we send on: SO_SNDBUF when the user set it. */
+/* Ring size for a channel we send on: SO_SNDBUF when the user set it,
+ * else the device's initial size (rebalance.c).
+ */
 static u32 ivshm_ring_size(struct sock *sk)
 {
-	u64 want = IVSHMEM_RING_DEFAULT;
+	u64 want;
 
-	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
-		want = (u64)READ_ONCE(sk->sk_sndbuf);
+	if (!(sk->sk_userlocks & SOCK_SNDBUF_LOCK))
+		return ivshm_rebal_initial();
+	want = (u64)READ_ONCE(sk->sk_sndbuf);
 	want = clamp_t(u64, want, IVSHMEM_RING_MIN, IVSHMEM_RING_MAX);
 	return (u32)round_up(want, IVSHM_BLOCK_SIZE);
+}
+
+/* Set and clear bits of our channel's tx_flags, which only we write. */
+static void ivshm_tx_flags(struct ivshm_sock *isk, u32 set, u32 clear)
+{
+	u32 f = (isk->tx_flags | set) & ~clear;
+
+	if (f == isk->tx_flags)
+		return;
+	isk->tx_flags = f;
+	ivshm_put32(&isk->tx.chan->tx_flags, f);
+}
+
+/* A new channel of ours, opened with @size bytes, is attached. */
+static void ivshm_tx_attached(struct ivshm_sock *isk, u32 size)
+{
+	isk->tx_flags = 0;
+	isk->tx_max_run = size;
+	isk->tx_fixed = isk->sk.sk_userlocks & SOCK_SNDBUF_LOCK;
+	isk->tx_full = 0;
+	isk->rebal_touch = 0;
 }
 
 /* ---- binding ---- */
@@ -308,6 +335,7 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 static void ivshm_tx_detach(struct ivshm_sock *isk)
 {
 	struct ivshm_dev *idev = isk->idev;
+	struct ivshm_runs runs;
 	struct ivshm_chan *ch;
 	u32 rx;
 
@@ -318,14 +346,14 @@ static void ivshm_tx_detach(struct ivshm_sock *isk)
 	ivshm_store_release32(&ch->state, IVSHM_CHAN_CLOSED);
 	ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
 		     IVSHM_PEND_CTRL);
+	ivshm_chan_runs(&isk->tx, isk->tx_gen, &runs);
 	rx = ivshm_load_acquire32(&ch->rx_state);
 	if (rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
-	    rx == IVSHM_RX_REFUSED) {
+	    rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS) {
 		ivshm_slot_clear(idev, isk->tx_idx, false, isk);
-		ivshm_chan_close(idev, isk->tx_idx, isk->tx_off, isk->tx_size);
+		ivshm_chan_close(idev, isk->tx_idx, &runs);
 	} else {
-		ivshm_slot_orphan(idev, isk->tx_idx, isk->tx_off, isk->tx_size,
-				  isk);
+		ivshm_slot_orphan(idev, isk->tx_idx, &runs, isk);
 	}
 	isk->has_tx = false;
 }
@@ -348,7 +376,7 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 
 	/* A failure, not a close: the peer sees ECONNRESET, not EOF. */
 	if (err && isk->has_tx)
-		ivshm_put32(&isk->tx.chan->tx_flags, IVSHM_TXF_RESET);
+		ivshm_tx_flags(isk, IVSHM_TXF_RESET, 0);
 	ivshm_rx_detach(isk, false);
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
@@ -442,6 +470,9 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 		case IVSHM_RX_REFUSED:
 			ivshm_conn_fail(isk, ECONNREFUSED);
 			return;
+		case IVSHM_RX_NOBUFS:
+			ivshm_conn_fail(isk, ENOBUFS);
+			return;
 		case IVSHM_RX_ACCEPTED:
 		case IVSHM_RX_CLOSED:
 		case IVSHM_RX_RESET:
@@ -486,7 +517,21 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 	sk->sk_write_space(sk);
 }
 
-/* Something changed on the peer's channel: records, or its closing. */
+static void ivshm_rx_consumed(struct ivshm_sock *isk);
+
+/* The sender moved its ring: follow a MOVED record that is next in it, so
+ * that the sender can free its old run even while our user reads nothing.
+ * Anything else (records, a broken ring) waits for recvmsg().
+ */
+static void ivshm_rx_pass_moves(struct ivshm_sock *isk)
+{
+	struct ivshm_rec rec;
+
+	while (isk->has_rx && ivshm_rx_peek(&isk->rx, &rec) == IVSHM_RX_MOVED)
+		ivshm_rx_consumed(isk);
+}
+
+/* Something changed on the peer's channel: records, its closing, a move. */
 static void ivshm_rx_event(struct ivshm_sock *isk)
 {
 	struct sock *sk = &isk->sk;
@@ -510,6 +555,7 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 		sk->sk_shutdown |= RCV_SHUTDOWN;
 		sk->sk_state_change(sk);
 	}
+	ivshm_rx_pass_moves(isk);
 	sk->sk_data_ready(sk);
 }
 
@@ -641,9 +687,14 @@ void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
 		out->ring = isk->rx.size;
 		avail = ivshm_rx_avail(&isk->rx);
 		out->queued = avail > 0 ? (u64)avail : 0;
+		out->records = isk->cs.rx_records;
 	} else if (!rx && isk->has_tx) {
 		out->ring = isk->tx.size;
+		out->old_ring = isk->tx.old_size;
+		out->moving = isk->tx.cap_until != 0;
 		out->queued = ivshm_tx_unread(&isk->tx);
+		out->records = isk->tx.touch;
+		out->full = isk->tx_flags & IVSHM_TXF_FULL;
 	}
 	out->cs = isk->cs;
 	out->cs.tx_wakeups = READ_ONCE(isk->cs.tx_wakeups);
@@ -676,11 +727,15 @@ static struct sock *ivshm_sock_alloc(struct net *net, struct socket *sock,
 	return sk;
 }
 
-/* Refuse a connection request; the sender frees its channel. */
-static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender)
+/* Refuse a connection request with @answer (IVSHM_RX_REFUSED, or
+ * IVSHM_RX_NOBUFS when the region has no room for our channel); the
+ * sender frees its channel.
+ */
+static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender,
+			 u32 answer)
 {
 	ivshm_store_release32(&ivshm_chan(&idev->layout, idx)->rx_state,
-			      IVSHM_RX_REFUSED);
+			      answer);
 	ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
 }
 
@@ -705,6 +760,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 		.peer_chan = idx,
 		.peer_gen = gen,
 	};
+	struct ivshm_runs runs = { 0 };
 	int ret;
 
 	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
@@ -713,6 +769,9 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	ret = ivshm_chan_open(idev, &p);
 	if (ret)
 		return ret;
+	runs.gen = p.gen;
+	runs.off = p.off;
+	runs.size = p.size;
 	ret = ivshm_ring_init(&isk->tx, l, p.idx, p.off, p.size);
 	if (ret)
 		goto err_close;
@@ -728,8 +787,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->has_tx = true;
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
-	isk->tx_off = p.off;
-	isk->tx_size = p.size;
+	ivshm_tx_attached(isk, p.size);
 	isk->has_rx = true;
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
@@ -756,7 +814,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 err_clear_tx:
 	ivshm_slot_clear(idev, p.idx, false, isk);
 err_close:
-	ivshm_chan_close(idev, p.idx, p.off, p.size);
+	ivshm_chan_close(idev, p.idx, &runs);
 	return ret;
 }
 
@@ -773,9 +831,11 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	struct ivshm_chan *ch = ivshm_chan(l, idx);
 	struct sock *parent, *sk;
 	u32 gen, sender, sport, dport, size, inc, alive_inc;
+	u32 answer = IVSHM_RX_REFUSED;
 	struct ivshm_sock *lis;
 	s32 pid;
 	u64 off;
+	int ret;
 
 	/* One read of everything, then checks on the private copies. */
 	gen = ivshm_get32(&ch->generation);
@@ -790,13 +850,13 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX ||
 	    !ivshm_run_valid(l, off, size)) {
 		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
-		ivshm_refuse(idev, idx, sender);
+		ivshm_refuse(idev, idx, sender, IVSHM_RX_REFUSED);
 		return;
 	}
 
 	parent = ivshm_find_listener(idev, dport);
 	if (!parent) {
-		ivshm_refuse(idev, idx, sender);
+		ivshm_refuse(idev, idx, sender, IVSHM_RX_REFUSED);
 		return;
 	}
 	lock_sock(parent);
@@ -811,9 +871,12 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	sk->sk_userlocks = parent->sk_userlocks;
 	sk->sk_sndtimeo = parent->sk_sndtimeo;
 	sk->sk_rcvtimeo = parent->sk_rcvtimeo;
-	if (ivshm_child_connect(parent, sk, idev, idx, gen, sender, sport,
-				off, size, pid)) {
+	ret = ivshm_child_connect(parent, sk, idev, idx, gen, sender, sport,
+				  off, size, pid);
+	if (ret) {
 		sk_free(sk);
+		if (ret == -ENOBUFS)
+			answer = IVSHM_RX_NOBUFS;
 		goto refuse;
 	}
 	list_add_tail(&ivshm_isk(sk)->accept_node, &lis->accept_q);
@@ -826,7 +889,7 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 refuse:
 	release_sock(parent);
 	sock_put(parent);
-	ivshm_refuse(idev, idx, sender);
+	ivshm_refuse(idev, idx, sender, answer);
 }
 
 /* ---- system calls ---- */
@@ -891,6 +954,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 		.state = IVSHM_CHAN_ALLOC,
 	};
 	u32 dev = a->sivshm_dev, vm = a->sivshm_vm;
+	struct ivshm_runs runs = { 0 };
 	struct ivshm_dev *idev;
 	int ret;
 
@@ -940,8 +1004,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	isk->has_tx = true;
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
-	isk->tx_off = p.off;
-	isk->tx_size = p.size;
+	ivshm_tx_attached(isk, p.size);
 	isk->tx_told = 0;
 	memset(&isk->cs, 0, sizeof(isk->cs));
 	isk->owner_pid = task_tgid_nr(current);
@@ -961,7 +1024,10 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	return 0;
 
 err_close:
-	ivshm_chan_close(idev, p.idx, p.off, p.size);
+	runs.gen = p.gen;
+	runs.off = p.off;
+	runs.size = p.size;
+	ivshm_chan_close(idev, p.idx, &runs);
 err_put:
 	ivshm_dev_put(idev);
 	return ret;
@@ -1180,6 +1246,20 @@ static int ivshm_getname(struct socket *sock, struct sockaddr *addr, int peer)
 	return ret;
 }
 
+/* Could a record of @len be sent now? 1 if so, 0 not yet, or the error
+ * that trying would meet. A record larger than the run (which shrank while
+ * the channel was idle) can be sent once the run may grow: no move pending
+ * and room for the MOVED record.
+ */
+static int ivshm_tx_space(struct ivshm_sock *isk, u32 len)
+{
+	int ret = ivshm_tx_room(&isk->tx, len);
+
+	if (ret == -EMSGSIZE)
+		ret = ivshm_tx_can_move(&isk->tx);
+	return ret;
+}
+
 /* Is there room for a record of @len, or a reason to stop waiting? */
 static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
 {
@@ -1187,7 +1267,7 @@ static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
 
 	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx)
 		return true;
-	return ivshm_tx_room(&isk->tx, len) != 0;
+	return ivshm_tx_space(isk, len) != 0;
 }
 
 /* Ask the receiver to notify us once it has freed room for @len bytes,
@@ -1198,19 +1278,13 @@ static void ivshm_tx_want_room(struct ivshm_sock *isk, u32 len)
 	struct ivshm_ring *r = &isk->tx;
 
 	ivshm_put64(&r->chan->wake_tail, ivshm_tx_wake_tail(r, len));
-	if (!isk->tx_wait) {
-		isk->tx_wait = true;
-		ivshm_put32(&r->chan->tx_flags, IVSHM_TXF_WAIT);
-	}
+	ivshm_tx_flags(isk, IVSHM_TXF_WAIT, 0);
 	ivshm_mb();						/* N2 */
 }
 
 static void ivshm_tx_have_room(struct ivshm_sock *isk)
 {
-	if (!isk->tx_wait)
-		return;
-	isk->tx_wait = false;
-	ivshm_put32(&isk->tx.chan->tx_flags, 0);
+	ivshm_tx_flags(isk, 0, IVSHM_TXF_WAIT);
 }
 
 /* Tell the peer about our data path: a data notification. */
@@ -1244,6 +1318,45 @@ static void ivshm_tx_published(struct ivshm_sock *isk)
 	ivshm_stat_inc(isk->idev, IVSHM_STAT_SUPPRESSED);
 }
 
+/* We wrote a MOVED record. The reader must pass it before we can use the
+ * whole new run, or free the old one, even if its user reads nothing: tell
+ * it on the control set too, whose handler passes a MOVED record that is
+ * next in the ring (ivshm_rx_event()).
+ */
+static void ivshm_tx_moved(struct ivshm_sock *isk)
+{
+	isk->cs.resizes++;
+	ivshm_tx_published(isk);
+	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx,
+		     IVSHM_PEND_CTRL);
+}
+
+/* The channel's run is smaller than a record of @len bytes, because it
+ * shrank while idle: give it back the size it was opened with, which holds
+ * any record the socket accepts. Return: 0 when it moved (the record fits
+ * once the reader has passed the move), -EAGAIN to wait for the reader,
+ * -ENOBUFS when the region has no room, or another error of the channel.
+ */
+static int ivshm_tx_grow_for(struct ivshm_sock *isk)
+{
+	struct ivshm_ring *r = &isk->tx;
+	int ret;
+
+	ret = ivshm_chan_move_done(isk->idev, isk->tx_idx, isk->tx_gen, r);
+	if (ret < 0)
+		return ret;
+	ret = ivshm_chan_move(isk->idev, isk->tx_idx, isk->tx_gen, r,
+			      isk->tx_max_run, 0);
+	if (ret > 0) {
+		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROWN);
+		ivshm_tx_moved(isk);
+		return 0;
+	}
+	if (ret == -ENOBUFS)
+		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROW_FAILED);
+	return ret == -EBUSY ? -EAGAIN : ret;
+}
+
 static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 {
 	struct sock *sk = sock->sk;
@@ -1269,7 +1382,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = -ENOTCONN;
 		goto out;
 	}
-	if (len > ivshm_ring_max_record(&isk->tx)) {
+	if (len > isk->tx_max_run - IVSHM_REC_HDR) {
 		ret = -EMSGSIZE;
 		goto out;
 	}
@@ -1278,12 +1391,19 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 	for (;;) {
 		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
 				       &span);
+		if (ret == -EMSGSIZE) {
+			ret = ivshm_tx_grow_for(isk);
+			if (!ret)
+				continue;
+		}
 		if (ret != -EAGAIN)
 			break;
+		/* Backpressure: the next rebalance grows the channel. */
+		isk->tx_full++;
 		/* A full ring published what it held back: say so first. */
 		ivshm_tx_published(isk);
 		ivshm_tx_want_room(isk, (u32)len);
-		if (ivshm_tx_room(&isk->tx, (u32)len))
+		if (ivshm_tx_space(isk, (u32)len))
 			continue;
 		ret = ivshm_wait(isk, &timeo, ivshm_tx_ready, (u32)len);
 		if (ret)
@@ -1296,8 +1416,14 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 			goto out;
 		}
 	}
-	if (ret == -EMSGSIZE)
+	if (ret == -ENOBUFS)
 		goto out;
+	if (ret == -ENOLINK) {
+		/* Our channel was reaped: we had been declared dead. */
+		ivshm_conn_fail(isk, ECONNRESET);
+		ret = -ECONNRESET;
+		goto out;
+	}
 	if (ret) {
 		ivshm_conn_proto_error(isk);
 		ret = sock_error(sk);
@@ -1328,6 +1454,76 @@ out:
 		send_sig(SIGPIPE, current, 0);
 	release_sock(sk);
 	return ret;
+}
+
+/**
+ * ivshm_sock_rebalance() - resize the channel @isk sends on, if it should
+ * @isk: the socket, held by the caller
+ * @idev: the device whose pass this is
+ * @idx: the channel
+ * @rb: what the pass allows (rebalance.c)
+ *
+ * Only a channel whose reader attached is moved: a connector that has not
+ * attached yet reads the descriptor's run as the start of the ring.
+ *
+ * Context: process (the device's rebalancing pass); takes the socket lock.
+ */
+void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
+			  u32 idx, const struct ivshm_rebal *rb)
+{
+	struct sock *sk = &isk->sk;
+	struct ivshm_ring *r = &isk->tx;
+	u32 target, size;
+	u64 records;
+	bool full;
+	int ret;
+
+	lock_sock(sk);
+	if (isk->idev != idev || !isk->has_tx || isk->tx_idx != idx ||
+	    sk->sk_state != TCP_ESTABLISHED || isk->tx_fixed ||
+	    (sk->sk_shutdown & SEND_SHUTDOWN))
+		goto out;
+	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, r);
+	if (ret < 0)
+		goto fail;
+	full = isk->tx_full;
+	isk->tx_full = 0;
+	records = r->touch - isk->rebal_touch;	/* what head_touch says */
+	isk->rebal_touch = r->touch;
+	ivshm_tx_flags(isk, full ? IVSHM_TXF_FULL : 0,
+		       full ? 0 : IVSHM_TXF_FULL);
+	if (r->old_size ||
+	    ivshm_load_acquire32(&r->chan->rx_state) != IVSHM_RX_ACCEPTED)
+		goto out;
+	size = r->size;
+	target = ivshm_rebal_target(rb, size, full, records);
+	if (target == size)
+		goto out;
+	ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target,
+			      target > size ? rb->keep : 0);
+	/* No run of half the size free: the smallest one surely is. */
+	if (ret == -ENOBUFS && target < size && target > rb->min) {
+		target = rb->min;
+		ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target, 0);
+	}
+	if (ret > 0) {
+		ivshm_stat_inc(idev, (u32)ret > size ? IVSHM_STAT_GROWN :
+						       IVSHM_STAT_SHRUNK);
+		ivshm_tx_moved(isk);
+	} else if (ret == -ENOBUFS && target > size) {
+		ivshm_stat_inc(idev, IVSHM_STAT_GROW_FAILED);
+	} else if (ret == -EPROTO || ret == -ENOLINK) {
+		goto fail;
+	}
+out:
+	release_sock(sk);
+	return;
+fail:
+	if (ret == -ENOLINK)
+		ivshm_conn_fail(isk, ECONNRESET);
+	else
+		ivshm_conn_proto_error(isk);
+	release_sock(sk);
 }
 
 static bool ivshm_rx_ready(struct ivshm_sock *isk, u32 unused)
@@ -1583,7 +1779,7 @@ static int ivshm_ioctl(struct socket *sock, unsigned int cmd,
 	if (cmd == SIOCINQ && isk->has_rx) {
 		while ((ret = ivshm_rx_peek(&isk->rx, &rec)) ==
 		       IVSHM_RX_MOVED)
-			;
+			ivshm_rx_consumed(isk);
 		val = ret ? 0 : (int)rec.len;
 		ret = 0;
 	} else if (cmd == SIOCOUTQ && isk->has_tx) {
@@ -1647,8 +1843,8 @@ static int ivshm_getsockopt(struct socket *sock, int level, int optname,
 	lock_sock(sk);
 	switch (optname) {
 	case IVSHMEM_MAX_RECORD:
-		v.i = isk->has_tx ? (int)ivshm_ring_max_record(&isk->tx) :
-			(int)(ivshm_ring_size(sk) - IVSHM_REC_HDR);
+		v.i = (int)((isk->has_tx ? isk->tx_max_run :
+			     ivshm_ring_size(sk)) - IVSHM_REC_HDR);
 		size = sizeof(v.i);
 		break;
 	case IVSHMEM_PEER:

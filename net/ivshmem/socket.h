@@ -5,6 +5,7 @@
 #include <linux/types.h>
 
 struct ivshm_dev;
+struct ivshm_rebal;
 struct ivshm_sock;
 struct sock;
 
@@ -17,6 +18,7 @@ struct ivshm_conn_stats {
 	u64 suppressed;			/* publications the reader did not need */
 	u64 tx_wakeups, rx_wakeups;	/* data notifications NAPI gave us */
 	u64 proto_errors;		/* the peer's values that failed a check */
+	u64 resizes;			/* moves of our channel to another size */
 };
 
 /* One side of a connection, as diagnostics show it (debugfs.c). */
@@ -26,7 +28,11 @@ struct ivshm_sock_info {
 	s32 owner_pid, peer_pid;
 	int state;			/* sk_state, TCP_* */
 	u32 ring;			/* bytes of this channel's ring */
+	u32 old_ring;			/* tx: bytes of the run a move left, 0 if none */
+	bool moving;			/* tx: the reader has not passed the last move */
+	bool full;			/* tx: full since the last rebalance */
 	u64 queued;			/* bytes in it not yet consumed */
+	u64 records;			/* tx: records produced (head_touch); rx: read */
 	struct ivshm_conn_stats cs;
 };
 
@@ -41,6 +47,10 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx);
 void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev);
 void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 			  u32 vm);
+
+/* Called by the device's rebalancing pass (rebalance.c). */
+void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
+			  u32 idx, const struct ivshm_rebal *rb);
 
 /* Called by the device's NAPI poll (napi.c), in softirq context. */
 void ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,

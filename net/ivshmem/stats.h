@@ -35,6 +35,10 @@ enum ivshm_stat {
 	IVSHM_STAT_PROTO_ERRORS,	/* peers' values that failed a check */
 	IVSHM_STAT_PEERS_LOST,		/* peers found dead or gone */
 	IVSHM_STAT_XMIT_DROPPED,	/* packets the stack gave the netdev */
+	IVSHM_STAT_REBALANCES,		/* rebalancing passes */
+	IVSHM_STAT_GROWN,		/* channels of ours grown */
+	IVSHM_STAT_SHRUNK,		/* ... and shrunk */
+	IVSHM_STAT_GROW_FAILED,		/* growths the region had no room for */
 	IVSHM_STAT_NR,
 };
 

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Rebalancing: the channels a device sends on follow their traffic.
+ *
+ * Every rebalance_doorbells doorbells the device receives (notifications it
+ * gives itself on loopback connections count too), every rebalance_ms on a
+ * device without doorbells, and at least every rebalance_idle_ms on any
+ * device, a pass looks at each channel this device sends on, that is, the
+ * channels whose blocks it owns:
+ *
+ *  - A channel whose ring was full since the last pass (a sender found no
+ *    room: backpressure) grows by half, as the seed's 1 MB to 1.5 MB, up to
+ *    chan_max and to its fair share: the data area, less the eighth kept
+ *    free for new connections, divided by the channels of the whole region
+ *    that are full too (each sender says so with IVSHM_TXF_FULL).
+ *  - A channel that published no record since the last pass (head_touch
+ *    did not move) halves, down to chan_min.
+ *  - Any other channel keeps its size.
+ *
+ * Only the owner resizes a channel, under its socket lock, and holds the
+ * region's control lock only to take and give back blocks and to rewrite
+ * the descriptor (chan.c, ivshm_chan_move()); the data moves with a MOVED
+ * record (ring.c), so records are never lost, duplicated or reordered, and
+ * channels that are not resized never wait. A socket whose user fixed its
+ * ring size with SO_SNDBUF is left alone, as TCP leaves the buffers of such
+ * a socket alone.
+ *
+ * Every parameter can be changed at run time; a pass reads each once.
+ * rebalance=N stops resizing altogether.
+ *
+ * Context: the pass runs in process context on the unbound workqueue, one at
+ * a time per device (a single delayed work); ivshm_rebal_doorbell() may be
+ * called from any context.
+ */
+
+#include <linux/ivshmem.h>
+#include <linux/jiffies.h>
+#include <linux/moduleparam.h>
+#include <linux/sched.h>
+#include <linux/workqueue.h>
+
+#include "chan.h"
+#include "device.h"
+#include "rebalance.h"
+#include "socket.h"
+#include "stats.h"
+
+static bool ivshm_rebalance = true;
+module_param_named(rebalance, ivshm_rebalance, bool, 0644);
+MODULE_PARM_DESC(rebalance, "resize channels by their traffic (default Y)");
+
+static unsigned int ivshm_rebal_doorbells = 100;
+module_param_named(rebalance_doorbells, ivshm_rebal_doorbells, uint, 0644);
+MODULE_PARM_DESC(rebalance_doorbells, "doorbell devices: rebalance every this many doorbells received; 0: by time only (default 100)");
+
+static unsigned int ivshm_rebal_ms = 100;
+module_param_named(rebalance_ms, ivshm_rebal_ms, uint, 0644);
+MODULE_PARM_DESC(rebalance_ms, "polled devices: rebalance every this many ms (default 100)");
+
+static unsigned int ivshm_rebal_idle_ms = 1000;
+module_param_named(rebalance_idle_ms, ivshm_rebal_idle_ms, uint, 0644);
+MODULE_PARM_DESC(rebalance_idle_ms, "doorbell devices: rebalance at least every this many ms (default 1000)");
+
+static unsigned int ivshm_chan_initial = IVSHMEM_RING_DEFAULT;
+module_param_named(chan_initial, ivshm_chan_initial, uint, 0644);
+MODULE_PARM_DESC(chan_initial, "bytes of a new channel, and its largest record plus 8, unless SO_SNDBUF says otherwise (default 131072)");
+
+static unsigned int ivshm_chan_min = IVSHMEM_RING_MIN;
+module_param_named(chan_min, ivshm_chan_min, uint, 0644);
+MODULE_PARM_DESC(chan_min, "bytes an idle channel shrinks to (default 16384)");
+
+static unsigned int ivshm_chan_max = IVSHMEM_RING_MAX;
+module_param_named(chan_max, ivshm_chan_max, uint, 0644);
+MODULE_PARM_DESC(chan_max, "bytes a busy channel grows to at most (default 16777216)");
+
+/* The part of the data area a growth leaves free: 1 / IVSHM_REBAL_KEEP. */
+#define IVSHM_REBAL_KEEP	8
+
+static u32 ivshm_rebal_bytes(unsigned int v)
+{
+	v = clamp_t(unsigned int, v, IVSHMEM_RING_MIN, IVSHMEM_RING_MAX);
+	return round_up(v, IVSHM_BLOCK_SIZE);
+}
+
+/* The size of a new channel whose user did not choose one. */
+u32 ivshm_rebal_initial(void)
+{
+	return ivshm_rebal_bytes(READ_ONCE(ivshm_chan_initial));
+}
+
+bool ivshm_rebal_enabled(void)
+{
+	return READ_ONCE(ivshm_rebalance);
+}
+
+/**
+ * ivshm_rebal_target() - the size a channel should have after this pass
+ * @rb: what the pass allows
+ * @size: its size now
+ * @full: its ring was full since the last pass
+ * @records: records it published since the last pass
+ *
+ * Return: the new size in bytes, whole blocks; @size to keep it.
+ */
+u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size, bool full,
+		       u64 records)
+{
+	u32 want;
+
+	if (full) {
+		want = round_up(size + size / 2, IVSHM_BLOCK_SIZE);
+		want = min3(want, rb->max, rb->share);
+		return want > size ? want : size;
+	}
+	if (!records && size > rb->min)
+		return max_t(u32, rb->min,
+			     round_up(size / 2, IVSHM_BLOCK_SIZE));
+	return size;
+}
+
+/* Channels of the whole region whose senders found them full. A hint
+ * only: a peer that lies about it changes the shares, nothing else.
+ */
+static u32 ivshm_rebal_full(const struct ivshm_layout *l)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+
+		if (ivshm_get32(&ch->state) == IVSHM_CHAN_OPEN &&
+		    (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_FULL))
+			n++;
+	}
+	return n;
+}
+
+static void ivshm_rebal_pass(struct ivshm_dev *idev)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	u32 keep = l->nr_blocks / IVSHM_REBAL_KEEP;
+	u32 full = ivshm_rebal_full(l), i;
+	struct ivshm_rebal rb;
+	u64 share;
+
+	rb.min = ivshm_rebal_bytes(READ_ONCE(ivshm_chan_min));
+	rb.max = max(rb.min, ivshm_rebal_bytes(READ_ONCE(ivshm_chan_max)));
+	share = ((u64)(l->nr_blocks - keep) << IVSHM_BLOCK_SHIFT) /
+		max(full, 1u);
+	rb.share = (u32)min_t(u64, rounddown(share, IVSHM_BLOCK_SIZE),
+			      IVSHMEM_RING_MAX);
+	rb.keep = keep;
+
+	ivshm_stat_inc(idev, IVSHM_STAT_REBALANCES);
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_sock *isk[2];
+
+		if (!READ_ONCE(idev->slots[i].tx))
+			continue;
+		ivshm_slot_get(idev, i, isk);
+		if (isk[0])
+			ivshm_sock_rebalance(isk[0], idev, i, &rb);
+		ivshm_slot_put(isk);
+		cond_resched();
+	}
+}
+
+static void ivshm_rebal_work(struct work_struct *work)
+{
+	struct ivshm_dev *idev = container_of(to_delayed_work(work),
+					      struct ivshm_dev, rebal_work);
+	unsigned int ms;
+
+	if (READ_ONCE(idev->dying))
+		return;
+	if (ivshm_rebal_enabled() && !READ_ONCE(idev->frozen))
+		ivshm_rebal_pass(idev);
+	ms = idev->nr_vectors ? READ_ONCE(ivshm_rebal_idle_ms) :
+				READ_ONCE(ivshm_rebal_ms);
+	/* A doorbell that asked for a pass meanwhile queued it already. */
+	queue_delayed_work(system_unbound_wq, &idev->rebal_work,
+			   msecs_to_jiffies(max(ms, 1u)));
+}
+
+/**
+ * ivshm_rebal_doorbell() - count a doorbell towards the next pass
+ * @idev: the device that received it
+ *
+ * Context: any, typically hard interrupt.
+ */
+void ivshm_rebal_doorbell(struct ivshm_dev *idev)
+{
+	unsigned int n = READ_ONCE(ivshm_rebal_doorbells);
+
+	if (!n || READ_ONCE(idev->dying) || !READ_ONCE(idev->joined))
+		return;
+	if ((unsigned int)atomic_inc_return(&idev->rebal_count) < n)
+		return;
+	atomic_set(&idev->rebal_count, 0);
+	mod_delayed_work(system_unbound_wq, &idev->rebal_work, 0);
+}
+
+void ivshm_rebal_start(struct ivshm_dev *idev)
+{
+	atomic_set(&idev->rebal_count, 0);
+	INIT_DELAYED_WORK(&idev->rebal_work, ivshm_rebal_work);
+	queue_delayed_work(system_unbound_wq, &idev->rebal_work,
+			   msecs_to_jiffies(READ_ONCE(ivshm_rebal_ms)));
+}
+
+/* Context: process; @idev->dying is set, so the pass no longer requeues. */
+void ivshm_rebal_stop(struct ivshm_dev *idev)
+{
+	cancel_delayed_work_sync(&idev->rebal_work);
+}
