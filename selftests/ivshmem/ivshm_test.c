@@ -297,3 +297,16 @@ void ivshm_sleep_ms(unsigned int ms)
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
 }
+
+struct sockaddr_ivshmem ivshm_addr(int af, unsigned int vm, unsigned int port,
+				   unsigned int dev)
+{
+	struct sockaddr_ivshmem a;
+
+	memset(&a, 0, sizeof(a));
+	a.sivshm_family = (unsigned short)af;
+	a.sivshm_vm = vm;
+	a.sivshm_port = port;
+	a.sivshm_dev = dev;
+	return a;
+}

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <linux/ivshmem.h>
 
 #define IVSHM_MODDIR		"/lib/modules/ivshmem"
 #define IVSHM_DEBUGFS		"/sys/kernel/debug/af_ivshmem"
@@ -61,6 +63,10 @@ const char *ivshm_pci_device(void);
  * mapping and its length in *@len, or NULL with errno set.
  */
 void *ivshm_map_bar(int bar, size_t *len);
+
+/* The AF_IVSHMEM address (family @af) of @port on VM @vm, device @dev. */
+struct sockaddr_ivshmem ivshm_addr(int af, unsigned int vm, unsigned int port,
+				   unsigned int dev);
 
 /* Milliseconds on the monotonic clock. */
 uint64_t ivshm_now_ms(void);

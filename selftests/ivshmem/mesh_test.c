@@ -48,13 +48,7 @@ struct rec_hdr {
 
 static struct sockaddr_ivshmem addr(unsigned int vm, unsigned int port)
 {
-	struct sockaddr_ivshmem a;
-
-	memset(&a, 0, sizeof(a));
-	a.sivshm_family = (unsigned short)af;
-	a.sivshm_vm = vm;
-	a.sivshm_port = port;
-	return a;
+	return ivshm_addr(af, vm, port, IVSHMEM_DEV_ANY);
 }
 
 static uint32_t rec_len(uint32_t seq, uint32_t salt)

@@ -49,14 +49,7 @@ static unsigned int peer_vm;	/* where the echo side is */
 static struct sockaddr_ivshmem addr(unsigned int vm, unsigned int port,
 				    unsigned int dev)
 {
-	struct sockaddr_ivshmem a;
-
-	memset(&a, 0, sizeof(a));
-	a.sivshm_family = (unsigned short)af;
-	a.sivshm_vm = vm;
-	a.sivshm_port = port;
-	a.sivshm_dev = dev;
-	return a;
+	return ivshm_addr(af, vm, port, dev);
 }
 
 static void set_rcvtimeo(int fd, unsigned int ms)

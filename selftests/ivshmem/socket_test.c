@@ -58,14 +58,7 @@ static pid_t agent_pid;		/* dev_shm: the forked agent */
 static struct sockaddr_ivshmem addr(unsigned int vm, unsigned int port,
 				    unsigned int dev)
 {
-	struct sockaddr_ivshmem a;
-
-	memset(&a, 0, sizeof(a));
-	a.sivshm_family = (unsigned short)af;
-	a.sivshm_vm = vm;
-	a.sivshm_port = port;
-	a.sivshm_dev = dev;
-	return a;
+	return ivshm_addr(af, vm, port, dev);
 }
 
 static int sock_new(void)
