@@ -13,7 +13,8 @@
 #   make bench-ring the region core's ring against memcpy, a mutex-guarded
 #                   buffer and AF_UNIX, natively (table + CSV in build/bench)
 #   make bench-sock sockets between two guests: doorbells per record at
-#                   saturation, round-trip latency (doorbell and plain)
+#                   saturation, round-trip latency (doorbell and plain);
+#                   and a bulk transfer with rebalancing off and on
 #
 # Build outputs go to build/; downloaded or extracted material to the cache
 # (~/.cache/af-ivshmem, or IVSHM_CACHE).
@@ -31,7 +32,7 @@ KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
 
 # In-guest tests: static (the initramfs has no libc), with UBSan in trap
 # mode, which needs no run-time library.
-GUEST_TESTS := module devshm region_raw pci socket pingpong mesh
+GUEST_TESTS := module devshm region_raw pci socket pingpong mesh rebalance
 GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
 GUEST_CFLAGS := $(USER_CFLAGS) -static -pthread -fsanitize=undefined \
 	-fsanitize-undefined-trap-on-error
@@ -77,7 +78,7 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
 	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench \
-	$(BUILD)/selftests/crash_test
+	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/crash_test
 
 $(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
@@ -90,6 +91,12 @@ $(BUILD)/selftests/sock_bench: userspace/bench/sock_bench.c $(LIB_SRCS) \
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -Iselftests/ivshmem -o $@ $< \
 		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
+
+$(BUILD)/selftests/rebal_bench: userspace/bench/rebal_bench.c \
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iselftests/ivshmem -o $@ $< \
+		selftests/ivshmem/ivshm_test.c
 
 $(BUILD)/selftests/lib_test: selftests/ivshmem/lib_test.c $(LIB_SRCS) \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
@@ -120,7 +127,7 @@ bench-ring: deps
 
 # Sockets between two guests: doorbells per record and round trips.
 bench-sock: deps
-	selftests/runner/run.sh --placements bench-doorbell,bench-plain
+	selftests/runner/run.sh --placements bench-doorbell,bench-plain,bench-rebal
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

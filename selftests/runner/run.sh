@@ -17,6 +17,7 @@
 #   pingpong  one dev_shm guest: 10^6 round trips (about 5 minutes under TCG)
 #   demo      a receiver and a sender in two doorbell guests (make demo)
 #   bench-doorbell, bench-plain   sock_bench in two guests (make bench-sock)
+#   bench-rebal  rebal_bench in one dev_shm guest (make bench-sock)
 #
 # A placement in which a guest died while booting, before its first step
 # (so before any of our code ran), is run once more, and says so.
@@ -27,6 +28,9 @@
 # last line is "N passed, N failed, N skipped". Everything started is
 # stopped by pid and every temporary file and /dev/shm object is removed,
 # on success, failure and Ctrl-C alike (--keep keeps the logs).
+#
+# STRESS_S=N in the environment runs rebalance_test's stress for N seconds
+# instead of 60.
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
@@ -40,7 +44,7 @@ while [ $# -gt 0 ]; do
 	--placements) placements=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ivshm_die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -117,7 +121,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$tests_dir"/sock_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/sock_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	mknod -m 600 "$root/dev/console" c 5 1
 	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
 )
@@ -134,7 +138,7 @@ start_guest() {
 	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m "$mem" \
 		-nodefaults -display none -no-reboot \
 		-kernel "$vmlinux" -initrd "$initrd" \
-		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS $extra_append $append" \
+		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS ${STRESS_S:+ivshm.stress_s=$STRESS_S} $extra_append $append" \
 		-serial "file:$work/$name.console" -serial "file:$work/$name.results" \
 		"$@" </dev/null >"$work/$name.qemu" 2>&1 &
 	guest_pid=$!
@@ -230,9 +234,10 @@ report() {
 # Two guests on one region (doorbell or plain): the socket suite runs in b
 # against the agent in a; b also has dev_shm, so that two regions are in
 # use in one guest at once.
-# Then round trips, and (doorbell) a flood of doorbells from a to b.
-plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,pingpong_test:serve,rmmod-af_ivshmem,leakcheck"
-plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,pingpong_test:remote,rmmod-af_ivshmem,leakcheck"
+# Then round trips, and (doorbell) a flood of doorbells from a to b; then
+# 64 connections resized all the time.
+plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,pingpong_test:serve,rebalance_test:serve,rmmod-af_ivshmem,leakcheck"
+plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,pingpong_test:remote,rebalance_test:remote,rmmod-af_ivshmem,leakcheck"
 # Three guests, each connected to both others at once.
 plan_trio="insmod-af_ivshmem,mesh_test:3,rmmod-af_ivshmem,leakcheck"
 # The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
@@ -241,8 +246,10 @@ plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
 # The socket benchmark: server in a, client in b.
 plan_bench_a="insmod-af_ivshmem,sock_bench:server,rmmod-af_ivshmem"
 plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
+# Rebalancing off against on, one bulk connection on a 4 MiB region.
+plan_bench_rebal="insmod-af_ivshmem,insmod-dev_shm:size=4194304,rebal_bench,rmmod-dev_shm,rmmod-af_ivshmem"
 plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
-plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
 	ivshm_log "placement devshm: one guest, dev_shm virtual peers"
@@ -396,6 +403,18 @@ run_selftest() {
 	report "selftest-$kind" "$name"
 }
 
+# Rebalancing off against on, in one dev_shm guest.
+run_bench_rebal() {
+	ivshm_log "placement bench-rebal: one guest, dev_shm, a bulk transfer with rebalancing off and on"
+	start_guest bench-rebal "$plan_bench_rebal" ""
+	wait_guests "bench-rebal:$guest_pid"
+	report bench-rebal bench-rebal
+	echo
+	grep -h -E '^(rebal_bench|rebalancing|ratio)' "$work/bench-rebal.results" |
+		tr -d '\r' | sed 's/^/  /'
+	echo
+}
+
 run_placement() {
 	case $1 in
 	devshm) run_devshm ;;
@@ -409,6 +428,7 @@ run_placement() {
 		REGION_SIZE=33554432 run_doorbell bench-doorbell "$plan_bench_a" "$plan_bench_b" ;;
 	bench-plain)
 		REGION_SIZE=33554432 run_plain bench-plain "$plan_bench_a" "$plan_bench_b" ;;
+	bench-rebal) run_bench_rebal ;;
 	selftest-hang | selftest-panic | selftest-kill) run_selftest "${1#selftest-}" ;;
 	*) ivshm_die "unknown placement '$1'" ;;
 	esac
