@@ -265,7 +265,7 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
 		if (free_blocks < keep || free_blocks - keep < want - cur)
 			goto out_unlock;
 		if (!ivshm_blocks_extend(l, off, cur, want - cur)) {
-			ret = ivshm_tx_move(r, off, want << IVSHM_BLOCK_SHIFT);
+			ret = ivshm_tx_extend(r, want << IVSHM_BLOCK_SHIFT);
 			if (ret)
 				ivshm_blocks_free(l, off + r->size,
 						  want - cur);

@@ -174,6 +174,7 @@ void ivshm_tx_queue(struct ivshm_ring *r);
 void ivshm_tx_flush(struct ivshm_ring *r);
 void ivshm_tx_commit(struct ivshm_ring *r);
 int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size);
+int ivshm_tx_extend(struct ivshm_ring *r, u32 buff_size);
 int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size);
 int ivshm_tx_can_move(struct ivshm_ring *r);
 u64 ivshm_ring_run(const struct ivshm_ring *r);

@@ -231,10 +231,11 @@ void ivshm_tx_commit(struct ivshm_ring *r)
 }
 
 /**
- * ivshm_tx_move() - continue the ring in another run
+ * ivshm_tx_relocate() - continue the ring in another run, or a longer one
  * @r: producer ring
  * @buff_offset: the new run, already allocated
  * @buff_size: its size
+ * @extend: the new run is the current one made longer
  *
  * Context: the control lock is held, because the descriptor's identity
  * line changes: buff_offset/buff_size name the new run and
@@ -250,19 +251,20 @@ void ivshm_tx_commit(struct ivshm_ring *r)
  * exceed the new run's size. One move at a time: a second one waits until
  * the consumer has passed the first and its old run is freed.
  *
- * A new run that starts where the current one does and is longer extends
- * it in place (IVSHM_MOVED_F_EXTEND): the ring goes on right after the
- * MOVED record, which must not wrap, and wraps at the new size from then
- * on. Every unread byte keeps its place: with the capacity held at the old
- * size until the consumer passes the record, a byte written after it lands
- * at least a whole old run after every unread one, which is where the
- * consumer has finished reading (protocol.md, Extending in place).
+ * With @extend, the run is extended in place (IVSHM_MOVED_F_EXTEND): the
+ * ring goes on right after the MOVED record, which must not wrap, and
+ * wraps at the new size from then on. Every unread byte keeps its place:
+ * with the capacity held at the old size until the consumer passes the
+ * record, a byte written after it lands at least a whole old run after
+ * every unread one, which is where the consumer has finished reading
+ * (protocol.md, Extending in place).
  *
  * Return: 0, -EINVAL for a bad run, -EBUSY while a move is pending, -EAGAIN
  * if the old run has no room for the MOVED record yet (or, extending, the
  * record would wrap), -EPROTO as for ivshm_tx_reserve().
  */
-int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
+static int ivshm_tx_relocate(struct ivshm_ring *r, u64 buff_offset,
+			     u32 buff_size, bool extend)
 {
 	const struct ivshm_layout *l = r->l;
 	u32 need = ivshm_rec_need(sizeof(struct ivshm_rec_moved));
@@ -270,14 +272,13 @@ int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
 	struct ivshm_rec_moved m;
 	struct ivshm_span span;
 	u32 old = r->size;
-	bool extend;
 	int ret;
 
-	if (!ivshm_run_valid(l, buff_offset, buff_size))
+	if (!ivshm_run_valid(l, buff_offset, buff_size) ||
+	    (extend && buff_size <= old))
 		return -EINVAL;
 	if (r->old_size || r->cap_until)
 		return -EBUSY;
-	extend = buff_offset == old_off && buff_size > old;
 	if (extend && r->off + need > old)
 		return -EAGAIN;
 	ret = ivshm_tx_reserve(r, sizeof(m), IVSHM_REC_MOVED, 0, &span);
@@ -315,6 +316,20 @@ int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
 	}
 	r->cap_until = r->pos;
 	return 0;
+}
+
+/* Move to another run: see ivshm_tx_relocate(). Control lock held. */
+int ivshm_tx_move(struct ivshm_ring *r, u64 buff_offset, u32 buff_size)
+{
+	return ivshm_tx_relocate(r, buff_offset, buff_size, false);
+}
+
+/* Extend the run in place to @buff_size bytes, the blocks after it already
+ * taken: see ivshm_tx_relocate(). Control lock held.
+ */
+int ivshm_tx_extend(struct ivshm_ring *r, u32 buff_size)
+{
+	return ivshm_tx_relocate(r, ivshm_ring_run(r), buff_size, true);
 }
 
 /**

@@ -1317,7 +1317,7 @@ static void op_forge(struct st *s, struct in *in)
 						<< IVSHM_BLOCK_SHIFT);
 			m.buff_size = htole32((1 + in8(in) % 4)
 					      << IVSHM_BLOCK_SHIFT);
-			m.reserved = 0;
+			m.flags = 0;
 			break;
 		default:
 			word = in64(in);

@@ -479,8 +479,8 @@ TEST_F(core, extend_in_place_keeps_every_record)
 			more = 1 + (u32)rand_r(&seed) % 3;
 			ASSERT_EQ(0, ivshm_blocks_extend(&self->l, self->off,
 							 blocks, more));
-			ret = ivshm_tx_move(&self->tx, self->off,
-					    (blocks + more) * IVSHM_BLOCK_SIZE);
+			ret = ivshm_tx_extend(&self->tx,
+					      (blocks + more) * IVSHM_BLOCK_SIZE);
 			if (!ret) {
 				blocks += more;
 				moves++;
