@@ -306,6 +306,20 @@ static void ivshm_drop_dev(struct ivshm_sock *isk)
 	}
 }
 
+static void ivshm_rx_consumed(struct ivshm_sock *isk);
+
+/* The sender moved its ring: follow a MOVED record that is next in it, so
+ * that the sender can free its old run even while our user reads nothing.
+ * Anything else (records, a broken ring) waits for recvmsg().
+ */
+static void ivshm_rx_pass_moves(struct ivshm_sock *isk)
+{
+	struct ivshm_rec rec;
+
+	while (isk->has_rx && ivshm_rx_peek(&isk->rx, &rec) == IVSHM_RX_MOVED)
+		ivshm_rx_consumed(isk);
+}
+
 /* Stop reading the peer's channel and tell its sender: CLOSED, or RESET if
  * records are left unread (the sender's calls then fail with ECONNRESET, as
  * AF_UNIX does when a socket closes with data queued).
@@ -319,6 +333,8 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 	if (!isk->has_rx)
 		return;
 	ch = isk->rx.chan;
+	/* A MOVED record is not a record of the user's. */
+	ivshm_rx_pass_moves(isk);
 	if (may_reset && ivshm_rx_avail(&isk->rx) > 0)
 		ack = IVSHM_RX_RESET;
 	/* Only a channel that is still the one we attached to. */
@@ -515,20 +531,6 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 		return;
 	}
 	sk->sk_write_space(sk);
-}
-
-static void ivshm_rx_consumed(struct ivshm_sock *isk);
-
-/* The sender moved its ring: follow a MOVED record that is next in it, so
- * that the sender can free its old run even while our user reads nothing.
- * Anything else (records, a broken ring) waits for recvmsg().
- */
-static void ivshm_rx_pass_moves(struct ivshm_sock *isk)
-{
-	struct ivshm_rec rec;
-
-	while (isk->has_rx && ivshm_rx_peek(&isk->rx, &rec) == IVSHM_RX_MOVED)
-		ivshm_rx_consumed(isk);
 }
 
 /* Something changed on the peer's channel: records, its closing, a move. */
@@ -1723,6 +1725,8 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 		goto out;
 	}
 	if (isk->has_rx) {
+		/* Readable means a record, not a MOVED marker. */
+		ivshm_rx_pass_moves(isk);
 		avail = ivshm_rx_avail(&isk->rx);
 		if (!avail) {
 			/* A poller sleeps too: ask for a notification. */
