@@ -207,6 +207,17 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 	ivshm_ctrl_unlock_dev(idev);
 }
 
+/* Give back a channel ivshm_chan_open() just took, before any use. */
+void ivshm_chan_drop(struct ivshm_dev *idev,
+		     const struct ivshm_chan_params *p)
+{
+	struct ivshm_runs runs = {
+		.gen = p->gen, .off = p->off, .size = p->size,
+	};
+
+	ivshm_chan_close(idev, p->idx, &runs);
+}
+
 /* The runs of the channel that producer ring @r writes, generation @gen. */
 void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
 		     struct ivshm_runs *runs)

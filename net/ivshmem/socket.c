@@ -762,7 +762,6 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 		.peer_chan = idx,
 		.peer_gen = gen,
 	};
-	struct ivshm_runs runs = { 0 };
 	int ret;
 
 	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
@@ -771,9 +770,6 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	ret = ivshm_chan_open(idev, &p);
 	if (ret)
 		return ret;
-	runs.gen = p.gen;
-	runs.off = p.off;
-	runs.size = p.size;
 	ret = ivshm_ring_init(&isk->tx, l, p.idx, p.off, p.size);
 	if (ret)
 		goto err_close;
@@ -816,7 +812,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 err_clear_tx:
 	ivshm_slot_clear(idev, p.idx, false, isk);
 err_close:
-	ivshm_chan_close(idev, p.idx, &runs);
+	ivshm_chan_drop(idev, &p);
 	return ret;
 }
 
@@ -956,7 +952,6 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 		.state = IVSHM_CHAN_ALLOC,
 	};
 	u32 dev = a->sivshm_dev, vm = a->sivshm_vm;
-	struct ivshm_runs runs = { 0 };
 	struct ivshm_dev *idev;
 	int ret;
 
@@ -1026,10 +1021,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	return 0;
 
 err_close:
-	runs.gen = p.gen;
-	runs.off = p.off;
-	runs.size = p.size;
-	ivshm_chan_close(idev, p.idx, &runs);
+	ivshm_chan_drop(idev, &p);
 err_put:
 	ivshm_dev_put(idev);
 	return ret;
