@@ -51,6 +51,7 @@
 #include "chan.h"
 #include "device.h"
 #include "napi.h"
+#include "netlink.h"
 #include "peer.h"
 #include "rebalance.h"
 #include "socket.h"
@@ -124,6 +125,7 @@ void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 {
 	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_nl_chan c = {};
 	struct ivshm_chan *ch;
 	int ret;
 
@@ -140,6 +142,11 @@ int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 		goto out_unlock;
 	}
 	ch = ivshm_chan(l, p->idx);
+	c = (struct ivshm_nl_chan) {
+		.idx = p->idx, .sender = idev->own_id,
+		.receiver = p->receiver_vm, .size = p->size,
+		.sport = p->src_port, .dport = p->dst_port, .ports = true,
+	};
 	/* chan_alloc() zeroed the slot and bumped the generation: ours. */
 	p->gen = ivshm_get32(&ch->generation);
 	ivshm_put16(&ch->sender_vm, (u16)idev->own_id);
@@ -155,6 +162,8 @@ int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 	ivshm_store_release32(&ch->state, p->state);
 out_unlock:
 	ivshm_ctrl_unlock_dev(idev);
+	if (!ret)
+		ivshm_nl_chan_event(idev, IVSHMEM_CMD_CHAN_NEW, &c);
 	return ret;
 }
 
@@ -188,23 +197,36 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 		      const struct ivshm_runs *runs)
 {
 	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_nl_chan c = {
+		.idx = idx, .sender = idev->own_id, .size = runs->size,
+	};
+	bool ours, bad = false;
 
 	if (ivshm_ctrl_lock(idev)) {
 		pr_warn_ratelimited("%s: channel %u not freed: control lock busy\n",
 				    idev->name, idx);
 		return;
 	}
-	if (ivshm_chan_ours(idev, idx, runs->gen)) {
+	ours = ivshm_chan_ours(idev, idx, runs->gen);
+	if (ours) {
+		/* Our own identity line: only for the event below. */
+		c.receiver = ivshm_get16(&ivshm_chan(l, idx)->receiver_vm);
 		if (ivshm_blocks_free(l, runs->off,
 				      runs->size >> IVSHM_BLOCK_SHIFT))
-			ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+			bad = true;
 		if (runs->old_size &&
 		    ivshm_blocks_free(l, runs->old_off,
 				      runs->old_size >> IVSHM_BLOCK_SHIFT))
-			ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+			bad = true;
 		ivshm_chan_free(l, idx);
 	}
 	ivshm_ctrl_unlock_dev(idev);
+	if (bad) {
+		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+		ivshm_nl_proto_error(idev, idx, "blocks of a channel not held");
+	}
+	if (ours)
+		ivshm_nl_chan_event(idev, IVSHMEM_CMD_CHAN_DEL, &c);
 }
 
 /* Give back a channel ivshm_chan_open() just took, before any use. */
@@ -315,6 +337,7 @@ out_unlock:
 int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen,
 			 struct ivshm_ring *r)
 {
+	bool bad = false;
 	u64 off;
 	u32 size;
 	int ret;
@@ -335,9 +358,13 @@ int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen,
 	ret = ivshm_tx_move_done(r, &off, &size);
 	if (ret == 1 && ivshm_blocks_free(&idev->layout, off,
 					  size >> IVSHM_BLOCK_SHIFT))
-		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+		bad = true;
 out_unlock:
 	ivshm_ctrl_unlock_dev(idev);
+	if (bad) {
+		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+		ivshm_nl_proto_error(idev, idx, "blocks of a moved run not held");
+	}
 	return ret;
 }
 

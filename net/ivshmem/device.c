@@ -31,6 +31,7 @@
 #include "debugfs.h"
 #include "device.h"
 #include "napi.h"
+#include "netlink.h"
 #include "rebalance.h"
 #include "stats.h"
 
@@ -80,6 +81,7 @@ static int ivshm_dev_open_region(struct ivshm_dev *idev)
  */
 int ivshm_dev_register(struct ivshm_dev *idev)
 {
+	struct ivshm_dev *pos;
 	unsigned int i;
 	int index, ret;
 
@@ -98,6 +100,8 @@ int ivshm_dev_register(struct ivshm_dev *idev)
 		goto err_ida;
 	for (i = 0; i < IVSHM_MAX_VECTORS; i++)
 		atomic64_set(&idev->doorbells[i], 0);
+	ivshm_params_init(idev);
+	ivshm_nl_dev_init(idev);
 	ret = ivshm_stats_init(idev);
 	if (ret)
 		goto err_ida;
@@ -110,7 +114,11 @@ int ivshm_dev_register(struct ivshm_dev *idev)
 	ivshm_debugfs_dev_add(idev);
 
 	mutex_lock(&ivshm_devices_lock);
-	list_add_tail(&idev->node, &ivshm_devices);
+	/* In order of their numbers, which dumps resume by. */
+	list_for_each_entry(pos, &ivshm_devices, node)
+		if (pos->index > index)
+			break;
+	list_add_tail(&idev->node, &pos->node);
 	mutex_unlock(&ivshm_devices_lock);
 
 	if (idev->own_id == IVSHM_ID_NONE)
@@ -269,6 +277,59 @@ bool ivshm_dev_has_own(u32 vm, u32 dev)
 		if (idev->joined && idev->own_id == vm &&
 		    (dev == IVSHMEM_DEV_ANY || idev->index + 1 == dev))
 			found = true;
+	mutex_unlock(&ivshm_devices_lock);
+	return found;
+}
+
+/**
+ * ivshm_dev_walk() - call @fn for the devices from number @from on
+ * @from: the lowest index to visit
+ * @fn: called with ivshm_devices_lock held, so the device cannot be
+ *	unregistered meanwhile; it must not take socket locks (connect takes
+ *	this lock under its socket's), nor sleep for long
+ * @arg: passed to @fn
+ *
+ * Devices are visited in order of their index. A non-zero return from @fn
+ * stops the walk.
+ *
+ * Return: what @fn returned last, or -ENODEV if it was never called.
+ */
+int ivshm_dev_walk(int from, int (*fn)(struct ivshm_dev *idev, void *arg),
+		   void *arg)
+{
+	struct ivshm_dev *idev;
+	int ret = -ENODEV;
+
+	mutex_lock(&ivshm_devices_lock);
+	list_for_each_entry(idev, &ivshm_devices, node) {
+		if (idev->index < from)
+			continue;
+		ret = fn(idev, arg);
+		if (ret)
+			break;
+	}
+	mutex_unlock(&ivshm_devices_lock);
+	return ret;
+}
+
+/**
+ * ivshm_dev_get_from() - the first device from index @from on that carries
+ *	connections
+ * @from: the lowest index to consider
+ *
+ * Return: the device with a reference (ivshm_dev_put()), or NULL.
+ */
+struct ivshm_dev *ivshm_dev_get_from(int from)
+{
+	struct ivshm_dev *idev, *found = NULL;
+
+	mutex_lock(&ivshm_devices_lock);
+	list_for_each_entry(idev, &ivshm_devices, node) {
+		if (idev->index >= from && ivshm_dev_try_get(idev)) {
+			found = idev;
+			break;
+		}
+	}
 	mutex_unlock(&ivshm_devices_lock);
 	return found;
 }

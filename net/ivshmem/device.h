@@ -17,6 +17,7 @@
 #include <linux/hrtimer.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/ratelimit.h>
 #include <linux/netdevice.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -24,6 +25,7 @@
 
 #include "chan.h"
 #include "core.h"
+#include "params.h"
 
 struct device;
 struct dentry;
@@ -92,6 +94,9 @@ struct ivshm_dev {
 	struct dentry *debugfs;
 	struct ivshm_stats __percpu *stats;	/* stats.h */
 	atomic64_t doorbells[IVSHM_MAX_VECTORS];	/* received, per vector */
+	seqlock_t params_lock;		/* params, see params.c */
+	struct ivshm_params params;
+	struct ratelimit_state nl_errors;	/* PROTO_ERROR events (netlink.c) */
 
 	/* core, the data path's notifications (napi.c). */
 	struct net_device *netdev;
@@ -138,6 +143,9 @@ void ivshm_dev_put(struct ivshm_dev *idev);
 void ivshm_dev_hold(struct ivshm_dev *idev);
 bool ivshm_dev_has_own(u32 vm, u32 dev);
 bool ivshm_dev_exists(u32 dev);
+struct ivshm_dev *ivshm_dev_get_from(int from);
+int ivshm_dev_walk(int from, int (*fn)(struct ivshm_dev *idev, void *arg),
+		   void *arg);
 void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen);
 
 #endif /* _IVSHM_DEVICE_H */

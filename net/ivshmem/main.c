@@ -3,8 +3,9 @@
  * af_ivshmem: sockets between virtual machines over QEMU's ivshmem device.
  *
  * Module entry and exit. The pieces are brought up in dependency order and
- * torn down in reverse: debugfs (diagnostics), the socket family, then the
- * PCI driver, whose devices need the rest in place when they probe.
+ * torn down in reverse: debugfs (diagnostics), the socket family, the
+ * generic netlink family, then the PCI driver, whose devices need the rest
+ * in place when they probe.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -15,6 +16,7 @@
 
 #include "debugfs.h"
 #include "device.h"
+#include "netlink.h"
 #include "pci.h"
 #include "socket.h"
 
@@ -34,12 +36,18 @@ static int __init ivshm_init(void)
 	if (ret)
 		goto err_debugfs;
 
-	ret = ivshm_pci_init();
+	ret = ivshm_nl_init();
 	if (ret)
 		goto err_sock;
 
+	ret = ivshm_pci_init();
+	if (ret)
+		goto err_nl;
+
 	return 0;
 
+err_nl:
+	ivshm_nl_exit();
 err_sock:
 	ivshm_sock_exit();
 err_debugfs:
@@ -50,6 +58,7 @@ err_debugfs:
 static void __exit ivshm_exit(void)
 {
 	ivshm_pci_exit();
+	ivshm_nl_exit();
 	ivshm_sock_exit();
 	ivshm_devices_exit();
 	ivshm_debugfs_exit();

@@ -66,7 +66,6 @@
 #include <linux/etherdevice.h>
 #include <linux/if_arp.h>
 #include <linux/ivshmem.h>
-#include <linux/moduleparam.h>
 #include <linux/netdevice.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -76,30 +75,6 @@
 #include "napi.h"
 #include "socket.h"
 #include "stats.h"
-
-/* Polling of devices without doorbells (ivshmem-plain): after a poll that
- * found work the next comes after poll_min_us, and every idle poll doubles
- * the interval up to poll_max_us. A smaller minimum lowers the latency of
- * a quiet connection's first record and costs more CPU while idle traffic
- * trickles; the maximum bounds the latency after a long silence.
- */
-static unsigned int ivshm_poll_min_us = 50;
-module_param_named(poll_min_us, ivshm_poll_min_us, uint, 0644);
-MODULE_PARM_DESC(poll_min_us, "polled devices: interval after work, in us (default 50)");
-static unsigned int ivshm_poll_max_us = 4000;
-module_param_named(poll_max_us, ivshm_poll_max_us, uint, 0644);
-MODULE_PARM_DESC(poll_max_us, "polled devices: longest idle interval, in us (default 4000)");
-
-/* Moderation of the data doorbell during bulk transfers (see above). */
-static unsigned int ivshm_coalesce_us = 100;
-module_param_named(coalesce_us, ivshm_coalesce_us, uint, 0644);
-MODULE_PARM_DESC(coalesce_us, "doorbell devices: poll interval during bulk transfers, in us; 0 disables moderation (default 100)");
-static unsigned int ivshm_coalesce_bulk = 16384;
-module_param_named(coalesce_bulk, ivshm_coalesce_bulk, uint, 0644);
-MODULE_PARM_DESC(coalesce_bulk, "doorbell devices: bytes waiting for the readers one poll wakes that start a bulk period (default 16384)");
-static unsigned int ivshm_coalesce_idle_us = 10000;
-module_param_named(coalesce_idle_us, ivshm_coalesce_idle_us, uint, 0644);
-MODULE_PARM_DESC(coalesce_idle_us, "doorbell devices: a bulk period ends this long after its last bulk poll, in us (default 10000)");
 
 struct ivshm_netdev_priv {
 	struct ivshm_dev *idev;
@@ -215,8 +190,8 @@ static int ivshm_napi_drain(struct ivshm_dev *idev, int budget, u64 *waiting)
 /* A device without doorbells: poll again soon after work, later when idle. */
 static void ivshm_poll_rearm(struct ivshm_dev *idev, bool found)
 {
-	u32 us = found ? READ_ONCE(ivshm_poll_min_us) :
-		 min(idev->poll_us * 2, READ_ONCE(ivshm_poll_max_us));
+	u32 us = found ? READ_ONCE(idev->params.poll_min_us) :
+		 min(idev->poll_us * 2, READ_ONCE(idev->params.poll_max_us));
 
 	us = max(us, 1u);
 	WRITE_ONCE(idev->poll_us, us);
@@ -230,15 +205,15 @@ static void ivshm_poll_rearm(struct ivshm_dev *idev, bool found)
  */
 static bool ivshm_moderate(struct ivshm_dev *idev, u64 waiting)
 {
-	u32 us = READ_ONCE(ivshm_coalesce_us);
+	u32 us = READ_ONCE(idev->params.coalesce_us);
 	ktime_t now;
 
 	if (!us || READ_ONCE(idev->dying))
 		return false;
 	now = ktime_get();
-	if (waiting >= READ_ONCE(ivshm_coalesce_bulk))
+	if (waiting >= READ_ONCE(idev->params.coalesce_bulk))
 		idev->bulk_until = ktime_add_us(now,
-						READ_ONCE(ivshm_coalesce_idle_us));
+						READ_ONCE(idev->params.coalesce_idle_us));
 	if (ktime_after(now, idev->bulk_until))
 		return false;
 	hrtimer_start(&idev->poll_timer, ns_to_ktime(us * 1000ull),
@@ -337,7 +312,7 @@ int ivshm_napi_init(struct ivshm_dev *idev)
 	idev->bulk_until = 0;
 	hrtimer_init(&idev->poll_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	idev->poll_timer.function = ivshm_poll_timer;
-	idev->poll_us = READ_ONCE(ivshm_poll_min_us);
+	idev->poll_us = READ_ONCE(idev->params.poll_min_us);
 
 	dev = alloc_netdev(sizeof(*priv), idev->name, NET_NAME_ENUM,
 			   ivshm_netdev_setup);

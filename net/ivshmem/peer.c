@@ -27,11 +27,13 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/ivshmem_netlink.h>
 #include <linux/jiffies.h>
 #include <linux/workqueue.h>
 
 #include "chan.h"
 #include "device.h"
+#include "netlink.h"
 #include "peer.h"
 #include "socket.h"
 #include "stats.h"
@@ -101,6 +103,19 @@ static void ivshm_peer_reap_dev(struct ivshm_dev *idev, u32 vm)
 			idev->name, n, vm);
 }
 
+/* A peer we knew is gone (@state: what its slot says now, for the event):
+ * reset what we had with it and say so.
+ */
+static void ivshm_peer_down(struct ivshm_dev *idev, u32 vm, u32 state)
+{
+	struct ivshm_peer_seen *s = &idev->seen[vm];
+
+	ivshm_peer_lost(idev, vm);
+	WRITE_ONCE(s->known, false);
+	ivshm_nl_peer_event(idev, IVSHMEM_CMD_PEER_DOWN, vm, s->inc,
+			    min(state, 255u));
+}
+
 static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 {
 	const struct ivshm_layout *l = &idev->layout;
@@ -114,16 +129,17 @@ static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 	case IVSHM_PEER_ALIVE:
 		if (!s->known || s->inc != inc) {
 			if (s->known)
-				ivshm_peer_lost(idev, vm);
-			s->known = true;
+				ivshm_peer_down(idev, vm, state);
 			s->inc = inc;
 			s->beat = beat;
-			s->changed = jiffies;
+			WRITE_ONCE(s->changed, jiffies);
+			WRITE_ONCE(s->known, true);
+			ivshm_nl_peer_event(idev, IVSHMEM_CMD_PEER_UP, vm, inc, -1);
 			return;
 		}
 		if (beat != s->beat) {
 			s->beat = beat;
-			s->changed = jiffies;
+			WRITE_ONCE(s->changed, jiffies);
 			return;
 		}
 		if (!time_after(jiffies, s->changed + IVSHM_PEER_TIMEOUT))
@@ -131,18 +147,17 @@ static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 		if (ivshm_peer_declare_dead(l, vm, inc))
 			pr_warn("%s: VM %u stopped beating; declared dead\n",
 				idev->name, vm);
+		state = IVSHM_PEER_DEAD;
 		fallthrough;
 	case IVSHM_PEER_DEAD:
 		if (s->known)
-			ivshm_peer_lost(idev, vm);
-		s->known = false;
+			ivshm_peer_down(idev, vm, state);
 		ivshm_peer_reap_dev(idev, vm);
 		return;
 	default:
 		/* FREE or CLAIMED: gone, or not there yet. */
 		if (s->known)
-			ivshm_peer_lost(idev, vm);
-		s->known = false;
+			ivshm_peer_down(idev, vm, state);
 	}
 }
 

@@ -25,8 +25,8 @@
  * ring size with SO_SNDBUF is left alone, as TCP leaves the buffers of such
  * a socket alone.
  *
- * Every parameter can be changed at run time; a pass reads each once.
- * rebalance=N stops resizing altogether.
+ * The parameters are the device's (params.c), changed at run time through
+ * netlink; a pass copies them once. Turning rebalance off stops resizing.
  *
  * Context: the pass runs in process context on the unbound workqueue, one at
  * a time per device (a single delayed work); ivshm_rebal_doorbell() may be
@@ -35,62 +35,23 @@
 
 #include <linux/ivshmem.h>
 #include <linux/jiffies.h>
-#include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/workqueue.h>
 
 #include "chan.h"
 #include "device.h"
+#include "params.h"
 #include "rebalance.h"
 #include "socket.h"
 #include "stats.h"
 
-static bool ivshm_rebalance = true;
-module_param_named(rebalance, ivshm_rebalance, bool, 0644);
-MODULE_PARM_DESC(rebalance, "resize channels by their traffic (default Y)");
-
-static unsigned int ivshm_rebal_doorbells = 100;
-module_param_named(rebalance_doorbells, ivshm_rebal_doorbells, uint, 0644);
-MODULE_PARM_DESC(rebalance_doorbells, "doorbell devices: rebalance every this many doorbells received; 0: by time only (default 100)");
-
-static unsigned int ivshm_rebal_ms = 100;
-module_param_named(rebalance_ms, ivshm_rebal_ms, uint, 0644);
-MODULE_PARM_DESC(rebalance_ms, "polled devices: rebalance every this many ms (default 100)");
-
-static unsigned int ivshm_rebal_idle_ms = 1000;
-module_param_named(rebalance_idle_ms, ivshm_rebal_idle_ms, uint, 0644);
-MODULE_PARM_DESC(rebalance_idle_ms, "doorbell devices: rebalance at least every this many ms (default 1000)");
-
-static unsigned int ivshm_chan_initial = IVSHMEM_RING_DEFAULT;
-module_param_named(chan_initial, ivshm_chan_initial, uint, 0644);
-MODULE_PARM_DESC(chan_initial, "bytes of a new channel, and its largest record plus 8, unless SO_SNDBUF says otherwise (default 131072)");
-
-static unsigned int ivshm_chan_min = IVSHMEM_RING_MIN;
-module_param_named(chan_min, ivshm_chan_min, uint, 0644);
-MODULE_PARM_DESC(chan_min, "bytes an idle channel shrinks to (default 16384)");
-
-static unsigned int ivshm_chan_max = IVSHMEM_RING_MAX;
-module_param_named(chan_max, ivshm_chan_max, uint, 0644);
-MODULE_PARM_DESC(chan_max, "bytes a busy channel grows to at most (default 16777216)");
-
 /* The part of the data area a growth leaves free: 1 / IVSHM_REBAL_KEEP. */
 #define IVSHM_REBAL_KEEP	8
 
-static u32 ivshm_rebal_bytes(unsigned int v)
-{
-	v = clamp_t(unsigned int, v, IVSHMEM_RING_MIN, IVSHMEM_RING_MAX);
-	return round_up(v, IVSHM_BLOCK_SIZE);
-}
-
 /* The size of a new channel whose user did not choose one. */
-u32 ivshm_rebal_initial(void)
+u32 ivshm_rebal_initial(struct ivshm_dev *idev)
 {
-	return ivshm_rebal_bytes(READ_ONCE(ivshm_chan_initial));
-}
-
-bool ivshm_rebal_enabled(void)
-{
-	return READ_ONCE(ivshm_rebalance);
+	return READ_ONCE(idev->params.chan_initial);
 }
 
 /**
@@ -140,11 +101,15 @@ static void ivshm_rebal_pass(struct ivshm_dev *idev)
 	const struct ivshm_layout *l = &idev->layout;
 	u32 keep = l->nr_blocks / IVSHM_REBAL_KEEP;
 	u32 full = ivshm_rebal_full(l), i;
+	struct ivshm_params p;
 	struct ivshm_rebal rb;
 	u64 share;
 
-	rb.min = ivshm_rebal_bytes(READ_ONCE(ivshm_chan_min));
-	rb.max = max(rb.min, ivshm_rebal_bytes(READ_ONCE(ivshm_chan_max)));
+	ivshm_params_read(idev, &p);
+	if (!p.rebalance)
+		return;
+	rb.min = p.chan_min;
+	rb.max = p.chan_max;
 	share = ((u64)(l->nr_blocks - keep) << IVSHM_BLOCK_SHIFT) /
 		max(full, 1u);
 	rb.share = (u32)min_t(u64, rounddown(share, IVSHM_BLOCK_SIZE),
@@ -173,10 +138,10 @@ static void ivshm_rebal_work(struct work_struct *work)
 
 	if (READ_ONCE(idev->dying))
 		return;
-	if (ivshm_rebal_enabled() && !READ_ONCE(idev->frozen))
+	if (!READ_ONCE(idev->frozen))
 		ivshm_rebal_pass(idev);
-	ms = idev->nr_vectors ? READ_ONCE(ivshm_rebal_idle_ms) :
-				READ_ONCE(ivshm_rebal_ms);
+	ms = idev->nr_vectors ? READ_ONCE(idev->params.rebalance_idle_ms) :
+				READ_ONCE(idev->params.rebalance_ms);
 	/* A doorbell that asked for a pass meanwhile queued it already. */
 	queue_delayed_work(system_unbound_wq, &idev->rebal_work,
 			   msecs_to_jiffies(max(ms, 1u)));
@@ -190,7 +155,7 @@ static void ivshm_rebal_work(struct work_struct *work)
  */
 void ivshm_rebal_doorbell(struct ivshm_dev *idev)
 {
-	unsigned int n = READ_ONCE(ivshm_rebal_doorbells);
+	unsigned int n = READ_ONCE(idev->params.rebalance_interval);
 
 	if (!n || READ_ONCE(idev->dying) || !READ_ONCE(idev->joined))
 		return;
@@ -205,11 +170,23 @@ void ivshm_rebal_start(struct ivshm_dev *idev)
 	atomic_set(&idev->rebal_count, 0);
 	INIT_DELAYED_WORK(&idev->rebal_work, ivshm_rebal_work);
 	queue_delayed_work(system_unbound_wq, &idev->rebal_work,
-			   msecs_to_jiffies(READ_ONCE(ivshm_rebal_ms)));
+			   msecs_to_jiffies(READ_ONCE(idev->params.rebalance_ms)));
 }
 
 /* Context: process; @idev->dying is set, so the pass no longer requeues. */
 void ivshm_rebal_stop(struct ivshm_dev *idev)
 {
 	cancel_delayed_work_sync(&idev->rebal_work);
+}
+
+/**
+ * ivshm_rebal_params_changed() - take new parameters into account now
+ * @idev: the device; the caller keeps it registered (ivshm_dev_walk())
+ *
+ * A pass runs at once, and the next one comes after the new interval.
+ */
+void ivshm_rebal_params_changed(struct ivshm_dev *idev)
+{
+	if (READ_ONCE(idev->joined) && !READ_ONCE(idev->dying))
+		mod_delayed_work(system_unbound_wq, &idev->rebal_work, 0);
 }

@@ -14,12 +14,12 @@ struct ivshm_rebal {
 	u32 keep;			/* blocks a growth leaves free */
 };
 
-u32 ivshm_rebal_initial(void);
-bool ivshm_rebal_enabled(void);
+u32 ivshm_rebal_initial(struct ivshm_dev *idev);
 u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size, bool full,
 		       u64 records);
 void ivshm_rebal_start(struct ivshm_dev *idev);
 void ivshm_rebal_stop(struct ivshm_dev *idev);
 void ivshm_rebal_doorbell(struct ivshm_dev *idev);
+void ivshm_rebal_params_changed(struct ivshm_dev *idev);
 
 #endif /* _IVSHM_REBALANCE_H */

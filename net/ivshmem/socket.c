@@ -64,6 +64,8 @@
 
 #include "chan.h"
 #include "device.h"
+#include "netlink.h"
+#include "params.h"
 #include "rebalance.h"
 #include "socket.h"
 #include "stats.h"
@@ -126,14 +128,15 @@ struct sock *ivshm_sk(struct ivshm_sock *isk)
 }
 
 /* Ring size for a channel we send on: SO_SNDBUF when the user set it,
- * else the device's initial size (rebalance.c).
+ * else the initial size of @idev, or of a device not known yet (NULL).
  */
-static u32 ivshm_ring_size(struct sock *sk)
+static u32 ivshm_ring_size(struct sock *sk, struct ivshm_dev *idev)
 {
 	u64 want;
 
 	if (!(sk->sk_userlocks & SOCK_SNDBUF_LOCK))
-		return ivshm_rebal_initial();
+		return idev ? ivshm_rebal_initial(idev) :
+			      ivshm_params_default_ring();
 	want = (u64)READ_ONCE(sk->sk_sndbuf);
 	want = clamp_t(u64, want, IVSHMEM_RING_MIN, IVSHMEM_RING_MAX);
 	return (u32)round_up(want, IVSHM_BLOCK_SIZE);
@@ -412,11 +415,16 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 		sk_error_report(sk);
 }
 
-/* A value the peer wrote failed a check: count it, reset the connection. */
-static void ivshm_conn_proto_error(struct ivshm_sock *isk)
+/* A value the peer wrote in channel @idx failed check @what: count it,
+ * announce it, reset the connection.
+ */
+static void ivshm_conn_proto_error(struct ivshm_sock *isk, u32 idx,
+				   const char *what)
 {
-	if (isk->idev)
+	if (isk->idev) {
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_PROTO_ERRORS);
+		ivshm_nl_proto_error(isk->idev, idx, what);
+	}
 	isk->cs.proto_errors++;
 	ivshm_conn_fail(isk, ECONNRESET);
 }
@@ -497,7 +505,7 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 			 * channel waits for us; a close is handled below.
 			 */
 			if (ivshm_attach_reverse(isk)) {
-				ivshm_conn_proto_error(isk);
+				ivshm_conn_proto_error(isk, isk->tx_idx, "reverse channel invalid");
 				return;
 			}
 			sk->sk_state = TCP_ESTABLISHED;
@@ -506,7 +514,7 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 			sk->sk_state_change(sk);
 			break;
 		default:
-			ivshm_conn_proto_error(isk);
+			ivshm_conn_proto_error(isk, isk->tx_idx, "unknown rx_state");
 			return;
 		}
 	}
@@ -527,7 +535,7 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 		ivshm_conn_fail(isk, ECONNRESET);
 		return;
 	default:
-		ivshm_conn_proto_error(isk);
+		ivshm_conn_proto_error(isk, isk->tx_idx, "unknown rx_state");
 		return;
 	}
 	sk->sk_write_space(sk);
@@ -544,7 +552,7 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 	if (ivshm_get32(&ch->generation) != isk->rx_gen ||
 	    (state != IVSHM_CHAN_CONNECT && state != IVSHM_CHAN_OPEN &&
 	     state != IVSHM_CHAN_CLOSED)) {
-		ivshm_conn_proto_error(isk);
+		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state or generation invalid");
 		return;
 	}
 	if (state == IVSHM_CHAN_CLOSED &&
@@ -690,6 +698,11 @@ void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
 		avail = ivshm_rx_avail(&isk->rx);
 		out->queued = avail > 0 ? (u64)avail : 0;
 		out->records = isk->cs.rx_records;
+		out->offset = ivshm_ring_run(&isk->rx);
+		out->head = isk->rx.peer;
+		out->tail = isk->rx.pos;
+		out->touch = ivshm_get64(&isk->rx.chan->head_touch);
+		out->chan_state = ivshm_get32(&isk->rx.chan->state);
 	} else if (!rx && isk->has_tx) {
 		out->ring = isk->tx.size;
 		out->old_ring = isk->tx.old_size;
@@ -697,6 +710,12 @@ void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
 		out->queued = ivshm_tx_unread(&isk->tx);
 		out->records = isk->tx.touch;
 		out->full = isk->tx_flags & IVSHM_TXF_FULL;
+		out->fixed = isk->tx_fixed;
+		out->offset = ivshm_ring_run(&isk->tx);
+		out->head = isk->tx.pos;
+		out->tail = isk->tx.peer;
+		out->touch = isk->tx.touch;
+		out->chan_state = ivshm_get32(&isk->tx.chan->state);
 	}
 	out->cs = isk->cs;
 	out->cs.tx_wakeups = READ_ONCE(isk->cs.tx_wakeups);
@@ -757,7 +776,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 		.pid = (u32)lis->owner_pid,
 		.src_port = lis->local.sivshm_port,
 		.dst_port = sport,
-		.size = ivshm_ring_size(parent),
+		.size = ivshm_ring_size(parent, idev),
 		.state = IVSHM_CHAN_OPEN,
 		.peer_chan = idx,
 		.peer_gen = gen,
@@ -848,6 +867,7 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX ||
 	    !ivshm_run_valid(l, off, size)) {
 		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
+		ivshm_nl_proto_error(idev, idx, "connect request invalid");
 		ivshm_refuse(idev, idx, sender, IVSHM_RX_REFUSED);
 		return;
 	}
@@ -947,7 +967,6 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	struct ivshm_chan_params p = {
 		.pid = (u32)task_tgid_nr(current),
 		.dst_port = a->sivshm_port,
-		.size = ivshm_ring_size(sk),
 		/* CONNECT only once the slot knows us: see below. */
 		.state = IVSHM_CHAN_ALLOC,
 	};
@@ -987,6 +1006,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 
 	p.receiver_vm = vm;
 	p.src_port = isk->local.sivshm_port;
+	p.size = ivshm_ring_size(sk, idev);
 	ret = ivshm_chan_open(idev, &p);
 	if (ret)
 		goto err_put;
@@ -1319,6 +1339,14 @@ static void ivshm_tx_published(struct ivshm_sock *isk)
  */
 static void ivshm_tx_moved(struct ivshm_sock *isk)
 {
+	struct ivshm_nl_chan c = {
+		.idx = isk->tx_idx,
+		.sender = isk->idev->own_id,
+		.receiver = isk->remote.sivshm_vm,
+		.size = isk->tx.size,
+	};
+
+	ivshm_nl_chan_event(isk->idev, IVSHMEM_CMD_CHAN_RESIZED, &c);
 	isk->cs.resizes++;
 	ivshm_tx_published(isk);
 	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx,
@@ -1419,7 +1447,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		goto out;
 	}
 	if (ret) {
-		ivshm_conn_proto_error(isk);
+		ivshm_conn_proto_error(isk, isk->rx_idx, "record invalid");
 		ret = sock_error(sk);
 		goto out;
 	}
@@ -1516,7 +1544,7 @@ fail:
 	if (ret == -ENOLINK)
 		ivshm_conn_fail(isk, ECONNRESET);
 	else
-		ivshm_conn_proto_error(isk);
+		ivshm_conn_proto_error(isk, isk->tx_idx, "resize failed");
 	release_sock(sk);
 }
 
@@ -1616,7 +1644,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 				ret = -EPROTO;
 			}
 			if (ret != -EAGAIN) {
-				ivshm_conn_proto_error(isk);
+				ivshm_conn_proto_error(isk, isk->rx_idx, "record invalid");
 				ret = sock_error(sk);
 				goto out;
 			}
@@ -1840,7 +1868,7 @@ static int ivshm_getsockopt(struct socket *sock, int level, int optname,
 	switch (optname) {
 	case IVSHMEM_MAX_RECORD:
 		v.i = (int)((isk->has_tx ? isk->tx_max_run :
-			     ivshm_ring_size(sk)) - IVSHM_REC_HDR);
+			     ivshm_ring_size(sk, NULL)) - IVSHM_REC_HDR);
 		size = sizeof(v.i);
 		break;
 	case IVSHMEM_PEER:

@@ -31,8 +31,17 @@ struct ivshm_sock_info {
 	u32 old_ring;			/* tx: bytes of the run a move left, 0 if none */
 	bool moving;			/* tx: the reader has not passed the last move */
 	bool full;			/* tx: full since the last rebalance */
+	bool fixed;			/* tx: SO_SNDBUF, never resized */
 	u64 queued;			/* bytes in it not yet consumed */
 	u64 records;			/* tx: records produced (head_touch); rx: read */
+	u64 offset;			/* ring start in the data area */
+	u64 head, tail;			/* produced, consumed: ours and the last
+					 * the peer published
+					 */
+	u64 touch;			/* records published (head_touch); rx:
+					 * as the sender reports it
+					 */
+	u32 chan_state;			/* the channel's state, as in the region */
 	struct ivshm_conn_stats cs;
 };
 
