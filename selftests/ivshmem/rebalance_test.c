@@ -28,15 +28,16 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <linux/ivshmem.h>
+#include <linux/ivshmem_netlink.h>
 
 #include "kselftest_harness.h"
+#include "ivshm_nl.h"
 #include "ivshm_test.h"
 
 /* A guard against hangs, not a time limit (the debug kernel is slow). */
 #undef TEST_TIMEOUT_DEFAULT
 #define TEST_TIMEOUT_DEFAULT	600
 
-#define PARAMS		"/sys/module/af_ivshmem/parameters/"
 #define STRESS_PORT	7300
 #define NCONN		64
 #define BULK_REC	65536
@@ -105,13 +106,10 @@ static void set_timeo(int fd, int opt, unsigned int ms)
 	setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
 }
 
-static int set_param(const char *name, unsigned long v)
+/* Set a parameter (IVSHMEM_PARAM_*) of every device, over netlink. */
+static int set_param(int attr, unsigned long v)
 {
-	char path[128], val[32];
-
-	snprintf(path, sizeof(path), PARAMS "%s", name);
-	snprintf(val, sizeof(val), "%lu", v);
-	return ivshm_write_file(path, val);
+	return ivshm_nl_set_param(NULL, attr, (uint32_t)v);
 }
 
 static uint64_t fill(unsigned char *p, uint32_t len, uint32_t conn,
@@ -325,8 +323,8 @@ TEST(bulk_grows_idle_ones_shrink)
 	ASSERT_LT(0u, data);
 	ASSERT_GE(4u << 20, data);
 	minb = 16384;
-	ASSERT_EQ(0, set_param("chan_min", minb));
-	ASSERT_EQ(0, set_param("rebalance_idle_ms", 100));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_MIN, minb));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
 
 	lfd = listen_on(port, 2);			/* ivshm1, VM 1 */
 	ASSERT_LE(0, lfd);
@@ -405,7 +403,7 @@ TEST(bulk_grows_idle_ones_shrink)
 	close(lfd);
 	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
 		TH_LOG("%s", why);
-	set_param("rebalance_idle_ms", 1000);
+	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
 }
 
 /*
@@ -421,7 +419,7 @@ TEST(full_region_gives_enobufs)
 
 	if (strcmp(mode, "bulk"))
 		SKIP(return, "runs as \"rebalance_test bulk\"");
-	ASSERT_EQ(0, set_param("rebalance", 0));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 0));
 	lfd = listen_on(7600, 2);
 	ASSERT_LE(0, lfd);
 	for (;;) {
@@ -461,7 +459,7 @@ TEST(full_region_gives_enobufs)
 		close(a[i]);
 	}
 	close(lfd);
-	set_param("rebalance", 1);
+	set_param(IVSHMEM_PARAM_REBALANCE, 1);
 	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
 		TH_LOG("%s", why);
 }
@@ -535,7 +533,7 @@ TEST(peer_dying_mid_resize_leaks_nothing)
 
 	if (strcmp(mode, "bulk"))
 		SKIP(return, "runs as \"rebalance_test bulk\"");
-	ASSERT_EQ(0, set_param("rebalance_idle_ms", 100));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
 	for (k = 0; k < 2; k++) {
 		c = pending_move(_metadata, from[k], to[k], 7500 + k, &a);
 		ASSERT_LE(0, c);
@@ -561,7 +559,7 @@ TEST(peer_dying_mid_resize_leaks_nothing)
 			TH_LOG("VM 2 stopped as the %s: %s",
 			       k ? "sender" : "reader", why);
 	}
-	set_param("rebalance_idle_ms", 1000);
+	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
 }
 
 /* ---- 64 connections, random sizes and rates ---- */
@@ -731,7 +729,7 @@ TEST(sixty_four_connections_resized_all_the_time)
 
 	if (strcmp(mode, "stress"))
 		SKIP(return, "runs as \"rebalance_test stress\"");
-	ASSERT_EQ(0, set_param("rebalance_doorbells", 10));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_INTERVAL, 10));
 	lfd = listen_on(STRESS_PORT, 2);
 	ASSERT_LE(0, lfd);
 	for (i = 0; i < NCONN; i++) {
@@ -755,7 +753,7 @@ TEST(sixty_four_connections_resized_all_the_time)
 		close(fds[i]);
 	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
 		TH_LOG("%s", why);
-	set_param("rebalance_doorbells", 100);
+	set_param(IVSHMEM_PARAM_REBALANCE_INTERVAL, 100);
 }
 
 /* Across two guests: "serve" accepts, "remote" connects. */
@@ -772,9 +770,9 @@ TEST(sixty_four_connections_across_guests)
 	if (strcmp(mode, "serve") && strcmp(mode, "remote"))
 		SKIP(return, "runs as \"rebalance_test serve|remote\"");
 	me = (unsigned int)ivshm_dev_attr_ll("ivshm0", "info", "own_id");
-	ASSERT_EQ(0, set_param("rebalance_doorbells", 10));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_INTERVAL, 10));
 	/* 128 channels start in a region of the guests' 4 MiB: small. */
-	ASSERT_EQ(0, set_param("chan_initial", 16384));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_INITIAL, 16384));
 	if (!strcmp(mode, "serve")) {
 		lfd = listen_on(STRESS_PORT, 1);
 		ASSERT_LE(0, lfd);
@@ -820,8 +818,8 @@ TEST(sixty_four_connections_across_guests)
 	/* The other guest closes too; then the region is whole again. */
 	EXPECT_TRUE(accounting_exact("ivshm0", 30000, why, sizeof(why)))
 		TH_LOG("%s", why);
-	set_param("rebalance_doorbells", 100);
-	set_param("chan_initial", 131072);
+	set_param(IVSHMEM_PARAM_REBALANCE_INTERVAL, 100);
+	set_param(IVSHMEM_PARAM_CHAN_INITIAL, 131072);
 }
 
 int main(int argc, char **argv)

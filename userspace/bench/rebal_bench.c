@@ -22,7 +22,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <linux/ivshmem.h>
+#include <linux/ivshmem_netlink.h>
 
+#include "ivshm_nl.h"
 #include "ivshm_test.h"
 
 #define PORT		6100
@@ -40,13 +42,10 @@ struct bulk {
 	bool bad;
 };
 
-static int set_param(const char *name, const char *v)
+/* Rebalancing on or off, on every device. */
+static int set_rebalance(bool on)
 {
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/module/af_ivshmem/parameters/%s",
-		 name);
-	return ivshm_write_file(path, v);
+	return ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, on);
 }
 
 static int sock_at(unsigned int vm, unsigned int port, unsigned int dev,
@@ -110,11 +109,11 @@ static double run(bool on, unsigned int *ring)
 	int lfd, c[IDLE + 1], a[IDLE + 1], i, n = 0;
 	struct bulk b = { 0 };
 	pthread_t st, rt;
-	unsigned long g0, g1;
-	uint64_t t0, t1;
+	unsigned long g0 = 0, g1 = 0;
+	uint64_t t0 = 0, t1 = 1;
 	char x = 'x';
 
-	if (set_param("rebalance", on ? "Y" : "N"))
+	if (set_rebalance(on))
 		return -1;
 	lfd = sock_at(IVSHMEM_VM_ANY, PORT + on, 2, true);	/* ivshm1 */
 	if (lfd < 0)
@@ -155,7 +154,7 @@ out:
 			close(a[i]);
 	}
 	close(lfd);
-	set_param("rebalance", "Y");
+	set_rebalance(true);
 	if (n != IDLE + 1 || b.bad)
 		return -1;
 	return (double)(g1 - g0) * 1000.0 / (double)(t1 - t0);
