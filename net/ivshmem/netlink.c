@@ -183,6 +183,17 @@ static void ivshm_nl_no_dev(const struct ivshm_nl_sel *sel,
 			    "no such device");
 }
 
+/* A dump that names a device (args[3]: one matched) fails without one. */
+static int ivshm_nl_dump_end(struct sk_buff *skb, struct netlink_callback *cb,
+			     const struct ivshm_nl_sel *sel)
+{
+	if ((sel->id || sel->name) && !cb->args[3]) {
+		ivshm_nl_no_dev(sel, cb->extack);
+		return -ENODEV;
+	}
+	return skb->len;
+}
+
 static struct nlattr **ivshm_nl_dump_attrs(struct netlink_callback *cb)
 {
 #ifdef IVSHM_HAVE_GENL_INFO_DUMP
@@ -404,6 +415,7 @@ static int ivshm_nl_dump_one(struct ivshm_dev *idev, void *arg)
 
 	if (!ivshm_nl_sel_match(&d->sel, idev))
 		return 0;
+	d->cb->args[3] = 1;
 	ret = ivshm_nl_fill_dev(d->skb, idev, NETLINK_CB(d->cb->skb).portid,
 				d->cb->nlh->nlmsg_seq, NLM_F_MULTI,
 				IVSHMEM_CMD_DEV_GET);
@@ -426,7 +438,7 @@ static int ivshm_nl_dev_dumpit(struct sk_buff *skb,
 		return skb->len;
 	if (ret && ret != -ENODEV)
 		return ret;
-	return skb->len;
+	return ivshm_nl_dump_end(skb, cb, &d.sel);
 }
 
 /* --- setting parameters -------------------------------------------------- */
@@ -594,6 +606,7 @@ static int ivshm_nl_peer_dump_one(struct ivshm_dev *idev, void *arg)
 
 	if (!ivshm_nl_sel_match(&d->sel, idev))
 		return 0;
+	cb->args[3] = 1;
 	/* args[0]: device index + 1 done up to, args[1]: next VM id. */
 	if (cb->args[0] != idev->index) {
 		cb->args[0] = idev->index;
@@ -622,7 +635,7 @@ static int ivshm_nl_peer_dumpit(struct sk_buff *skb,
 		return skb->len;
 	if (ret && ret != -ENODEV)
 		return ret;
-	return skb->len;
+	return ivshm_nl_dump_end(skb, cb, &d.sel);
 }
 
 /* --- channels ------------------------------------------------------------ */
@@ -760,9 +773,11 @@ static int ivshm_nl_chan_dumpit(struct sk_buff *skb,
 			cb->args[1] = 0;
 			cb->args[2] = 0;
 		}
-		if (ivshm_nl_sel_match(&sel, idev))
+		if (ivshm_nl_sel_match(&sel, idev)) {
+			cb->args[3] = 1;
 			ret = ivshm_nl_chan_dump_dev(skb, idev, cb,
 						     attrs[IVSHMEM_A_PEER_VM]);
+		}
 		ivshm_dev_put(idev);
 		if (ret)
 			break;
@@ -772,7 +787,7 @@ static int ivshm_nl_chan_dumpit(struct sk_buff *skb,
 	}
 	if (ret == -EMSGSIZE && skb->len)
 		return skb->len;
-	return ret ? ret : skb->len;
+	return ret ? ret : ivshm_nl_dump_end(skb, cb, &sel);
 }
 
 /* --- events -------------------------------------------------------------- */

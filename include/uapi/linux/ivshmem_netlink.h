@@ -25,16 +25,22 @@
  *	IVSHMEM_CMD_DEV_CHANGED on the events group.
  * IVSHMEM_CMD_PEER_GET
  *	dumpit: every VM slot in use on every device (or on the device named
- *	in the request), with the IVSHMEM_A_PEER_* attributes.
+ *	in the request: ENODEV if there is none), with the IVSHMEM_A_PEER_*
+ *	attributes.
  * IVSHMEM_CMD_CHAN_GET
  *	dumpit: every side of a connection this guest holds (a channel it
  *	sends on, or one it reads), on every device or the one named, and
- *	optionally only those whose other end is VM IVSHMEM_A_PEER_VM, with
- *	the IVSHMEM_A_CHAN_* attributes and the nested IVSHMEM_A_CHAN_STATS.
+ *	optionally only those whose other end is VM IVSHMEM_A_PEER_VM
+ *	(0 .. 65535), with the IVSHMEM_A_CHAN_* attributes and the nested
+ *	IVSHMEM_A_CHAN_STATS.
+ *
+ * Every reply and every event names its device with IVSHMEM_A_DEV_ID and
+ * IVSHMEM_A_DEV_NAME. The name is the one the device registered with
+ * (at most 15 bytes); its net device may be renamed since.
  *
  * Events (multicast group IVSHMEM_GENL_MCGRP_EVENTS)
  * ------
- * Every event names its device (IVSHMEM_A_DEV_ID, IVSHMEM_A_DEV_NAME).
+ * Any user may listen.
  * IVSHMEM_CMD_PEER_UP, IVSHMEM_CMD_PEER_DOWN: a VM joined or was lost
  *	(IVSHMEM_A_PEER_VM, IVSHMEM_A_PEER_INCARNATION; DOWN adds
  *	IVSHMEM_A_PEER_STATE, the state its slot was found in).
@@ -43,9 +49,11 @@
  *	freed (IVSHMEM_A_CHAN_INDEX, _SENDER_VM, _RECEIVER_VM, _SIZE; NEW adds
  *	_LOCAL_PORT and _PEER_PORT, the sender's and the receiver's).
  * IVSHMEM_CMD_PROTO_ERROR: a value a peer wrote failed a check
- *	(IVSHMEM_A_CHAN_INDEX when a channel is concerned, IVSHMEM_A_ERROR_MSG
- *	saying which check). These are rate limited per device.
- * IVSHMEM_CMD_DEV_CHANGED: parameters changed (IVSHMEM_A_DEV_PARAMS).
+ *	(IVSHMEM_A_CHAN_INDEX when a channel is concerned, whose other end
+ *	wrote it; IVSHMEM_A_ERROR_MSG saying which check). At most a burst of
+ *	10 a second per device; the PROTO_ERRORS counter counts them all.
+ * IVSHMEM_CMD_DEV_CHANGED: a DEV_SET was applied; IVSHMEM_A_DEV_PARAMS
+ *	carries the whole set as it is now.
  */
 #ifndef _UAPI_LINUX_IVSHMEM_NETLINK_H
 #define _UAPI_LINUX_IVSHMEM_NETLINK_H
@@ -118,15 +126,16 @@ enum ivshmem_attr {
 	IVSHMEM_A_DEV_PROTOCOL,		/* u32: region protocol version */
 	IVSHMEM_A_DEV_INITIALISED,	/* flag: this guest laid the region out */
 	IVSHMEM_A_DEV_JOINED,		/* flag: attached, with a VM id */
-	IVSHMEM_A_DEV_VM_ID,		/* u32: this guest's VM id (if joined) */
+	/* These four only when joined. */
+	IVSHMEM_A_DEV_VM_ID,		/* u32: this guest's VM id */
 	IVSHMEM_A_DEV_INCARNATION,	/* u32: this guest's incarnation */
 	IVSHMEM_A_DEV_MAX_PEERS,	/* u32: VM ids the region has room for */
 	IVSHMEM_A_DEV_PEERS,		/* u32: VMs alive, this one included */
 	IVSHMEM_A_DEV_MAX_CHANNELS,	/* u32: channel slots */
-	IVSHMEM_A_DEV_CHANNELS,		/* u32: channels in use, whole region */
+	IVSHMEM_A_DEV_CHANNELS,		/* u32: channels in use, whole region (joined) */
 	IVSHMEM_A_DEV_BLOCK_SIZE,	/* u32: bytes of a data block */
 	IVSHMEM_A_DEV_BLOCKS,		/* u32: data blocks */
-	IVSHMEM_A_DEV_BLOCKS_FREE,	/* u32: blocks nobody holds */
+	IVSHMEM_A_DEV_BLOCKS_FREE,	/* u32: blocks nobody holds (joined) */
 	IVSHMEM_A_DEV_POLL_US,		/* u32: polled devices: interval now */
 	IVSHMEM_A_DEV_PARAMS,		/* nest: enum ivshmem_param_attr */
 	IVSHMEM_A_DEV_STATS,		/* nest: enum ivshmem_stat_attr */
@@ -152,7 +161,9 @@ enum ivshmem_attr {
 	IVSHMEM_A_CHAN_PEER_PORT,	/* u32: the other end's port */
 	IVSHMEM_A_CHAN_OFFSET,		/* u64: ring start in the data area */
 	IVSHMEM_A_CHAN_SIZE,		/* u32: ring bytes */
-	IVSHMEM_A_CHAN_OLD_SIZE,	/* u32: tx: run a pending move left */
+	IVSHMEM_A_CHAN_OLD_SIZE,	/* u32: tx: bytes of the run a pending
+					 * move left, 0 if none
+					 */
 	IVSHMEM_A_CHAN_QUEUED,		/* u64: bytes not consumed yet */
 	IVSHMEM_A_CHAN_HEAD,		/* u64: bytes produced, free running */
 	IVSHMEM_A_CHAN_TAIL,		/* u64: bytes consumed, free running */
@@ -170,14 +181,16 @@ enum ivshmem_attr {
 
 /*
  * Device parameters, in IVSHMEM_A_DEV_PARAMS. Each device starts with the
- * values of the module parameters of the same names (admin-guide.md).
- * Sizes are bytes, whole 4 KiB blocks, IVSHMEM_RING_MIN .. IVSHMEM_RING_MAX,
- * with chan_min <= chan_initial <= chan_max; poll_min_us <= poll_max_us.
+ * values of the module parameters of the same names (REBALANCE_INTERVAL:
+ * rebalance_doorbells; Documentation/admin-guide.md). Sizes are bytes,
+ * whole 4 KiB blocks, 16384 .. 16777216 (IVSHMEM_RING_MIN .. _MAX in
+ * <linux/ivshmem.h>), with chan_min <= chan_initial <= chan_max;
+ * poll_min_us <= poll_max_us.
  */
 enum ivshmem_param_attr {
 	IVSHMEM_PARAM_UNSPEC,
 	IVSHMEM_PARAM_REBALANCE,		/* u8: 0 or 1, resize channels */
-	IVSHMEM_PARAM_REBALANCE_INTERVAL,	/* u32: doorbells between passes, 0: time */
+	IVSHMEM_PARAM_REBALANCE_INTERVAL,	/* u32: doorbells per pass, 0 .. 10^6, 0: time */
 	IVSHMEM_PARAM_REBALANCE_MS,		/* u32: polled: ms between, 1 .. 60000 */
 	IVSHMEM_PARAM_REBALANCE_IDLE_MS,	/* u32: most ms between passes, 1 .. 600000 */
 	IVSHMEM_PARAM_CHAN_INITIAL,		/* u32: bytes of a new channel */
