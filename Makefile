@@ -9,6 +9,7 @@
 #   make lint       W=1 builds against 6.1 and 6.12, sparse, checkpatch
 #   make guests     the guest suite alone (KERNEL=6.1|6.12|debug)
 #   make native-test  the region core's native tests
+#   make tool-test  the ivshm tool's command line, natively
 #   make fuzz       fuzz the region core (FUZZ_SECONDS, default 600)
 #   make bench-ring the region core's ring against memcpy, a mutex-guarded
 #                   buffer and AF_UNIX, natively (table + CSV in build/bench)
@@ -32,8 +33,10 @@ KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
 
 # In-guest tests: static (the initramfs has no libc), with UBSan in trap
 # mode, which needs no run-time library.
-GUEST_TESTS := module devshm region_raw pci socket pingpong mesh rebalance
+GUEST_TESTS := module devshm region_raw pci socket pingpong mesh rebalance nl
 GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
+TEST_LIB := selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h \
+	selftests/ivshmem/ivshm_nl.c selftests/ivshmem/ivshm_nl.h
 GUEST_CFLAGS := $(USER_CFLAGS) -static -pthread -fsanitize=undefined \
 	-fsanitize-undefined-trap-on-error
 
@@ -46,7 +49,7 @@ NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
-	demo clean native-test fuzz bench-ring bench-sock
+	demo clean native-test tool-test fuzz bench-ring bench-sock
 
 all: modules userspace-bin
 
@@ -56,7 +59,26 @@ deps:
 modules:
 	scripts/build-modules.sh $(KDIR) $(BUILD)/kmod/$(notdir $(KDIR)) W=1
 
-userspace-bin: $(BUILD)/userspace/ivshmem-server lib examples
+userspace-bin: $(BUILD)/userspace/ivshmem-server $(BUILD)/userspace/ivshm lib examples
+
+# The configuration tool, on libmnl.
+TOOL_SRCS := $(wildcard userspace/ivshm/*.c)
+TOOL_DEPS := $(TOOL_SRCS) $(wildcard userspace/ivshm/*.h) \
+	include/uapi/linux/ivshmem_netlink.h
+MNL_CFLAGS = $(shell pkg-config --cflags libmnl)
+MNL_LIBS = $(shell pkg-config --libs libmnl)
+
+$(BUILD)/userspace/ivshm: $(TOOL_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(MNL_CFLAGS) -o $@ $(TOOL_SRCS) $(MNL_LIBS)
+
+# The same for the guests and the tool's own tests: ASan and UBSan, linked
+# dynamically (there is no static libmnl); the runner copies its libraries.
+$(BUILD)/selftests/ivshm: $(TOOL_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(MNL_CFLAGS) -fsanitize=address,undefined \
+		-fno-sanitize-recover=all -fno-omit-frame-pointer -o $@ \
+		$(TOOL_SRCS) $(MNL_LIBS)
 
 # libivshmem and the examples that use it, for this machine.
 LIB_SRCS := userspace/lib/ivshmem.c userspace/lib/ivshmem.h
@@ -77,32 +99,40 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 	$(CC) $(USER_CFLAGS) -o $@ $(SERVER_SRCS)
 
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
+	$(BUILD)/selftests/ivshm \
 	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench \
 	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/crash_test
 
 $(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
-		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+		$(TEST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -o $@ $< \
-		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/sock_bench: userspace/bench/sock_bench.c $(LIB_SRCS) \
-		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+		$(TEST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -Iselftests/ivshmem -o $@ $< \
-		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/rebal_bench: userspace/bench/rebal_bench.c \
-		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+		$(TEST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iselftests/ivshmem -o $@ $< \
-		selftests/ivshmem/ivshm_test.c
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c
 
 $(BUILD)/selftests/lib_test: selftests/ivshmem/lib_test.c $(LIB_SRCS) \
-		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+		$(TEST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -Iuserspace/lib -o $@ $< \
-		selftests/ivshmem/ivshm_test.c userspace/lib/ivshmem.c
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
+
+$(BUILD)/selftests/nl_test: selftests/ivshmem/nl_test.c $(TEST_LIB) \
+		selftests/ivshmem/tjson.c selftests/ivshmem/tjson.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< \
+		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c \
+		selftests/ivshmem/tjson.c
 
 # The examples again, static, for the guests.
 $(BUILD)/selftests/ivshmem_%: userspace/examples/ivshmem_%.c $(EXAMPLE_DEPS)
@@ -110,9 +140,14 @@ $(BUILD)/selftests/ivshmem_%: userspace/examples/ivshmem_%.c $(EXAMPLE_DEPS)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -o $@ $< userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/%_test: selftests/ivshmem/%_test.c \
-		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h
+		$(TEST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< selftests/ivshmem/ivshm_test.c
+	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< selftests/ivshmem/ivshm_test.c \
+		selftests/ivshmem/ivshm_nl.c
+
+# The tool's command line, natively, under ASan and UBSan (no module).
+tool-test: $(BUILD)/userspace/ivshm $(BUILD)/selftests/ivshm
+	userspace/ivshm/cli_test.sh $(BUILD)/selftests/ivshm
 
 # Native tests of the region core, under ASan and UBSan.
 native-test: $(BUILD)/native/core_test

@@ -60,6 +60,7 @@ for ph in $phases; do
 		phase core make -s native-test
 		phase fuzz selftests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
 		phase server make -s -C userspace/ivshmem-server test
+		phase tool make -s tool-test
 		phase scan-log selftests/runner/test-scan-log.sh
 		phase runner selftests/runner/test-runner.sh
 		;;

@@ -11,23 +11,77 @@
  *   crash_test sender        streams 4 KiB records forever
  *   crash_test sender-N      sends N records, then closes
  *
- * The receiver prints "crash_test: streaming" once records flow, which is
- * when the runner pulls the plug, and TAP lines for the two checks.
+ * The receiver also runs "ivshm -j monitor" and checks that it reports the
+ * killed VM going down. It prints "crash_test: streaming" once records
+ * flow and the monitor listens, which is when the runner pulls the plug,
+ * and TAP lines for the three checks.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/ivshmem_netlink.h>
 
 #include "ivshmem.h"
+#include "ivshm_nl.h"
 #include "ivshm_test.h"
 
 #define CRASH_PORT	5100
 #define REC		4096
 #define RESET_LIMIT_MS	2000
+#define MONITOR_OUT	"/tmp/monitor.json"
+
+/* "ivshm -j monitor" into MONITOR_OUT; its pid, or -1. */
+static pid_t monitor_start(void)
+{
+	char *argv[] = { "/tests/ivshm", "-j", "monitor", NULL };
+	pid_t pid = fork();
+	int fd;
+
+	if (pid)
+		return pid;
+	fd = open(MONITOR_OUT, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || dup2(fd, 1) < 0)
+		_exit(96);
+	setenv("ASAN_OPTIONS", "exitcode=99", 1);
+	execv(argv[0], argv);
+	_exit(96);
+}
+
+/* Does a line of MONITOR_OUT hold both words? */
+static int monitor_saw(const char *a, const char *b)
+{
+	char line[1024];
+	int found = 0;
+	FILE *f = fopen(MONITOR_OUT, "r");
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, a) && strstr(line, b);
+	fclose(f);
+	return found;
+}
+
+/* Make a change the monitor reports until it does: then it listens. */
+static int monitor_ready(void)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 1);
+		ivshm_sleep_ms(100);
+		if (monitor_saw("\"dev_changed\"", "\"dev\""))
+			return 1;
+	}
+	return 0;
+}
 
 static void fill(unsigned char *p, uint64_t seq)
 {
@@ -78,11 +132,20 @@ static int receiver(void)
 {
 	unsigned char buf[REC];
 	struct timeval tv = { .tv_sec = 120 };
+	struct sockaddr_ivshmem peer;
+	socklen_t plen = sizeof(peer);
 	uint64_t seq = 0, last = 0, gap;
-	int lfd, fd, ok;
+	int lfd, fd, ok, down = 0, st, i;
+	char vm[32];
+	pid_t mon;
 	ssize_t n;
 
-	printf("1..2\n");
+	printf("1..3\n");
+	mon = monitor_start();
+	if (mon < 0 || !monitor_ready()) {
+		printf("not ok 3 the monitor starts and listens\n");
+		return 1;
+	}
 	lfd = ivshmem_listen(CRASH_PORT, 1);
 	if (lfd < 0 ||
 	    setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
@@ -95,6 +158,10 @@ static int receiver(void)
 		return 1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen)) {
+		perror("crash_test: getpeername");
+		return 1;
+	}
 	for (;;) {
 		n = ivshmem_recv(buf, sizeof(buf));
 		if (n != REC)
@@ -116,6 +183,22 @@ static int receiver(void)
 	       ok ? "ok" : "not ok", n < 0 ? strerror(errno) : "end of file",
 	       (unsigned long long)gap, (unsigned long long)seq);
 	ivshmem_close(fd);
+
+	/* The monitor saw it: a peer_down event naming the killed VM. */
+	for (i = 0; i < 30 && !down; i++) {
+		snprintf(vm, sizeof(vm), "\"vm\":%u,", peer.sivshm_vm);
+		down = monitor_saw("\"event\":\"peer_down\"", vm);
+		snprintf(vm, sizeof(vm), "\"vm\":%u}", peer.sivshm_vm);
+		down = down || monitor_saw("\"event\":\"peer_down\"", vm);
+		if (!down)
+			ivshm_sleep_ms(100);
+	}
+	kill(mon, SIGTERM);
+	waitpid(mon, &st, 0);
+	printf("%s 3 ivshm monitor reports VM %u down, and exits cleanly on SIGTERM (status %d)\n",
+	       down && WIFEXITED(st) && !WEXITSTATUS(st) ? "ok" : "not ok",
+	       peer.sivshm_vm, st);
+	ok = ok && down && WIFEXITED(st) && !WEXITSTATUS(st);
 
 	/* The restarted VM: a new incarnation, a whole transfer. */
 	fd = ivshmem_accept(lfd, NULL, NULL);

@@ -122,6 +122,13 @@ initrd=$work/initramfs.cpio
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
 	cp "$tests_dir"/*_test "$tests_dir"/sock_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
+	# The tool links libmnl, which has no static library, and the
+	# sanitizer runtimes: the guest gets them and the loader too.
+	cp "$tests_dir/ivshm" "$root/tests/"
+	for lib in $(ldd "$tests_dir/ivshm" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
 	mknod -m 600 "$root/dev/console" c 5 1
 	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
 )
@@ -249,7 +256,7 @@ plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
 # Rebalancing off against on, one bulk connection on a 4 MiB region.
 plan_bench_rebal="insmod-af_ivshmem,insmod-dev_shm:size=4194304,rebal_bench,rmmod-dev_shm,rmmod-af_ivshmem"
 plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
-plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+plan_devshm="nl_test:autoload,insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,nl_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
 	ivshm_log "placement devshm: one guest, dev_shm virtual peers"
