@@ -425,20 +425,27 @@ static int ivshm_nl_dump_one(struct ivshm_dev *idev, void *arg)
 	return 0;
 }
 
-static int ivshm_nl_dev_dumpit(struct sk_buff *skb,
-			       struct netlink_callback *cb)
+/* A dump that calls @fn for the devices from index cb->args[0] on. */
+static int ivshm_nl_walk_dump(struct sk_buff *skb, struct netlink_callback *cb,
+			      int (*fn)(struct ivshm_dev *idev, void *arg))
 {
 	struct ivshm_nl_dump d = { .skb = skb, .cb = cb };
 	int ret;
 
 	ivshm_nl_sel_init(&d.sel, ivshm_nl_dump_attrs(cb));
-	ret = ivshm_dev_walk(cb->args[0], ivshm_nl_dump_one, &d);
+	ret = ivshm_dev_walk(cb->args[0], fn, &d);
 	/* A full skb ends this part of the dump, not the dump. */
 	if (ret == -EMSGSIZE && skb->len)
 		return skb->len;
 	if (ret && ret != -ENODEV)
 		return ret;
 	return ivshm_nl_dump_end(skb, cb, &d.sel);
+}
+
+static int ivshm_nl_dev_dumpit(struct sk_buff *skb,
+			       struct netlink_callback *cb)
+{
+	return ivshm_nl_walk_dump(skb, cb, ivshm_nl_dump_one);
 }
 
 /* --- setting parameters -------------------------------------------------- */
@@ -626,16 +633,7 @@ static int ivshm_nl_peer_dump_one(struct ivshm_dev *idev, void *arg)
 static int ivshm_nl_peer_dumpit(struct sk_buff *skb,
 				struct netlink_callback *cb)
 {
-	struct ivshm_nl_dump d = { .skb = skb, .cb = cb };
-	int ret;
-
-	ivshm_nl_sel_init(&d.sel, ivshm_nl_dump_attrs(cb));
-	ret = ivshm_dev_walk(cb->args[0], ivshm_nl_peer_dump_one, &d);
-	if (ret == -EMSGSIZE && skb->len)
-		return skb->len;
-	if (ret && ret != -ENODEV)
-		return ret;
-	return ivshm_nl_dump_end(skb, cb, &d.sel);
+	return ivshm_nl_walk_dump(skb, cb, ivshm_nl_peer_dump_one);
 }
 
 /* --- channels ------------------------------------------------------------ */

@@ -310,3 +310,42 @@ struct sockaddr_ivshmem ivshm_addr(int af, unsigned int vm, unsigned int port,
 	a.sivshm_dev = dev;
 	return a;
 }
+
+int ivshm_listen_on(int af, unsigned int port, unsigned int dev, int backlog)
+{
+	struct sockaddr_ivshmem a = ivshm_addr(af, IVSHMEM_VM_ANY, port, dev);
+	int fd = socket(af, SOCK_SEQPACKET, 0);
+
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, backlog)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ivshm_connect_to(int af, unsigned int vm, unsigned int port,
+		     unsigned int dev)
+{
+	struct sockaddr_ivshmem a = ivshm_addr(af, vm, port, dev);
+	int fd = socket(af, SOCK_SEQPACKET, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+unsigned int ivshm_local_port(int fd)
+{
+	struct sockaddr_ivshmem a;
+	socklen_t len = sizeof(a);
+
+	if (getsockname(fd, (struct sockaddr *)&a, &len))
+		return 0;
+	return a.sivshm_port;
+}

@@ -68,6 +68,17 @@ void *ivshm_map_bar(int bar, size_t *len);
 struct sockaddr_ivshmem ivshm_addr(int af, unsigned int vm, unsigned int port,
 				   unsigned int dev);
 
+/*
+ * A SOCK_SEQPACKET socket of family @af listening on @port of every VM id
+ * of device @dev (N + 1, or IVSHMEM_DEV_ANY) with @backlog; -1 on failure.
+ */
+int ivshm_listen_on(int af, unsigned int port, unsigned int dev, int backlog);
+/* One connected through device @dev to @port on VM @vm; -1 on failure. */
+int ivshm_connect_to(int af, unsigned int vm, unsigned int port,
+		     unsigned int dev);
+/* The port a socket is bound to, 0 on failure. */
+unsigned int ivshm_local_port(int fd);
+
 /* Milliseconds on the monotonic clock. */
 uint64_t ivshm_now_ms(void);
 

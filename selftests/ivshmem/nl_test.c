@@ -172,41 +172,13 @@ static long long info(int dev, const char *key)
 
 static int listen_on(unsigned int port, unsigned int dev)
 {
-	struct sockaddr_ivshmem a = ivshm_addr(af, IVSHMEM_VM_ANY, port, dev);
-	int fd = socket(af, SOCK_SEQPACKET, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(fd, 8)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
+	return ivshm_listen_on(af, port, dev, 8);
 }
 
 /* Connect through device @dev (N + 1) to @port on VM @vm. */
 static int connect_to(unsigned int vm, unsigned int port, unsigned int dev)
 {
-	struct sockaddr_ivshmem a = ivshm_addr(af, vm, port, dev);
-	int fd = socket(af, SOCK_SEQPACKET, 0);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static unsigned int local_port(int fd)
-{
-	struct sockaddr_ivshmem a;
-	socklen_t len = sizeof(a);
-
-	if (getsockname(fd, (struct sockaddr *)&a, &len))
-		return 0;
-	return a.sivshm_port;
+	return ivshm_connect_to(af, vm, port, dev);
 }
 
 /* The entry of @arr on device @dev with direction @dir and local port. */
@@ -409,7 +381,7 @@ TEST(chan_show_matches_the_connections)
 	ASSERT_LE(0, c);
 	a = accept(lfd, NULL, NULL);
 	ASSERT_LE(0, a);
-	cport = local_port(c);
+	cport = ivshm_local_port(c);
 	for (i = 0; i < 3; i++)
 		ASSERT_EQ(100, send(c, buf, sizeof(buf), 0));
 
@@ -552,7 +524,7 @@ TEST(set_rebalance_off_then_on_and_sizes_follow)
 	ASSERT_LE(0, c);
 	a = accept(lfd, NULL, NULL);
 	ASSERT_LE(0, a);
-	cport = local_port(c);
+	cport = ivshm_local_port(c);
 	grown = dev_stat(r, "ivshm1", "grown");
 	ASSERT_LE(0, grown);
 
@@ -636,7 +608,7 @@ TEST(set_chan_initial_sizes_new_channels)
 	ASSERT_LE(0, c);
 	a = accept(lfd, NULL, NULL);
 	ASSERT_LE(0, a);
-	EXPECT_EQ(32768, chan_size(r, "ivshm1", local_port(c)));
+	EXPECT_EQ(32768, chan_size(r, "ivshm1", ivshm_local_port(c)));
 	/* The other device keeps its own default. */
 	EXPECT_EQ(IVSHMEM_RING_DEFAULT, chan_size(r, "ivshm0", PORT + 2));
 	ASSERT_EQ(0, getsockopt(c, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &max,
@@ -897,7 +869,7 @@ TEST(monitor_sees_channels_parameters_and_peers)
 	ASSERT_LE(0, c);
 	a = accept(lfd, NULL, NULL);
 	ASSERT_LE(0, a);
-	cport = local_port(c);
+	cport = ivshm_local_port(c);
 	snprintf(want, sizeof(want), "\"local_port\":%u", cport);
 	snprintf(want2, sizeof(want2), "\"peer_port\":%d", PORT + 3);
 	EXPECT_TRUE(mon_wait(m, 2000, "\"event\":\"chan_new\"",

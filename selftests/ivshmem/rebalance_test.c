@@ -54,48 +54,14 @@ struct rec_hdr {
 	uint64_t sum;
 };
 
-static struct sockaddr_ivshmem addr(unsigned int vm, unsigned int port,
-				    unsigned int dev)
-{
-	return ivshm_addr(af, vm, port, dev);
-}
-
 static int listen_on(unsigned int port, unsigned int dev)
 {
-	struct sockaddr_ivshmem a = addr(IVSHMEM_VM_ANY, port, dev);
-	int fd = socket(af, SOCK_SEQPACKET, 0);
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, NCONN)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return ivshm_listen_on(af, port, dev, NCONN);
 }
 
 static int connect_to(unsigned int vm, unsigned int port, unsigned int dev)
 {
-	struct sockaddr_ivshmem a = addr(vm, port, dev);
-	int fd = socket(af, SOCK_SEQPACKET, 0);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static unsigned int local_port(int fd)
-{
-	struct sockaddr_ivshmem a;
-	socklen_t len = sizeof(a);
-
-	if (getsockname(fd, (struct sockaddr *)&a, &len))
-		return 0;
-	return a.sivshm_port;
+	return ivshm_connect_to(af, vm, port, dev);
 }
 
 static void set_timeo(int fd, int opt, unsigned int ms)
@@ -335,7 +301,7 @@ TEST(bulk_grows_idle_ones_shrink)
 		ASSERT_LE(0, c[i]);
 		a[i] = accept(lfd, NULL, NULL);
 		ASSERT_LE(0, a[i]);
-		cport[i] = local_port(c[i]);
+		cport[i] = ivshm_local_port(c[i]);
 		ASSERT_EQ(1, send(c[i], &x, 1, 0));
 		ASSERT_EQ(1, recv(a[i], &x, 1, 0));
 		ASSERT_EQ(131072u, ring_of("ivshm0", "tx", cport[i], 0));
@@ -509,7 +475,7 @@ static int pending_move(struct __test_metadata *_metadata, unsigned int from,
 		/* Keep it full: each refusal counts as backpressure. */
 		while (send(c, buf, BULK_REC, MSG_DONTWAIT) == BULK_REC)
 			;
-		if (!chan_view(dev, "tx", local_port(c), 0, &v) && v.moving)
+		if (!chan_view(dev, "tx", ivshm_local_port(c), 0, &v) && v.moving)
 			break;
 		ivshm_sleep_ms(50);
 	}
