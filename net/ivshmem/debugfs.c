@@ -106,9 +106,8 @@ static int channels_show(struct seq_file *m, void *unused)
 
 		ivshm_slot_get(idev, i, isk);
 		for (k = 0; k < 2; k++) {
-			if (!isk[k])
+			if (!isk[k] || !ivshm_sock_info(isk[k], idev, i, k, &in))
 				continue;
-			ivshm_sock_info(isk[k], k, &in);
 			seq_printf(m, "chan %u %s port %u peer %u:%u pid %d peer_pid %d state %d ring %u queued %llu",
 				   i, ivshm_dir_names[k], in.local_port,
 				   in.peer_vm, in.peer_port, in.owner_pid,

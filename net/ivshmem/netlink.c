@@ -11,9 +11,10 @@
  * cannot say (which device, block multiples, one parameter against
  * another) is refused here, with a message too.
  *
- * Locking: the family is not parallel_ops, so genl_mutex serialises our
- * doit and dumpit calls; a DEV_SET reads, changes and writes a device's
- * parameters without another set in between. Device and peer messages are
+ * Locking: the family is parallel_ops, so a channel dump waiting for a
+ * socket lock holds up no other family; ivshm_nl_set_lock serialises
+ * DEV_SET, which reads, changes and writes a device's parameters without
+ * another set in between. Device and peer messages are
  * filled under ivshm_devices_lock (ivshm_dev_walk()), which keeps the
  * device registered. Channel dumps take socket locks, which rank above
  * ivshm_devices_lock (connect() looks devices up under its socket lock),
@@ -28,6 +29,7 @@
 #include <linux/ivshmem.h>
 #include <linux/ivshmem_netlink.h>
 #include <linux/jiffies.h>
+#include <linux/mutex.h>
 #include <linux/netdevice.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -450,6 +452,9 @@ static int ivshm_nl_dev_dumpit(struct sk_buff *skb,
 
 /* --- setting parameters -------------------------------------------------- */
 
+/* One DEV_SET at a time: each reads, changes and writes a whole set. */
+static DEFINE_MUTEX(ivshm_nl_set_lock);
+
 struct ivshm_nl_set {
 	const struct ivshm_nl_sel *sel;
 	struct nlattr **tb;
@@ -505,6 +510,12 @@ static int ivshm_nl_set_one(struct ivshm_dev *idev, void *arg)
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_BULK, &p.coalesce_bulk);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_IDLE_US,
 			 &p.coalesce_idle_us);
+	if (tb[IVSHMEM_PARAM_CHAN_INITIAL] &&
+	    p.chan_initial > (u64)idev->layout.nr_blocks << IVSHM_BLOCK_SHIFT) {
+		NL_SET_ERR_MSG_ATTR(s->extack, tb[IVSHMEM_PARAM_CHAN_INITIAL],
+				    "chan_initial is larger than the region's data area");
+		return -EINVAL;
+	}
 	why = ivshm_params_check(&p, &bad);
 	if (why) {
 		/* Blame the attribute sent, else the one it clashes with. */
@@ -548,7 +559,9 @@ static int ivshm_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (ret)
 		return ret;
 	s.sel = &sel;
+	mutex_lock(&ivshm_nl_set_lock);
 	ret = ivshm_dev_walk(0, ivshm_nl_set_one, &s);
+	mutex_unlock(&ivshm_nl_set_lock);
 	if (ret == 1)
 		return 0;
 	if (!ret || ret == -ENODEV) {
@@ -614,7 +627,7 @@ static int ivshm_nl_peer_dump_one(struct ivshm_dev *idev, void *arg)
 	if (!ivshm_nl_sel_match(&d->sel, idev))
 		return 0;
 	cb->args[3] = 1;
-	/* args[0]: device index + 1 done up to, args[1]: next VM id. */
+	/* args[0]: the device index to go on with, args[1]: its next VM id. */
 	if (cb->args[0] != idev->index) {
 		cb->args[0] = idev->index;
 		cb->args[1] = 0;
@@ -736,9 +749,8 @@ static int ivshm_nl_chan_dump_dev(struct sk_buff *skb, struct ivshm_dev *idev,
 
 		ivshm_slot_get(idev, i, isk);
 		for (k = cb->args[2]; k < 2; k++) {
-			if (!isk[k])
+			if (!isk[k] || !ivshm_sock_info(isk[k], idev, i, k, &in))
 				continue;
-			ivshm_sock_info(isk[k], k, &in);
 			if (vm_attr && nla_get_u32(vm_attr) != in.peer_vm)
 				continue;
 			ret = ivshm_nl_fill_chan(skb, idev, i, k, &in, cb);
@@ -761,7 +773,7 @@ static int ivshm_nl_chan_dumpit(struct sk_buff *skb,
 	struct nlattr **attrs = ivshm_nl_dump_attrs(cb);
 	struct ivshm_nl_sel sel;
 	struct ivshm_dev *idev;
-	int ret = 0;
+	int index, ret = 0;
 
 	ivshm_nl_sel_init(&sel, attrs);
 	/* args[0]: the device index to go on with. */
@@ -776,10 +788,12 @@ static int ivshm_nl_chan_dumpit(struct sk_buff *skb,
 			ret = ivshm_nl_chan_dump_dev(skb, idev, cb,
 						     attrs[IVSHMEM_A_PEER_VM]);
 		}
+		index = idev->index;
+		/* The last reference may let unregister free it. */
 		ivshm_dev_put(idev);
 		if (ret)
 			break;
-		cb->args[0] = idev->index + 1;
+		cb->args[0] = index + 1;
 		cb->args[1] = 0;
 		cb->args[2] = 0;
 	}
@@ -969,6 +983,8 @@ static struct genl_family ivshm_nl_family __ro_after_init = {
 	.name = IVSHMEM_GENL_NAME,
 	.version = IVSHMEM_GENL_VERSION,
 	.module = THIS_MODULE,
+	/* Channel dumps wait for socket locks: not under genl_mutex. */
+	.parallel_ops = true,
 	.ops = ivshm_nl_ops,
 	.n_ops = ARRAY_SIZE(ivshm_nl_ops),
 	/* Every command validates strictly, reserved header fields too. */

@@ -76,10 +76,18 @@ static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
 static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 {
 	const struct ivshm_layout *l = &idev->layout;
+	u32 vm;
 
 	pr_warn("%s: our peer slot %u is no longer ours (declared dead?); resetting connections and joining again\n",
 		idev->name, idev->own_id);
 	ivshm_peer_lost(idev, IVSHM_ALL_PEERS);
+	/* Whoever we knew, we know no longer: listeners hear it. */
+	for (vm = 0; vm < l->max_peers; vm++)
+		if (idev->seen[vm].known)
+			ivshm_nl_peer_event(idev, IVSHMEM_CMD_PEER_DOWN, vm,
+					    idev->seen[vm].inc,
+					    min(ivshm_load_acquire32(&ivshm_peer(l, vm)->state),
+						255u));
 	memset(idev->seen, 0, sizeof(idev->seen));
 	idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
 	if (!ivshm_ctrl_lock(idev)) {

@@ -674,26 +674,37 @@ void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 /**
  * ivshm_sock_info() - what diagnostics show of one side of a connection
  * @isk: the socket, held by the caller
+ * @idev: the device whose slot @idx the caller found it in
+ * @idx: that slot
  * @rx: describe the channel it reads (else the one it sends on)
  * @out: filled in
  *
+ * The socket may have let go of the slot since the caller looked it up.
+ *
  * Context: process; takes the socket lock.
+ * Return: false when it no longer holds that channel (@out is not filled).
  */
-void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
-		     struct ivshm_sock_info *out)
+bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
+		     bool rx, struct ivshm_sock_info *out)
 {
 	struct sock *sk = &isk->sk;
 	s64 avail;
 
 	memset(out, 0, sizeof(*out));
 	lock_sock(sk);
+	if (isk->idev != idev ||
+	    (rx ? !isk->has_rx || isk->rx_idx != idx :
+		  !isk->has_tx || isk->tx_idx != idx)) {
+		release_sock(sk);
+		return false;
+	}
 	out->local_port = isk->local.sivshm_port;
 	out->peer_vm = isk->remote.sivshm_vm;
 	out->peer_port = isk->remote.sivshm_port;
 	out->owner_pid = isk->owner_pid;
 	out->peer_pid = isk->peer_pid;
 	out->state = sk->sk_state;
-	if (rx && isk->has_rx) {
+	if (rx) {
 		out->ring = isk->rx.size;
 		avail = ivshm_rx_avail(&isk->rx);
 		out->queued = avail > 0 ? (u64)avail : 0;
@@ -703,7 +714,7 @@ void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
 		out->tail = isk->rx.pos;
 		out->touch = ivshm_get64(&isk->rx.chan->head_touch);
 		out->chan_state = ivshm_get32(&isk->rx.chan->state);
-	} else if (!rx && isk->has_tx) {
+	} else {
 		out->ring = isk->tx.size;
 		out->old_ring = isk->tx.old_size;
 		out->moving = isk->tx.cap_until != 0;
@@ -721,6 +732,7 @@ void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
 	out->cs.tx_wakeups = READ_ONCE(isk->cs.tx_wakeups);
 	out->cs.rx_wakeups = READ_ONCE(isk->cs.rx_wakeups);
 	release_sock(sk);
+	return true;
 }
 
 static struct sock *ivshm_sock_alloc(struct net *net, struct socket *sock,
@@ -1447,7 +1459,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		goto out;
 	}
 	if (ret) {
-		ivshm_conn_proto_error(isk, isk->rx_idx, "record invalid");
+		ivshm_conn_proto_error(isk, isk->tx_idx, "tail invalid");
 		ret = sock_error(sk);
 		goto out;
 	}
@@ -1544,7 +1556,7 @@ fail:
 	if (ret == -ENOLINK)
 		ivshm_conn_fail(isk, ECONNRESET);
 	else
-		ivshm_conn_proto_error(isk, isk->tx_idx, "resize failed");
+		ivshm_conn_proto_error(isk, isk->tx_idx, "tail invalid");
 	release_sock(sk);
 }
 

@@ -66,7 +66,7 @@ void ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		     u32 idx, bool rx);
 
 /* Diagnostics, in process context. */
-void ivshm_sock_info(struct ivshm_sock *isk, bool rx,
-		     struct ivshm_sock_info *out);
+bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
+		     bool rx, struct ivshm_sock_info *out);
 
 #endif /* _IVSHM_SOCKET_H */

@@ -126,9 +126,8 @@ enum ivshmem_attr {
 	IVSHMEM_A_DEV_PROTOCOL,		/* u32: region protocol version */
 	IVSHMEM_A_DEV_INITIALISED,	/* flag: this guest laid the region out */
 	IVSHMEM_A_DEV_JOINED,		/* flag: attached, with a VM id */
-	/* These four only when joined. */
-	IVSHMEM_A_DEV_VM_ID,		/* u32: this guest's VM id */
-	IVSHMEM_A_DEV_INCARNATION,	/* u32: this guest's incarnation */
+	IVSHMEM_A_DEV_VM_ID,		/* u32: this guest's VM id (joined) */
+	IVSHMEM_A_DEV_INCARNATION,	/* u32: this guest's incarnation (joined) */
 	IVSHMEM_A_DEV_MAX_PEERS,	/* u32: VM ids the region has room for */
 	IVSHMEM_A_DEV_PEERS,		/* u32: VMs alive, this one included */
 	IVSHMEM_A_DEV_MAX_CHANNELS,	/* u32: channel slots */
