@@ -13,8 +13,9 @@
  *    chan_max and to its fair share: the data area, less the eighth kept
  *    free for new connections, divided by the channels of the whole region
  *    that are full too (each sender says so with IVSHM_TXF_FULL).
- *  - A channel that published no record since the last pass (head_touch
- *    did not move) halves, down to chan_min.
+ *  - A channel that published no record for rebalance_idle_ms (head_touch
+ *    did not move; passes that follow each other closely do not make a
+ *    busy channel idle) halves, down to chan_min.
  *  - Any other channel keeps its size.
  *
  * Only the owner resizes a channel, under its socket lock, and holds the
@@ -110,6 +111,7 @@ static void ivshm_rebal_pass(struct ivshm_dev *idev)
 		return;
 	rb.min = p.chan_min;
 	rb.max = p.chan_max;
+	rb.idle = msecs_to_jiffies(p.rebalance_idle_ms);
 	share = ((u64)(l->nr_blocks - keep) << IVSHM_BLOCK_SHIFT) /
 		max(full, 1u);
 	rb.share = (u32)min_t(u64, rounddown(share, IVSHM_BLOCK_SIZE),

@@ -12,6 +12,7 @@ struct ivshm_rebal {
 	u32 max;			/* bytes: no channel grows past this */
 	u32 share;			/* bytes: the fair share of a full one */
 	u32 keep;			/* blocks a growth leaves free */
+	unsigned long idle;		/* jiffies without a record: idle */
 };
 
 u32 ivshm_rebal_initial(struct ivshm_dev *idev);

@@ -92,6 +92,7 @@ struct ivshm_sock {
 	bool tx_fixed;			/* SO_SNDBUF chose its size: never resized */
 	u32 tx_full;			/* times it was full since the last rebalance */
 	u64 rebal_touch;		/* records produced at the last rebalance */
+	unsigned long rebal_busy;	/* jiffies: a pass last saw records */
 	bool rx_wait;			/* IVSHM_RXF_WAIT is set on the peer's */
 	u64 tx_told;			/* head up to which the reader was considered */
 	u64 rx_told;			/* tail up to which the writer was considered */
@@ -161,6 +162,7 @@ static void ivshm_tx_attached(struct ivshm_sock *isk, u32 size)
 	isk->tx_fixed = isk->sk.sk_userlocks & SOCK_SNDBUF_LOCK;
 	isk->tx_full = 0;
 	isk->rebal_touch = 0;
+	isk->rebal_busy = jiffies;
 }
 
 /* ---- binding ---- */
@@ -1524,6 +1526,11 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	isk->tx_full = 0;
 	records = r->touch - isk->rebal_touch;	/* what head_touch says */
 	isk->rebal_touch = r->touch;
+	/* Idle means quiet for rb->idle, not between two close passes. */
+	if (records)
+		isk->rebal_busy = jiffies;
+	else if (time_before(jiffies, isk->rebal_busy + rb->idle))
+		records = 1;
 	ivshm_tx_flags(isk, full ? IVSHM_TXF_FULL : 0,
 		       full ? 0 : IVSHM_TXF_FULL);
 	if (r->old_size ||
