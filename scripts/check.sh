@@ -69,7 +69,7 @@ for ph in $phases; do
 	# The 60 s stress of rebalance_test runs in full on 6.1 and on the
 	# debug kernel; 6.12 gets 20 s of it, to keep make check short.
 	guests-6.12) STRESS_S=20 phase guests-6.12 selftests/runner/run.sh --kernel 6.12 ;;
-	debug) phase guests-debug selftests/runner/run.sh --kernel debug ;;
+	debug) STRESS_S=15 phase guests-debug selftests/runner/run.sh --kernel debug ;;
 	*) ivshm_die "unknown phase '$ph'" ;;
 	esac
 done

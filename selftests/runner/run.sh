@@ -7,8 +7,9 @@
 #   run.sh [--kernel 6.1|6.12|debug] [--placements LIST] [--timeout SEC]
 #          [--keep]
 #
-# Placements (comma-separated; default devshm,doorbell,plain,trio,crash):
+# Placements (comma-separated; default devshm,netlink,doorbell,plain,trio,crash):
 #   devshm    one guest, the dev_shm pseudo device with virtual peers
+#   netlink   one dev_shm guest: the netlink family and the ivshm tool
 #   doorbell  two guests on one ivshmem-doorbell region, through our server
 #   plain     two guests on one ivshmem-plain region (no interrupts)
 #   trio      three doorbell guests on one region, each talking to both
@@ -35,7 +36,7 @@ set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
 kernel=6.1
-placements=devshm,doorbell,plain,trio,crash
+placements=devshm,netlink,doorbell,plain,trio,crash
 timeout=
 keep=0
 while [ $# -gt 0 ]; do
@@ -256,13 +257,23 @@ plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
 # Rebalancing off against on, one bulk connection on a 4 MiB region.
 plan_bench_rebal="insmod-af_ivshmem,insmod-dev_shm:size=4194304,rebal_bench,rmmod-dev_shm,rmmod-af_ivshmem"
 plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
-plan_devshm="nl_test:autoload,insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,nl_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+# The netlink family and the tool: the module loaded by its alias first.
+plan_netlink="nl_test:autoload,insmod-af_ivshmem,insmod-dev_shm:size=33554432,nl_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 
 run_devshm() {
 	ivshm_log "placement devshm: one guest, dev_shm virtual peers"
 	start_guest devshm "$plan_devshm" ""
 	wait_guests "devshm:$guest_pid"
 	report devshm devshm
+}
+
+run_netlink() {
+	ivshm_log "placement netlink: one guest, dev_shm virtual peers, the ivshm tool"
+	# The debug kernel takes 6 ms a request: a quarter of the fuzzing.
+	start_guest netlink "$plan_netlink" "$([ "$kernel" = debug ] && echo ivshm.fuzz=5000)"
+	wait_guests "netlink:$guest_pid"
+	report netlink netlink
 }
 
 # 10^6 round trips through dev_shm, in a guest of their own: at about
@@ -425,6 +436,7 @@ run_bench_rebal() {
 run_placement() {
 	case $1 in
 	devshm) run_devshm ;;
+	netlink) run_netlink ;;
 	doorbell) run_doorbell ;;
 	plain) run_plain ;;
 	trio) run_trio ;;
