@@ -493,6 +493,41 @@ u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm)
 }
 
 /**
+ * ivshm_chan_sweep() - free the slots no live peer can own, lock held
+ * @l: layout
+ *
+ * A channel belongs to its sender's incarnation, which writes line 0 only
+ * with the control lock held, so a sweep (which holds it too) never sees a
+ * channel half set up. A slot in an unknown state, or whose sender is not
+ * alive with the incarnation the slot names, is nobody's: a VM that left
+ * it behind, or bytes another guest wrote over the table. Left alone it
+ * would hold its slot, and a run the rebuild might count, forever; freeing
+ * it is what reaping that VM would do. The caller rebuilds the
+ * bookkeeping afterwards.
+ *
+ * Return: the number of slots freed.
+ */
+u32 ivshm_chan_sweep(const struct ivshm_layout *l)
+{
+	u32 i, inc, n = 0;
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+		u32 state = ivshm_get32(&ch->state);
+
+		if (state == IVSHM_CHAN_FREE)
+			continue;
+		if (state < IVSHM_CHAN_NR_STATES &&
+		    ivshm_peer_alive(l, ivshm_get16(&ch->sender_vm), &inc) &&
+		    inc == ivshm_get32(&ch->sender_inc))
+			continue;
+		ivshm_chan_free(l, i);
+		n++;
+	}
+	return n;
+}
+
+/**
  * ivshm_peer_claim() - take a free peer slot and join with its VM id
  * @l: layout
  * @vectors: our doorbell vectors (0: polled)

@@ -88,9 +88,12 @@ int ivshm_ctrl_lock(struct ivshm_dev *idev)
 	for (;;) {
 		ret = ivshm_ctrl_trylock(&idev->layout, idev->own_id, idev->inc);
 		if (ret == 1) {
-			pr_warn("%s: control lock taken from a dead holder; bookkeeping rebuilt\n",
-				idev->name);
+			u32 swept = ivshm_chan_sweep(&idev->layout);
+
 			ivshm_blocks_rebuild(&idev->layout);
+			/* A hostile peer can make this happen at will. */
+			pr_warn_ratelimited("%s: control lock taken from a dead holder; bookkeeping rebuilt, %u orphaned channels freed\n",
+					    idev->name, swept);
 			return 0;
 		}
 		if (!ret)

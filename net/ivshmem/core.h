@@ -110,6 +110,7 @@ u32 ivshm_blocks_count_free(const struct ivshm_layout *l);
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
 u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm);
+u32 ivshm_chan_sweep(const struct ivshm_layout *l);
 
 /* Peer slots (alloc.c). */
 u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors);

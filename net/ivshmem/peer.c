@@ -78,8 +78,8 @@ static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 	const struct ivshm_layout *l = &idev->layout;
 	u32 vm;
 
-	pr_warn("%s: our peer slot %u is no longer ours (declared dead?); resetting connections and joining again\n",
-		idev->name, idev->own_id);
+	pr_warn_ratelimited("%s: our peer slot %u is no longer ours (declared dead?); resetting connections and joining again\n",
+			    idev->name, idev->own_id);
 	ivshm_peer_lost(idev, IVSHM_ALL_PEERS);
 	/* Whoever we knew, we know no longer: listeners hear it. */
 	for (vm = 0; vm < l->max_peers; vm++)
@@ -100,15 +100,21 @@ static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 
 static void ivshm_peer_reap_dev(struct ivshm_dev *idev, u32 vm)
 {
-	u32 n;
+	u32 n, swept;
 
 	if (ivshm_ctrl_lock(idev))
 		return;		/* next period */
 	n = ivshm_peer_reap(&idev->layout, vm);
+	/* Whatever else no live peer owns goes too (a VM that died long
+	 * ago, the table overwritten), so that the region recovers.
+	 */
+	swept = ivshm_chan_sweep(&idev->layout);
+	if (swept)
+		ivshm_blocks_rebuild(&idev->layout);
 	ivshm_ctrl_unlock_dev(idev);
-	if (n)
-		pr_info("%s: reclaimed %u channels of dead VM %u\n",
-			idev->name, n, vm);
+	if (n || swept)
+		pr_info_ratelimited("%s: reclaimed %u channels of dead VM %u, %u orphaned\n",
+				    idev->name, n, vm, swept);
 }
 
 /* A peer we knew is gone (@state: what its slot says now, for the event):
@@ -153,8 +159,8 @@ static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 		if (!time_after(jiffies, s->changed + IVSHM_PEER_TIMEOUT))
 			return;
 		if (ivshm_peer_declare_dead(l, vm, inc))
-			pr_warn("%s: VM %u stopped beating; declared dead\n",
-				idev->name, vm);
+			pr_warn_ratelimited("%s: VM %u stopped beating; declared dead\n",
+					    idev->name, vm);
 		state = IVSHM_PEER_DEAD;
 		fallthrough;
 	case IVSHM_PEER_DEAD:

@@ -768,6 +768,54 @@ TEST_F(core, rebuild_drops_invalid_and_overlapping_runs)
 	ASSERT_EQ(4, ivshm_get32(&c->num_active_channel));
 }
 
+TEST_F(core, sweep_frees_what_no_live_peer_owns)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	struct ivshm_peer *p1 = ivshm_peer(&self->l, 1);
+	u32 idx[5], i;
+	u64 off;
+
+	/* The fixture's channel is VM 0's, incarnation 1: alive. */
+	ivshm_put16(&ivshm_chan(&self->l, self->chan)->sender_vm, 0);
+	ivshm_put32(&ivshm_chan(&self->l, self->chan)->sender_inc, 1);
+	ivshm_put32(&p1->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&p1->incarnation, 3);
+	for (i = 0; i < 5; i++) {
+		struct ivshm_chan *ch;
+
+		ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &idx[i]));
+		ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 1, &off));
+		ch = ivshm_chan(&self->l, idx[i]);
+		ivshm_put64(&ch->buff_offset, off);
+		ivshm_put32(&ch->buff_size, IVSHM_BLOCK_SIZE);
+		ivshm_put16(&ch->sender_vm, 1);
+		ivshm_put32(&ch->sender_inc, 3);
+		ivshm_put32(&ch->state, IVSHM_CHAN_OPEN);
+	}
+	/* Kept: 0 (VM 1, incarnation 3). Freed: an earlier incarnation,
+	 * a VM that is not alive, one that cannot exist, an unknown state.
+	 */
+	ivshm_put32(&ivshm_chan(&self->l, idx[1])->sender_inc, 2);
+	ivshm_put16(&ivshm_chan(&self->l, idx[2])->sender_vm, 2);
+	ivshm_put16(&ivshm_chan(&self->l, idx[3])->sender_vm, 0xffff);
+	ivshm_put32(&ivshm_chan(&self->l, idx[4])->state, 0x5a5a5a5a);
+	ASSERT_EQ(4, ivshm_chan_sweep(&self->l));
+	ASSERT_EQ(IVSHM_CHAN_OPEN, ivshm_get32(&ivshm_chan(&self->l, idx[0])->state));
+	for (i = 1; i < 5; i++)
+		ASSERT_EQ(IVSHM_CHAN_FREE,
+			  ivshm_get32(&ivshm_chan(&self->l, idx[i])->state));
+	ASSERT_EQ(IVSHM_CHAN_ALLOC,
+		  ivshm_get32(&ivshm_chan(&self->l, self->chan)->state));
+	/* The rebuild then gives their blocks back. */
+	ASSERT_EQ(0, ivshm_blocks_rebuild(&self->l));
+	ASSERT_EQ(self->l.nr_blocks - 5, ivshm_get32(&c->free_blocks));
+	ASSERT_EQ(2, ivshm_get32(&c->num_active_channel));
+	/* VM 1 dies: its last channel goes at the next sweep. */
+	ivshm_put32(&p1->state, IVSHM_PEER_DEAD);
+	ASSERT_EQ(1, ivshm_chan_sweep(&self->l));
+	ASSERT_EQ(0, ivshm_chan_sweep(&self->l));
+}
+
 TEST_F(core, pending_bits)
 {
 	u32 w = self->l.pending_words;
