@@ -309,8 +309,32 @@ static int trylock_checked(struct st *s, u32 vm, u32 inc)
 static void rebuild_checked(struct st *s)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(&s->l);
-	u32 bad = ivshm_blocks_rebuild(&s->l), used = 0, b;
+	u32 bad, used = 0, b, inc, swept;
 	int i;
+
+	/*
+	 * As the module does after a lock break: sweep, then rebuild. The
+	 * sweep keeps every channel of a sender alive with the incarnation
+	 * it names; once a harness channel's is not (its sender is dead, or
+	 * has joined again since), it may be taken, so the strict checks
+	 * end.
+	 */
+	if (!ivshm_peer_alive(&s->l, FZ_VM_TX, &inc))
+		taint(s);
+	for (i = 0; s->strict && i < FZ_NCHAN; i++)
+		if (s->ch[i].live &&
+		    ivshm_get32(&ivshm_chan(&s->l, s->ch[i].idx)->sender_inc) != inc)
+			taint(s);	/* from an earlier incarnation */
+	swept = ivshm_chan_sweep(&s->l);
+	if (swept > s->l.max_channels)
+		die("sweep: %u freed of %u channels", swept, s->l.max_channels);
+	for (i = 0; i < s->l.max_channels; i++) {
+		u32 st = ivshm_get32(&ivshm_chan(&s->l, i)->state);
+
+		if (st != IVSHM_CHAN_FREE && st >= IVSHM_CHAN_NR_STATES)
+			die("sweep left slot %d in state %u", i, st);
+	}
+	bad = ivshm_blocks_rebuild(&s->l);
 
 	if (bad > s->l.max_channels)
 		die("rebuild: %u bad of %u channels", bad, s->l.max_channels);
