@@ -136,17 +136,18 @@ static int ivshm_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_free;
 
-	ret = pci_request_region(pdev, IVSHM_BAR_REGS, KBUILD_MODNAME);
+	/* Exclusive: neither /dev/mem nor the sysfs resource files may map
+	 * any BAR while we own the device, whatever CONFIG_IO_STRICT_DEVMEM
+	 * says. We are the only one that touches the region.
+	 */
+	ret = pci_request_regions_exclusive(pdev, KBUILD_MODNAME);
 	if (ret)
 		goto err_disable;
-	ret = pci_request_region(pdev, IVSHM_BAR_SHMEM, KBUILD_MODNAME);
-	if (ret)
-		goto err_release_regs;
 
 	ipci->regs = pci_iomap(pdev, IVSHM_BAR_REGS, 0);
 	if (!ipci->regs) {
 		ret = -ENOMEM;
-		goto err_release_shm;
+		goto err_release;
 	}
 
 	shm_start = pci_resource_start(pdev, IVSHM_BAR_SHMEM);
@@ -205,10 +206,8 @@ err_clear_master:
 	memunmap(ipci->idev.region);
 err_unmap_regs:
 	pci_iounmap(pdev, ipci->regs);
-err_release_shm:
-	pci_release_region(pdev, IVSHM_BAR_SHMEM);
-err_release_regs:
-	pci_release_region(pdev, IVSHM_BAR_REGS);
+err_release:
+	pci_release_regions(pdev);
 err_disable:
 	pci_disable_device(pdev);
 err_free:
@@ -227,8 +226,7 @@ static void ivshm_pci_remove(struct pci_dev *pdev)
 	pci_clear_master(pdev);
 	memunmap(ipci->idev.region);
 	pci_iounmap(pdev, ipci->regs);
-	pci_release_region(pdev, IVSHM_BAR_SHMEM);
-	pci_release_region(pdev, IVSHM_BAR_REGS);
+	pci_release_regions(pdev);
 	pci_disable_device(pdev);
 	kfree(ipci);
 }
