@@ -33,7 +33,8 @@ KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
 
 # In-guest tests: static (the initramfs has no libc), with UBSan in trap
 # mode, which needs no run-time library.
-GUEST_TESTS := module devshm region_raw pci socket pingpong mesh rebalance nl
+GUEST_TESTS := module devshm region_raw pci socket pingpong mesh rebalance nl soak perm \
+	sysfuzz
 GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
 TEST_LIB := selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h \
 	selftests/ivshmem/ivshm_nl.c selftests/ivshmem/ivshm_nl.h
@@ -101,7 +102,15 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
 	$(BUILD)/selftests/ivshm \
 	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench \
-	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/crash_test
+	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/crash_test \
+	$(BUILD)/selftests/hostile_peer $(BUILD)/selftests/hostile_test
+
+# The hostile peer writes the region itself, with the region core's help.
+$(BUILD)/selftests/hostile_peer: selftests/ivshmem/hostile_peer.c \
+		selftests/ivshmem/hostile.h $(CORE_SRCS) $(CORE_HDRS) $(TEST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/include -Inet/ivshmem -o $@ $< \
+		$(CORE_SRCS) selftests/ivshmem/ivshm_test.c
 
 $(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
 		$(TEST_LIB)
@@ -132,6 +141,13 @@ $(BUILD)/selftests/nl_test: selftests/ivshmem/nl_test.c $(TEST_LIB) \
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c \
+		selftests/ivshmem/tjson.c
+
+$(BUILD)/selftests/hostile_test: selftests/ivshmem/hostile_test.c \
+		selftests/ivshmem/hostile.h $(TEST_LIB) \
+		selftests/ivshmem/tjson.c selftests/ivshmem/tjson.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -o $@ $< selftests/ivshmem/ivshm_test.c \
 		selftests/ivshmem/tjson.c
 
 # The examples again, static, for the guests.

@@ -15,8 +15,14 @@
 #   trio      three doorbell guests on one region, each talking to both
 #             others at once
 #   crash     a doorbell guest killed mid-transfer, then restarted
+#   hostile   a guest without the module attacks the region (hostile_peer)
+#             while a victim guest runs traffic through it (hostile_test)
 #   pingpong  one dev_shm guest: 10^6 round trips (about 5 minutes under TCG)
+#   sysfuzz   one dev_shm guest (32 MiB region): random socket calls from
+#             threads racing close, every record checked (sysfuzz_test)
 #   demo      a receiver and a sender in two doorbell guests (make demo)
+#   soak      two doorbell guests (32 MiB region), 12 connections each way,
+#             workers killed and restarted, every record checked (soak_test)
 #   bench-doorbell, bench-plain   sock_bench in two guests (make bench-sock)
 #   bench-rebal  rebal_bench in one dev_shm guest (make bench-sock)
 #
@@ -31,7 +37,9 @@
 # on success, failure and Ctrl-C alike (--keep keeps the logs).
 #
 # STRESS_S=N in the environment runs rebalance_test's stress for N seconds
-# instead of 60.
+# instead of 60; SOAK_S=N runs soak_test for N seconds instead of 60.
+# SYSFUZZ_OPS=N, SYSFUZZ_S=N and SYSFUZZ_SEED=S give sysfuzz_test its
+# operation budget (100000), wall-clock cap (120 s) and seed (the token).
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
@@ -45,7 +53,7 @@ while [ $# -gt 0 ]; do
 	--placements) placements=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ivshm_die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -122,7 +130,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$tests_dir"/sock_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/hostile_peer "$tests_dir"/sock_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	# The tool links libmnl, which has no static library, and the
 	# sanitizer runtimes: the guest gets them and the loader too.
 	cp "$tests_dir/ivshm" "$root/tests/"
@@ -130,6 +138,30 @@ initrd=$work/initramfs.cpio
 		mkdir -p "$root$(dirname "$lib")"
 		cp -L "$lib" "$root$lib"
 	done
+	# perm_test shows that uio_pci_generic cannot take the device from
+	# af_ivshmem: Debian's uio modules of the guest kernel go to
+	# /lib/modules/extra, decompressed here (a bare finit_module() of a
+	# .ko.xz fails unless the kernel decompresses, which 6.1 does not),
+	# and the kernel's configuration to /boot (Debian's kernels have no
+	# /proc/config.gz). The debug kernel has both built in.
+	if [ "$kernel" != debug ]; then
+		gkver=$(ivshm_kver "$kernel")
+		mkdir -p "$root/lib/modules/extra" "$root/boot"
+		cp "/boot/config-$gkver" "$root/boot/"
+		for m in uio uio_pci_generic; do
+			src=/lib/modules/$gkver/kernel/drivers/uio/$m.ko
+			dst=$root/lib/modules/extra/$m.ko
+			if [ -f "$src" ]; then
+				cp "$src" "$dst"
+			elif [ -f "$src.xz" ]; then
+				xz -dc "$src.xz" >"$dst"
+			elif [ -f "$src.zst" ]; then
+				zstd -qdc "$src.zst" >"$dst"
+			else
+				ivshm_die "no $m module for $gkver in /lib/modules (package linux-image-$gkver)"
+			fi
+		done
+	fi
 	mknod -m 600 "$root/dev/console" c 5 1
 	cd "$root" && find . | cpio -o -H newc --quiet >"$initrd"
 )
@@ -140,13 +172,15 @@ token=$(od -An -N5 -tu8 /dev/urandom | tr -d ' ')
 token=$((token + 1))
 
 # start_guest NAME PLAN "EXTRA APPEND" QEMU-ARGS...  (pid in $guest_pid)
+# GUEST_KERNEL and GUEST_MEM in the environment override the run's kernel
+# image and memory for this guest.
 start_guest() {
 	local name=$1 plan=$2 append=$3
 	shift 3
-	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m "$mem" \
+	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m "${GUEST_MEM:-$mem}" \
 		-nodefaults -display none -no-reboot \
-		-kernel "$vmlinux" -initrd "$initrd" \
-		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS ${STRESS_S:+ivshm.stress_s=$STRESS_S} $extra_append $append" \
+		-kernel "${GUEST_KERNEL:-$vmlinux}" -initrd "$initrd" \
+		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS ${STRESS_S:+ivshm.stress_s=$STRESS_S} ${SOAK_S:+ivshm.soak_s=$SOAK_S} $extra_append $append" \
 		-serial "file:$work/$name.console" -serial "file:$work/$name.results" \
 		"$@" </dev/null >"$work/$name.qemu" 2>&1 &
 	guest_pid=$!
@@ -241,16 +275,20 @@ report() {
 # The plans: which steps each guest runs, in order.
 # Two guests on one region (doorbell or plain): the socket suite runs in b
 # against the agent in a; b also has dev_shm, so that two regions are in
-# use in one guest at once.
+# use in one guest at once. Before that, b checks permissions (perm_test),
+# while its PCI device is the only region.
 # Then round trips, and (doorbell) a flood of doorbells from a to b; then
 # 64 connections resized all the time.
 plan_door_a="region_raw_test,insmod-af_ivshmem,pci_test,module_test,socket_test:agent,pingpong_test:serve,rebalance_test:serve,rmmod-af_ivshmem,leakcheck"
-plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,pingpong_test:remote,rebalance_test:remote,rmmod-af_ivshmem,leakcheck"
+plan_door_b="region_raw_test,insmod-af_ivshmem,pci_test,module_test,perm_test,insmod-dev_shm,socket_test:remote,rmmod-dev_shm,pingpong_test:remote,rebalance_test:remote,rmmod-af_ivshmem,leakcheck"
 # Three guests, each connected to both others at once.
 plan_trio="insmod-af_ivshmem,mesh_test:3,rmmod-af_ivshmem,leakcheck"
 # The demo: a receiver in a, a sender in b, 256 MiB through AF_IVSHMEM.
 plan_demo_a="insmod-af_ivshmem,ivshmem_receiver,rmmod-af_ivshmem"
 plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
+# The soak: both guests connect to each other and restart their workers.
+plan_soak_a="insmod-af_ivshmem,soak_test:a,rmmod-af_ivshmem,leakcheck"
+plan_soak_b="insmod-af_ivshmem,soak_test:b,rmmod-af_ivshmem,leakcheck"
 # The socket benchmark: server in a, client in b.
 plan_bench_a="insmod-af_ivshmem,sock_bench:server,rmmod-af_ivshmem"
 plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
@@ -274,6 +312,18 @@ run_netlink() {
 	start_guest netlink "$plan_netlink" "$([ "$kernel" = debug ] && echo ivshm.fuzz=5000)"
 	wait_guests "netlink:$guest_pid"
 	report netlink netlink
+}
+
+# Random socket calls (sysfuzz_test), in a dev_shm guest of their own.
+plan_sysfuzz="insmod-af_ivshmem,insmod-dev_shm:size=33554432,sysfuzz_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
+
+run_sysfuzz() {
+	ivshm_log "placement sysfuzz: one guest, dev_shm virtual peers, random socket calls"
+	start_guest sysfuzz "$plan_sysfuzz" "${SYSFUZZ_OPS:+ivshm.ops=$SYSFUZZ_OPS} ${SYSFUZZ_S:+ivshm.fuzz_s=$SYSFUZZ_S} ${SYSFUZZ_SEED:+ivshm.fuzz_seed=$SYSFUZZ_SEED}"
+	wait_guests "sysfuzz:$guest_pid"
+	report sysfuzz sysfuzz
+	grep -h '^sysfuzz: ' "$work/sysfuzz.results" 2>/dev/null | tr -d '\r' |
+		sed 's/^/  /' || true
 }
 
 # 10^6 round trips through dev_shm, in a guest of their own: at about
@@ -326,6 +376,15 @@ run_doorbell() {
 		echo
 		grep -h -E '^(sender|receiver|bench):' "$work/door-b.results" \
 			"$work/door-a.results" | tr -d '\r' | sed 's/^/  /'
+		echo
+	fi
+	if [ "$placement" = soak ]; then
+		local g
+		echo
+		for g in a b; do
+			grep -h '^soak:' "$work/door-$g.results" 2>/dev/null |
+				tr -d '\r' | sed "s/^/  $g: /" || true
+		done
 		echo
 	fi
 }
@@ -404,6 +463,32 @@ run_crash() {
 		fail "crash: the server did not mark the killed VM dead"
 }
 
+# A hostile peer: guest x, without af_ivshmem, writes the region through
+# BAR2 and rings doorbells (hostile_peer) while guest v, on the run's
+# kernel, runs traffic through it (hostile_test). The attacker needs no
+# sanitizers, so it boots Debian's 6.1 kernel, which is faster.
+run_hostile() {
+	local sock=$work/ivshmem.sock v x x_kernel
+	local dev=(-chardev "socket,path=$sock,id=ivsh"
+		   -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
+	ivshm_log "placement hostile: a hostile peer attacks a victim guest"
+	read -r x_kernel _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" 6.1)
+	start_server hostile "$sock" || return
+	start_guest hostile-v "insmod-af_ivshmem,hostile_test,rmmod-af_ivshmem,leakcheck" \
+		"ivshm.role=a ivshm.mode=doorbell" "${dev[@]}"
+	v=$guest_pid
+	GUEST_KERNEL=$x_kernel GUEST_MEM=512M start_guest hostile-x hostile_peer \
+		"ivshm.role=b ivshm.mode=doorbell" "${dev[@]}"
+	x=$guest_pid
+	wait_guests "hostile-v:$v" "hostile-x:$x"
+	report hostile hostile-v
+	report hostile hostile-x
+	echo
+	grep -h -E '^(hostile:|# )' "$work/hostile-x.results" "$work/hostile-v.results" |
+		tr -d '\r' | sed 's/^/  /'
+	echo
+}
+
 # The runner's own tests (test-runner.sh): a guest that hangs, one whose
 # kernel panics, and one whose QEMU is killed under it.
 run_selftest() {
@@ -441,8 +526,12 @@ run_placement() {
 	plain) run_plain ;;
 	trio) run_trio ;;
 	pingpong) run_pingpong ;;
+	sysfuzz) run_sysfuzz ;;
 	crash) run_crash ;;
+	hostile) run_hostile ;;
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
+	soak)
+		REGION_SIZE=33554432 run_doorbell soak "$plan_soak_a" "$plan_soak_b" ;;
 	bench-doorbell)
 		REGION_SIZE=33554432 run_doorbell bench-doorbell "$plan_bench_a" "$plan_bench_b" ;;
 	bench-plain)
@@ -461,9 +550,11 @@ for p in ${placements//,/ }; do
 	for attempt in 1 2; do
 		counts="$passed $failed $skipped"
 		boot_failed=0
+		t0=$SECONDS
 		run_placement "$p"
 		# Stop this placement's helpers before the next one starts.
 		stop_all
+		ivshm_log "placement $p took $((SECONDS - t0)) s"
 		[ "$boot_failed" = 1 ] && [ "$attempt" = 1 ] || break
 		read -r passed failed skipped <<<"$counts"
 		rm -f "$work"/*.status
