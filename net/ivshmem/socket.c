@@ -88,6 +88,8 @@ struct ivshm_sock {
 	struct ivshm_ring tx;		/* our channel */
 	struct ivshm_ring rx;		/* the peer's channel to us */
 	u32 tx_flags;			/* what we last wrote to ours: IVSHM_TXF_* */
+	u32 tx_answer;			/* the rx_state we last took from ours */
+	u32 rx_state_seen;		/* the peer's channel state we last took */
 	u32 tx_max_run;			/* bytes it was opened with: largest record + 8 */
 	bool tx_fixed;			/* SO_SNDBUF chose its size: never resized */
 	u32 tx_full;			/* times it was full since the last rebalance */
@@ -158,6 +160,7 @@ static void ivshm_tx_flags(struct ivshm_sock *isk, u32 set, u32 clear)
 static void ivshm_tx_attached(struct ivshm_sock *isk, u32 size)
 {
 	isk->tx_flags = 0;
+	isk->tx_answer = IVSHM_RX_NONE;
 	isk->tx_max_run = size;
 	isk->tx_fixed = isk->sk.sk_userlocks & SOCK_SNDBUF_LOCK;
 	isk->tx_full = 0;
@@ -471,6 +474,7 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 		return ret;
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
+	isk->rx_state_seen = state;
 	isk->has_rx = true;
 	isk->rx_told = 0;
 	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
@@ -481,6 +485,21 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 	if (state == IVSHM_CHAN_CLOSED)
 		isk->sk.sk_shutdown |= RCV_SHUTDOWN;
 	return 0;
+}
+
+/* An honest receiver answers once and lets go once: NONE, ACCEPTED, then
+ * CLOSED or RESET for good. Going back would undo a shutdown we acted on.
+ */
+static bool ivshm_answer_follows(u32 seen, u32 rx)
+{
+	switch (seen) {
+	case IVSHM_RX_NONE:
+		return true;
+	case IVSHM_RX_ACCEPTED:
+		return rx != IVSHM_RX_NONE;
+	default:
+		return rx == seen;
+	}
 }
 
 /* Something changed on our channel: the receiver's answer, or its tail. */
@@ -522,6 +541,11 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 	}
 	if (sk->sk_state != TCP_ESTABLISHED)
 		return;
+	if (!ivshm_answer_follows(isk->tx_answer, rx)) {
+		ivshm_conn_proto_error(isk, isk->tx_idx, "rx_state went back");
+		return;
+	}
+	isk->tx_answer = rx;
 	switch (rx) {
 	case IVSHM_RX_NONE:		/* the connector has not attached yet */
 	case IVSHM_RX_ACCEPTED:
@@ -557,6 +581,12 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state or generation invalid");
 		return;
 	}
+	/* CONNECT, OPEN, CLOSED: a sender only ever moves forward. */
+	if (state < isk->rx_state_seen) {
+		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state went back");
+		return;
+	}
+	isk->rx_state_seen = state;
 	if (state == IVSHM_CHAN_CLOSED &&
 	    (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_RESET)) {
 		ivshm_conn_fail(isk, ECONNRESET);
@@ -822,6 +852,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->has_rx = true;
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
+	isk->rx_state_seen = IVSHM_CHAN_CONNECT;
 	isk->rx_told = 0;
 	isk->tx_told = 0;
 	isk->peer_pid = pid;
