@@ -474,6 +474,44 @@ void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
 }
 
 /**
+ * ivshm_slot_leave_rx() - stop reading channel @idx and acknowledge it
+ * @idev: the device
+ * @idx: the channel
+ * @gen: the generation we attached to; a later channel is not acknowledged
+ * @ack: IVSHM_RX_CLOSED or IVSHM_RX_RESET
+ * @isk: the socket letting go, whose reference the slot drops
+ *
+ * The acknowledgment lets the sender free the channel and take the slot
+ * for another connection, whose answer may reach a socket of ours at once
+ * (ivshm_slot_set(), after an acquire load of that answer): the slot must
+ * be empty before anyone can see the acknowledgment, so both happen under
+ * idev->lock.
+ *
+ * Return: whether the acknowledgment was written; the caller notifies.
+ */
+bool ivshm_slot_leave_rx(struct ivshm_dev *idev, u32 idx, u32 gen, u32 ack,
+			 struct ivshm_sock *isk)
+{
+	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
+	struct ivshm_slot *s = &idev->slots[idx];
+	bool put = false, acked = false;
+
+	spin_lock_bh(&idev->lock);
+	if (ivshm_get32(&ch->generation) == gen) {
+		ivshm_store_release32(&ch->rx_state, ack);
+		acked = true;
+	}
+	if (s->rx == isk) {
+		s->rx = NULL;
+		put = true;
+	}
+	spin_unlock_bh(&idev->lock);
+	if (put)
+		sock_put(ivshm_sk(isk));
+	return acked;
+}
+
+/**
  * ivshm_slot_get() - the sockets using channel @idx, held
  * @idev: the device
  * @idx: the channel

@@ -335,23 +335,18 @@ static void ivshm_rx_pass_moves(struct ivshm_sock *isk)
 static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 {
 	struct ivshm_dev *idev = isk->idev;
-	struct ivshm_chan *ch;
 	u32 ack = IVSHM_RX_CLOSED;
 
 	if (!isk->has_rx)
 		return;
-	ch = isk->rx.chan;
 	/* A MOVED record is not a record of the user's. */
 	ivshm_rx_pass_moves(isk);
 	if (may_reset && ivshm_rx_avail(&isk->rx) > 0)
 		ack = IVSHM_RX_RESET;
 	/* Only a channel that is still the one we attached to. */
-	if (ivshm_get32(&ch->generation) == isk->rx_gen) {
-		ivshm_store_release32(&ch->rx_state, ack);
+	if (ivshm_slot_leave_rx(idev, isk->rx_idx, isk->rx_gen, ack, isk))
 		ivshm_notify(idev, isk->remote.sivshm_vm, isk->rx_idx,
 			     IVSHM_PEND_CTRL);
-	}
-	ivshm_slot_clear(idev, isk->rx_idx, true, isk);
 	isk->has_rx = false;
 }
 
