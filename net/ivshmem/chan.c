@@ -583,7 +583,8 @@ void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx,
 /* An orphan's receiver answered, or it is time to give up. The answers that
  * end it: CLOSED, RESET or REFUSED. ACCEPTED means the receiver accepted a
  * connection we had withdrawn: its channel to us is then closed from our
- * side (we are its reader), and we wait for it to acknowledge ours.
+ * side (we are its reader), and we wait for it to acknowledge ours; so is
+ * it if the receiver accepted and acknowledged ours before we looked.
  */
 static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 {
@@ -598,7 +599,11 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 	receiver = ivshm_get16(&ch->receiver_vm);
 	done = expire || rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
 	       rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS;
-	if (!done && rx == IVSHM_RX_ACCEPTED && receiver < l->max_peers) {
+	/* Also when the acceptor already acknowledged ours: the notification
+	 * of its own channel's close was left for us (ivshm_stray_is_reverse()).
+	 */
+	if ((rx == IVSHM_RX_ACCEPTED || rx == IVSHM_RX_CLOSED ||
+	     rx == IVSHM_RX_RESET) && receiver < l->max_peers) {
 		peer = ivshm_get32(&ch->rx_peer_chan);
 		pgen = ivshm_get32(&ch->rx_peer_gen);
 		if (peer < l->max_channels) {
@@ -634,9 +639,34 @@ void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx)
 	ivshm_orphan_event(idev, idx, true);
 }
 
+/* Is channel @idx, of generation @gen, the one an acceptor named in its
+ * answer on channel @peer of ours, which a socket of ours still sends on?
+ * Then that socket's connector attaches to it when it reads the answer,
+ * or, if it gave up meanwhile, closes it as an orphan's (ivshm_orphan_event()):
+ * the acceptor may have closed it already, and the notification of that
+ * can be handled before the one of the answer.
+ */
+static bool ivshm_stray_is_reverse(struct ivshm_dev *idev, u32 idx, u32 gen,
+				   u32 peer)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_chan *pc;
+	bool sending;
+
+	if (peer >= l->max_channels || peer == idx)
+		return false;
+	spin_lock_bh(&idev->lock);
+	sending = idev->slots[peer].tx || idev->slots[peer].orphan;
+	spin_unlock_bh(&idev->lock);
+	pc = ivshm_chan(l, peer);
+	return sending && ivshm_get32(&pc->rx_peer_chan) == idx &&
+	       ivshm_get32(&pc->rx_peer_gen) == gen;
+}
+
 /* A channel addressed to us that no socket here reads. If it asks for a
  * connection, socket.c looks for a listener. If its sender closed it (a
- * connect it withdrew, or one we refused), acknowledge so it is freed.
+ * connect it withdrew, one we refused, or an accepted connection whose
+ * connector is gone), acknowledge so it is freed.
  */
 static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 {
@@ -651,7 +681,10 @@ static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 		return;
 	if (state == IVSHM_CHAN_CONNECT) {
 		ivshm_sock_request(idev, idx);
-	} else if (state == IVSHM_CHAN_CLOSED) {
+	} else if (state == IVSHM_CHAN_CLOSED &&
+		   !ivshm_stray_is_reverse(idev, idx,
+					   ivshm_get32(&ch->generation),
+					   ivshm_get32(&ch->peer_chan))) {
 		ivshm_store_release32(&ch->rx_state, IVSHM_RX_CLOSED);
 		ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
 	}
