@@ -433,6 +433,10 @@ suppressed:
  * @rx: true if @isk reads the channel, false if it sends on it
  * @isk: the socket; the slot takes a reference
  *
+ * An orphan is a channel we sent on: it keeps a new sender out, not a
+ * reader, which on a loopback connection may attach after our acceptor
+ * gave up its side.
+ *
  * Return: 0, -EBUSY when the slot is in use, -ENODEV when the device goes.
  */
 int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
@@ -445,7 +449,7 @@ int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
 	spin_lock_bh(&idev->lock);
 	if (idev->dying)
 		ret = -ENODEV;
-	else if (*p || s->orphan)
+	else if (*p || (!rx && s->orphan))
 		ret = -EBUSY;
 	if (!ret) {
 		sock_hold(ivshm_sk(isk));
