@@ -36,7 +36,7 @@ enum hostile_phase {
 	HP_REC_LEN,		/* record headers: length beyond the ring */
 	HP_REC_TYPE,		/* record headers: unknown type, flags */
 	HP_REC_MOVED,		/* MOVED records pointing out of bounds */
-	HP_STATE_FLIP,		/* states, flags, generations at random */
+	HP_STATE_FLIP,		/* states, flags, generations; first moves back */
 	HP_FORGED_CLOSE,	/* CLOSED / RESET written by someone else */
 	HP_DESC_REWRITE,	/* offsets, sizes, peer links rewritten */
 	HP_NR_PHASES,

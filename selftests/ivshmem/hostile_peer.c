@@ -333,7 +333,15 @@ static void forge_record(const struct target *t, uint64_t word,
 		ivshm_put64(&c->head, tail + 8 + ((len + 7) & ~7u));
 }
 
-static void attack_once(unsigned int phase, const struct target *t)
+/* The state-flip phase's first two rounds each make one move backwards
+ * that the victim must catch although the value itself is a valid one:
+ * its connector's channel back to CONNECT, then the answer on it back to
+ * NONE. Later rounds flip at random.
+ */
+enum { FLIP_RANDOM, FLIP_TO_CONNECT, FLIP_ANSWER_TO_NONE };
+
+static void attack_once(unsigned int phase, const struct target *t,
+			unsigned int forced)
 {
 	struct ivshm_chan *c = tc(t, 0), *a = tc(t, 1), *x;
 	uint64_t head = ivshm_get64(&c->head), tail = ivshm_get64(&c->tail);
@@ -398,6 +406,14 @@ static void attack_once(unsigned int phase, const struct target *t)
 			     &mv, sizeof(mv));
 		break;
 	case HP_STATE_FLIP:
+		if (forced == FLIP_TO_CONNECT) {
+			ivshm_put32(&c->state, IVSHM_CHAN_CONNECT);
+			break;
+		}
+		if (forced == FLIP_ANSWER_TO_NONE) {
+			ivshm_put32(&c->rx_state, IVSHM_RX_NONE);
+			break;
+		}
 		x = rnd() & 1 ? c : a;
 		v = (uint32_t)rnd();
 		if (rnd() & 1)
@@ -475,6 +491,8 @@ static struct target last = { .c = -1u, .a = -1u };
 static int targeted_round(unsigned int phase, unsigned int round)
 {
 	unsigned int ms = hostile_phase_fails(phase) ? PHASE_MS : SURVIVE_MS;
+	unsigned int forced = phase == HP_STATE_FLIP && round < 2 ?
+			      FLIP_TO_CONNECT + round : FLIP_RANDOM;
 	unsigned long long before = count[phase];
 	struct target t;
 	uint64_t off, end;
@@ -501,7 +519,9 @@ static int targeted_round(unsigned int phase, unsigned int round)
 
 	end = ivshm_now_ms() + ms;
 	while (ivshm_now_ms() < end) {
-		attack_once(phase, &t);
+		/* A forced move is made once; then only the victim acts. */
+		if (forced == FLIP_RANDOM || count[phase] == before)
+			attack_once(phase, &t, forced);
 		if (!still_open(t.c, t.cgen) || !still_open(t.a, t.agen)) {
 			hit = 1;
 			if (hostile_phase_fails(phase))
