@@ -459,17 +459,18 @@ int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
 	return ret;
 }
 
-/* Forget that @isk uses channel @idx, dropping the slot's reference. */
-void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
-		      struct ivshm_sock *isk)
+/* Forget that @isk sends on channel @idx, dropping the slot's reference.
+ * A reader leaves with ivshm_slot_leave_rx().
+ */
+void ivshm_slot_leave_tx(struct ivshm_dev *idev, u32 idx,
+			 struct ivshm_sock *isk)
 {
 	struct ivshm_slot *s = &idev->slots[idx];
-	struct ivshm_sock **p = rx ? &s->rx : &s->tx;
 	bool put = false;
 
 	spin_lock_bh(&idev->lock);
-	if (*p == isk) {
-		*p = NULL;
+	if (s->tx == isk) {
+		s->tx = NULL;
 		put = true;
 	}
 	spin_unlock_bh(&idev->lock);

@@ -60,8 +60,8 @@ int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set);
 
 int ivshm_slot_set(struct ivshm_dev *idev, u32 idx, bool rx,
 		   struct ivshm_sock *isk);
-void ivshm_slot_clear(struct ivshm_dev *idev, u32 idx, bool rx,
-		      struct ivshm_sock *isk);
+void ivshm_slot_leave_tx(struct ivshm_dev *idev, u32 idx,
+			 struct ivshm_sock *isk);
 bool ivshm_slot_leave_rx(struct ivshm_dev *idev, u32 idx, u32 gen, u32 ack,
 			 struct ivshm_sock *isk);
 void ivshm_slot_get(struct ivshm_dev *idev, u32 idx,

@@ -369,7 +369,7 @@ static void ivshm_tx_detach(struct ivshm_sock *isk)
 	rx = ivshm_load_acquire32(&ch->rx_state);
 	if (rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
 	    rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS) {
-		ivshm_slot_clear(idev, isk->tx_idx, false, isk);
+		ivshm_slot_leave_tx(idev, isk->tx_idx, isk);
 		ivshm_chan_close(idev, isk->tx_idx, &runs);
 	} else {
 		ivshm_slot_orphan(idev, isk->tx_idx, &runs, isk);
@@ -869,7 +869,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	return 0;
 
 err_clear_tx:
-	ivshm_slot_clear(idev, p.idx, false, isk);
+	ivshm_slot_leave_tx(idev, p.idx, isk);
 err_close:
 	ivshm_chan_drop(idev, &p);
 	return ret;
