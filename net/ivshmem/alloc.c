@@ -204,40 +204,61 @@ int ivshm_blocks_extend(const struct ivshm_layout *l, u64 off, u32 nblocks,
 	return 0;
 }
 
+/* Free blocks from block @b on, up to the first used one. */
+static u32 ivshm_free_from(const struct ivshm_layout *l, u32 b)
+{
+	u32 n = 0;
+
+	while (b + n < l->nr_blocks && !ivshm_bit_test(l, b + n))
+		n++;
+	return n;
+}
+
 /**
- * ivshm_blocks_alloc_largest() - take the start of the largest free extent
+ * ivshm_blocks_alloc_grow() - take a run where a growing channel has room
  * @l: layout, control lock held
  * @nblocks: blocks wanted; fewer are taken if the extent is shorter
- * @least: fewest blocks worth taking
- * @off: the run's data-area byte offset, on success
+ * @cur_off: data-area byte offset of the run the channel leaves
+ * @cur: its length, in blocks; the new run takes more than that
+ * @off: the new run's data-area byte offset, on success
  *
- * For a channel that grows: starting where the most free space follows
- * leaves it room to grow further in place.
+ * The run starts at the free extent with the most room to grow in place
+ * afterwards. That is the extent's own length, and for an extent that ends
+ * where the current run begins, also the current run and the free blocks
+ * after it, which join it once the reader has left the old run. Without
+ * that, a channel that filled the largest extent could be left where it
+ * can neither extend nor move, while the space it gave back lies right
+ * before it.
  *
- * Return: the blocks taken, or 0 if no extent has @least free blocks.
+ * Return: the blocks taken, or 0 if no extent has more than @cur free.
  */
-u32 ivshm_blocks_alloc_largest(const struct ivshm_layout *l, u32 nblocks,
-			       u32 least, u64 *off)
+u32 ivshm_blocks_alloc_grow(const struct ivshm_layout *l, u32 nblocks,
+			    u64 cur_off, u32 cur, u64 *off)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
-	u32 b, run = 0, start = 0, best = 0, best_start = 0, free_blocks;
+	u32 first = (u32)(cur_off >> IVSHM_BLOCK_SHIFT), b = 0, len, room;
+	u32 best = 0, best_len = 0, best_start = 0, free_blocks;
 
-	for (b = 0; b <= l->nr_blocks; b++) {
-		if (b < l->nr_blocks && !ivshm_bit_test(l, b)) {
-			if (!run++)
-				start = b;
+	while (b < l->nr_blocks) {
+		len = ivshm_free_from(l, b);
+		if (!len) {
+			b++;
 			continue;
 		}
-		if (run > best) {
-			best = run;
-			best_start = start;
+		room = len;
+		if (b + len == first && first + cur <= l->nr_blocks)
+			room += cur + ivshm_free_from(l, first + cur);
+		if (len > cur && room > best) {
+			best = room;
+			best_len = len;
+			best_start = b;
 		}
-		run = 0;
+		b += len;
 	}
-	if (!least || best < least)
+	if (!best)
 		return 0;
-	if (nblocks > best)
-		nblocks = best;
+	if (nblocks > best_len)
+		nblocks = best_len;
 	ivshm_bits_assign(l, best_start, nblocks, true);
 	free_blocks = ivshm_get32(&c->free_blocks);
 	ivshm_put32(&c->free_blocks,

@@ -264,8 +264,9 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
  * @keep: blocks the region must keep free after a growth, for others
  *
  * A larger run extends the current one in place when the blocks after it
- * are free; otherwise it starts at the largest free extent, where it can
- * later grow in place, and may be shorter than asked if that extent is.
+ * are free; otherwise it starts where it has the most room to grow in place
+ * later (ivshm_blocks_alloc_grow()), and may be shorter than asked if that
+ * extent is.
  * A smaller run is taken as low in the data area as it fits, away from the
  * long free extents. The ring then moves at its current record boundary
  * (ivshm_tx_move()), and the reader is told on the control set, so that
@@ -312,7 +313,7 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
 			want = free_blocks - keep;
 		if (want <= cur)
 			goto out_unlock;
-		got = ivshm_blocks_alloc_largest(l, want, cur + 1, &off);
+		got = ivshm_blocks_alloc_grow(l, want, off, cur, &off);
 		if (!got)
 			goto out_unlock;
 		want = got;

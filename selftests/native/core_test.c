@@ -552,11 +552,48 @@ TEST_F(core, growth_takes_the_largest_extent)
 	ASSERT_EQ(-ENOBUFS, ivshm_blocks_extend(&self->l, a, 20, 1));
 	ASSERT_EQ(free_before - 10,
 		  ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
-	ASSERT_EQ(6u, ivshm_blocks_alloc_largest(&self->l, 6, 5, &off));
+	ASSERT_EQ(6u, ivshm_blocks_alloc_grow(&self->l, 6, self->off, 4,
+					      &off));
 	ASSERT_EQ(34 * IVSHM_BLOCK_SIZE, off);
-	ASSERT_EQ(0u, ivshm_blocks_alloc_largest(&self->l, 6,
-						 self->l.nr_blocks, &off));
+	ASSERT_EQ(0u, ivshm_blocks_alloc_grow(&self->l, 6, self->off,
+					      self->l.nr_blocks, &off));
 	ASSERT_EQ(free_before - 16, ivshm_blocks_count_free(&self->l));
+}
+
+/* The space right before a growing run counts with the run itself and
+ * what follows it, since the old run joins it once the reader has left:
+ * the channel moves down into it rather than into a longer extent
+ * elsewhere that it would fill with no room left to extend.
+ */
+TEST_F(core, growth_counts_the_run_it_leaves)
+{
+	u32 n = self->l.nr_blocks;
+	u64 a, b, c, d, off;
+
+	ASSERT_LT(66u, n);	/* @d is longer than any free extent */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 10, &a));	/* 4..13 */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 12, &b));	/* 14..25 */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 8, &c));	/* 26..33 */
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, n - 50, &d));	/* 34.. */
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, b, 12));
+	/* Free: 14..25 and the last 16 blocks. */
+
+	/* Nothing free before @a: the longest extent. */
+	ASSERT_EQ(12u, ivshm_blocks_alloc_grow(&self->l, 12, a, 10, &off));
+	ASSERT_EQ((u64)(n - 16) * IVSHM_BLOCK_SIZE, off);
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, off, 12));
+
+	/* Before @c: 12 free + 8 of its own, more than the 16 at the end. */
+	ASSERT_EQ(12u, ivshm_blocks_alloc_grow(&self->l, 16, c, 8, &off));
+	ASSERT_EQ(b, off);
+
+	/* An extent no longer than the run is no growth. */
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, off, 12));
+	ASSERT_EQ(0u, ivshm_blocks_alloc_grow(&self->l, 16, d, n - 50, &off));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, d, n - 50));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, c, 8));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, a, 10));
+	ASSERT_EQ(n - 4, ivshm_blocks_count_free(&self->l));
 }
 
 TEST_F(core, move_to_larger_run)
