@@ -13,9 +13,10 @@
 #   make fuzz       fuzz the region core (FUZZ_SECONDS, default 600)
 #   make bench-ring the region core's ring against memcpy, a mutex-guarded
 #                   buffer and AF_UNIX, natively (table + CSV in build/bench)
-#   make bench-sock sockets between two guests: doorbells per record at
-#                   saturation, round-trip latency (doorbell and plain);
-#                   and a bulk transfer with rebalancing off and on
+#   make bench      AF_IVSHMEM against AF_UNIX (one guest) and TCP over
+#                   virtio-net (two guests), with the ring as the ceiling:
+#                   CSV, summary and plots in build/bench/results
+#   make bench-rebal  a bulk transfer with rebalancing off and on
 #
 # Build outputs go to build/; downloaded or extracted material to the cache
 # (~/.cache/af-ivshmem, or IVSHM_CACHE).
@@ -50,7 +51,8 @@ NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
-	demo clean native-test tool-test fuzz bench-ring bench-sock
+	demo clean native-test tool-test fuzz bench-ring bench \
+	bench-rebal
 
 all: modules userspace-bin
 
@@ -101,7 +103,7 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
 	$(BUILD)/selftests/ivshm \
-	$(BUILD)/selftests/lib_test $(BUILD)/selftests/sock_bench \
+	$(BUILD)/selftests/lib_test $(BUILD)/selftests/net_bench \
 	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/crash_test \
 	$(BUILD)/selftests/hostile_peer $(BUILD)/selftests/hostile_test
 
@@ -118,7 +120,7 @@ $(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -o $@ $< \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
 
-$(BUILD)/selftests/sock_bench: userspace/bench/sock_bench.c $(LIB_SRCS) \
+$(BUILD)/selftests/net_bench: userspace/bench/net_bench.c $(LIB_SRCS) \
 		$(TEST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -Iselftests/ivshmem -o $@ $< \
@@ -176,9 +178,12 @@ $(BUILD)/native/core_test: selftests/native/core_test.c $(CORE_SRCS) $(CORE_HDRS
 bench-ring: deps
 	$(MAKE) -C userspace/bench run BUILD=$(BUILD)
 
-# Sockets between two guests: doorbells per record and round trips.
-bench-sock: deps
-	selftests/runner/run.sh --placements bench-doorbell,bench-plain,bench-rebal
+# The socket benchmark, in guests (scripts/bench.sh).
+bench: deps
+	scripts/bench.sh
+
+bench-rebal: deps
+	selftests/runner/run.sh --placements bench-rebal
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

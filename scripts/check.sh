@@ -7,9 +7,11 @@
 #   2. native      the region core (ASan/UBSan) and 60 s of fuzzing it
 #                  (FUZZ_SECONDS), the ivshmem server against
 #                  fake clients and real QEMU,
-#                  the runner's log scanner and the runner itself
+#                  the runner's log scanner, the runner itself and the
+#                  benchmark's report
 #   3. guests      the in-guest suite on Debian's 6.1 kernel, then part of
-#                  it on 6.12; 10^6 round trips through dev_shm on 6.1
+#                  it on 6.12; 10^6 round trips through dev_shm on 6.1;
+#                  make bench's guests with one short measurement each
 #   4. debug       most of the suite on the debug kernel (KASAN, lockdep,
 #                  UBSAN, KFENCE, kmemleak), built and cached on first use,
 #                  with the hostile peer, random system calls and the soak
@@ -21,7 +23,7 @@ set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$IVSHM_ROOT" || exit 1
 
-phases=${CHECK_PHASES:-lint native guests pingpong guests-6.12 debug}
+phases=${CHECK_PHASES:-lint native guests pingpong bench guests-6.12 debug}
 total_p=0 total_f=0 total_s=0
 summary=()
 
@@ -64,10 +66,15 @@ for ph in $phases; do
 		phase tool make -s tool-test
 		phase scan-log selftests/runner/test-scan-log.sh
 		phase runner selftests/runner/test-runner.sh
+		phase bench-report scripts/test-bench-report.sh
 		;;
 	guests) phase guests-6.1 selftests/runner/run.sh --kernel 6.1 \
 		--placements devshm,netlink,doorbell,plain,trio,crash,sysfuzz ;;
 	pingpong) phase pingpong selftests/runner/run.sh --kernel 6.1 --placements pingpong ;;
+	# make bench's guests, briefly: every measurement is made once, so
+	# that the benchmark keeps working; the figures are not judged.
+	bench) BENCH_MS=100 BENCH_WARMUP_MS=100 BENCH_REPS=1 phase bench selftests/runner/run.sh --kernel 6.1 \
+		--placements bench-one,bench-doorbell,bench-plain ;;
 	# To keep make check within its time, 6.12 runs the placements that
 	# exercise the most kernel interfaces (the socket suite through
 	# dev_shm and between PCI guests, rebalancing, netlink) and 20 s of

@@ -9,8 +9,9 @@
 #
 # Steps: insmod-MODULE[:PARAMS] loads a module (":" separates parameters,
 # "+" stands for a space), NAME runs /tests/NAME, NAME:ARG runs it with
-# one argument, and "leakcheck"
-# asks kmemleak for a scan when the kernel has it. "hang" and "panic" exist
+# one argument, "net-up:ADDR" brings up eth0 (virtio-net) with ADDR/24,
+# loading the runner's copies of the drivers first where they are modules,
+# and "leakcheck" asks kmemleak for a scan when the kernel has it. "hang" and "panic" exist
 # for the runner's own tests: a guest that never finishes, and one whose
 # kernel dies.
 
@@ -63,6 +64,23 @@ leakcheck() {
 	fi
 }
 
+# The runner lists the modules virtio-net needs, in load order, in
+# /lib/modules/net/order; a kernel with the drivers built in has none.
+net_up() {
+	if [ -f /lib/modules/net/order ]; then
+		for m in $(cat /lib/modules/net/order); do
+			insmod "/lib/modules/net/$m.ko" || return 1
+		done
+	fi
+	for _ in $(seq 50); do
+		[ -e /sys/class/net/eth0 ] && break
+		sleep 0.1
+	done
+	ip link set lo up &&
+		ip link set eth0 up &&
+		ip addr add "$1/24" dev eth0
+}
+
 echo "IVSHM-GUEST-START $(param name) $(uname -r)"
 for step in $(param plan | tr ',' ' '); do
 	echo "IVSHM-STEP $step"
@@ -78,6 +96,10 @@ for step in $(param plan | tr ',' ' '); do
 		;;
 	rmmod-*)
 		rmmod "${step#rmmod-}"
+		step_rc "$step" $?
+		;;
+	net-up:*)
+		net_up "${step#net-up:}"
 		step_rc "$step" $?
 		;;
 	leakcheck)

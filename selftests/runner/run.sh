@@ -23,8 +23,12 @@
 #   demo      a receiver and a sender in two doorbell guests (make demo)
 #   soak      two doorbell guests (32 MiB region), 12 connections each way,
 #             workers killed and restarted, every record checked (soak_test)
-#   bench-doorbell, bench-plain   sock_bench in two guests (make bench-sock)
-#   bench-rebal  rebal_bench in one dev_shm guest (make bench-sock)
+#   bench-one  net_bench in one dev_shm guest: AF_IVSHMEM against AF_UNIX
+#   bench-doorbell  net_bench in two doorbell guests joined by virtio-net
+#              too (a QEMU socket netdev on 127.0.0.1): AF_IVSHMEM against
+#              TCP
+#   bench-plain  net_bench in two ivshmem-plain guests
+#   bench-rebal  rebal_bench in one dev_shm guest (make bench-rebal)
 #
 # A placement in which a guest died while booting, before its first step
 # (so before any of our code ran), is run once more, and says so.
@@ -40,6 +44,10 @@
 # instead of 60; SOAK_S=N runs soak_test for N seconds instead of 60.
 # SYSFUZZ_OPS=N, SYSFUZZ_S=N and SYSFUZZ_SEED=S give sysfuzz_test its
 # operation budget (100000), wall-clock cap (120 s) and seed (the token).
+# BENCH_MS=N, BENCH_WARMUP_MS=N and BENCH_REPS=N give net_bench its
+# measuring time (1000 ms), the streams' warm-up (2000 ms) and its
+# repetitions (3); with BENCH_OUT=DIR, the bench placements append
+# their measurements to DIR/raw.csv and show their progress as it comes.
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
 
@@ -130,7 +138,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$tests_dir"/hostile_peer "$tests_dir"/sock_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/hostile_peer "$tests_dir"/net_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	# The tool links libmnl, which has no static library, and the
 	# sanitizer runtimes: the guest gets them and the loader too.
 	cp "$tests_dir/ivshm" "$root/tests/"
@@ -160,6 +168,25 @@ initrd=$work/initramfs.cpio
 			else
 				ivshm_die "no $m module for $gkver in /lib/modules (package linux-image-$gkver)"
 			fi
+		done
+	fi
+	# The bench placements bring up virtio-net (guest-init.sh net-up):
+	# where its drivers are modules, they go to /lib/modules/net, with
+	# their load order as modprobe computes it from the host's copy of
+	# the guest kernel's modules.
+	if [ "$kernel" != debug ]; then
+		mkdir -p "$root/lib/modules/net"
+		: >"$root/lib/modules/net/order"
+		for src in $(modprobe -S "$gkver" -a --show-depends virtio_pci virtio_net |
+				awk '$1 == "insmod" { print $2 }'); do
+			m=$(basename "${src%.ko*}")
+			grep -qx "$m" "$root/lib/modules/net/order" && continue
+			case $src in
+			*.xz) xz -dc "$src" ;;
+			*.zst) zstd -qdc "$src" ;;
+			*) cat "$src" ;;
+			esac >"$root/lib/modules/net/$m.ko"
+			echo "$m" >>"$root/lib/modules/net/order"
 		done
 	fi
 	mknod -m 600 "$root/dev/console" c 5 1
@@ -289,9 +316,12 @@ plan_demo_b="insmod-af_ivshmem,ivshmem_sender,rmmod-af_ivshmem"
 # The soak: both guests connect to each other and restart their workers.
 plan_soak_a="insmod-af_ivshmem,soak_test:a,rmmod-af_ivshmem,leakcheck"
 plan_soak_b="insmod-af_ivshmem,soak_test:b,rmmod-af_ivshmem,leakcheck"
-# The socket benchmark: server in a, client in b.
-plan_bench_a="insmod-af_ivshmem,sock_bench:server,rmmod-af_ivshmem"
-plan_bench_b="insmod-af_ivshmem,sock_bench:client,rmmod-af_ivshmem"
+# The socket benchmark: in one guest; or the server in a, the client in b.
+plan_bench_one="insmod-af_ivshmem,insmod-dev_shm:size=33554432,net_bench:one-guest,rmmod-dev_shm,rmmod-af_ivshmem"
+plan_bench_a="insmod-af_ivshmem,net-up:192.168.100.1,net_bench:server,rmmod-af_ivshmem"
+plan_bench_b="insmod-af_ivshmem,net-up:192.168.100.2,net_bench:client-doorbell,rmmod-af_ivshmem"
+plan_bench_plain_a="insmod-af_ivshmem,net_bench:server,rmmod-af_ivshmem"
+plan_bench_plain_b="insmod-af_ivshmem,net_bench:client-plain,rmmod-af_ivshmem"
 # Rebalancing off against on, one bulk connection on a 4 MiB region.
 plan_bench_rebal="insmod-af_ivshmem,insmod-dev_shm:size=4194304,rebal_bench,rmmod-dev_shm,rmmod-af_ivshmem"
 plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
@@ -372,9 +402,9 @@ run_doorbell() {
 	wait_guests "door-a:$a" "door-b:$b"
 	report "$placement" door-a
 	report "$placement" door-b
-	if [ "$placement" = demo ] || [ "$placement" = bench-doorbell ]; then
+	if [ "$placement" = demo ]; then
 		echo
-		grep -h -E '^(sender|receiver|bench):' "$work/door-b.results" \
+		grep -h -E '^(sender|receiver):' "$work/door-b.results" \
 			"$work/door-a.results" | tr -d '\r' | sed 's/^/  /'
 		echo
 	fi
@@ -389,10 +419,8 @@ run_doorbell() {
 	fi
 }
 
-# run_plain [PLACEMENT PLAN_A PLAN_B]
 run_plain() {
-	local placement=${1:-plain} plan_a=${2:-$plan_door_a}
-	local plan_b=${3:-$plan_door_b}
+	local placement=plain plan_a=$plan_door_a plan_b=$plan_door_b
 	local shm=/dev/shm/ivshm-test-$$-$RANDOM a b
 	ivshm_log "placement $placement: two guests, ivshmem-plain"
 	rm -f "$shm"
@@ -406,12 +434,6 @@ run_plain() {
 	wait_guests "plain-a:$a" "plain-b:$b"
 	report "$placement" plain-a
 	report "$placement" plain-b
-	if [ "$placement" = bench-plain ]; then
-		echo
-		grep -h -E '^bench:' "$work/plain-b.results" | tr -d '\r' |
-			sed 's/^/  /'
-		echo
-	fi
 }
 
 # Three doorbell guests on one region, each talking to both others.
@@ -506,6 +528,102 @@ run_selftest() {
 	report "selftest-$kind" "$name"
 }
 
+# bench_follow NAME PID  Show the bench-progress lines of guest NAME (QEMU
+# PID) as they come, with BENCH_OUT; the follower ends with the guest.
+bench_follow() {
+	follow_pid=
+	[ -n "${BENCH_OUT:-}" ] || return 0
+	: >>"$work/$1.results"
+	tail --pid="$2" -n +1 -F "$work/$1.results" 2>/dev/null |
+		grep --line-buffered '^bench-progress:' |
+		sed -u 's/\r$//; s/^bench-progress: /  /' &
+	follow_pid=$!
+	pids+=("$follow_pid")
+}
+
+# bench_collect PLACEMENT NAME  Append guest NAME's measurements to
+# BENCH_OUT/raw.csv; a run that produced none fails.
+bench_collect() {
+	local n
+	[ -z "$follow_pid" ] || wait "$follow_pid" 2>/dev/null || true
+	# net_bench's own complaints, from either end.
+	grep -h '^net_bench:' "$work/$1"*.results 2>/dev/null | tr -d '\r' |
+		sed 's/^/  /' || true
+	n=$(grep -c '^benchcsv,' "$work/$2.results" 2>/dev/null || true)
+	if [ "${n:-0}" = 0 ]; then
+		fail "$1/$2: net_bench measured nothing"
+		return
+	fi
+	pass "$1/$2: net_bench made $n measurements"
+	[ -n "${BENCH_OUT:-}" ] || return 0
+	grep '^benchcsv,' "$work/$2.results" | tr -d '\r' |
+		sed 's/^benchcsv,//' >>"$BENCH_OUT/raw.csv"
+	ivshm_log "$1: $n measurements added to $BENCH_OUT/raw.csv"
+}
+
+bench_append() {
+	echo "${BENCH_MS:+ivshm.bench_ms=$BENCH_MS} ${BENCH_WARMUP_MS:+ivshm.bench_warmup_ms=$BENCH_WARMUP_MS} ${BENCH_REPS:+ivshm.bench_reps=$BENCH_REPS}"
+}
+
+# The socket benchmark in one dev_shm guest: AF_IVSHMEM against AF_UNIX.
+run_bench_one() {
+	local timeout=$((timeout + 900))
+	ivshm_log "placement bench-one: one guest, dev_shm, AF_IVSHMEM against AF_UNIX"
+	start_guest bench-one "$plan_bench_one" "$(bench_append)"
+	bench_follow bench-one "$guest_pid"
+	wait_guests "bench-one:$guest_pid"
+	report bench-one bench-one
+	bench_collect bench-one bench-one
+}
+
+# The socket benchmark across two guests of one region. Doorbell guests
+# are joined by virtio-net as well, through a QEMU socket netdev on the
+# loopback address: a listens, b connects once a's QEMU is up.
+run_bench_two() {
+	local placement=$1 mode=${1#bench-} timeout=$((timeout + 900))
+	local sock=$work/ivshmem.sock shm a b port
+	local dev_a dev_b
+	ivshm_log "placement $placement: two guests, ivshmem-$mode$([ "$mode" = doorbell ] && echo " and virtio-net")"
+	if [ "$mode" = doorbell ]; then
+		start_server "$placement" "$sock" || return
+		dev_a=(-chardev "socket,path=$sock,id=ivsh"
+		       -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
+		dev_b=("${dev_a[@]}")
+		port=$((20000 + RANDOM % 20000))
+		dev_a+=(-netdev "socket,id=n0,listen=127.0.0.1:$port"
+			-device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:01")
+		dev_b+=(-netdev "socket,id=n0,connect=127.0.0.1:$port"
+			-device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:02")
+		start_guest "$placement-a" "$plan_bench_a" \
+			"ivshm.role=a ivshm.mode=doorbell $(bench_append)" "${dev_a[@]}"
+		a=$guest_pid
+		for _ in $(seq 100); do
+			ss -Hltn "sport = :$port" | grep -q . && break
+			sleep 0.1
+		done
+		start_guest "$placement-b" "$plan_bench_b" \
+			"ivshm.role=b ivshm.mode=doorbell $(bench_append)" "${dev_b[@]}"
+		b=$guest_pid
+	else
+		shm=/dev/shm/ivshm-test-$$-$RANDOM
+		rm -f "$shm"
+		shm_files+=("$shm")
+		dev_a=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
+		       -device "ivshmem-plain,memdev=hm")
+		start_guest "$placement-a" "$plan_bench_plain_a" \
+			"ivshm.role=a ivshm.mode=plain $(bench_append)" "${dev_a[@]}"
+		a=$guest_pid
+		start_guest "$placement-b" "$plan_bench_plain_b" \
+			"ivshm.role=b ivshm.mode=plain $(bench_append)" "${dev_a[@]}"
+		b=$guest_pid
+	fi
+	bench_follow "$placement-b" "$b"
+	wait_guests "$placement-a:$a" "$placement-b:$b"
+	report "$placement" "$placement-a"
+	report "$placement" "$placement-b"
+	bench_collect "$placement" "$placement-b"
+}
+
 # Rebalancing off against on, in one dev_shm guest.
 run_bench_rebal() {
 	ivshm_log "placement bench-rebal: one guest, dev_shm, a bulk transfer with rebalancing off and on"
@@ -532,10 +650,8 @@ run_placement() {
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
 	soak)
 		REGION_SIZE=33554432 run_doorbell soak "$plan_soak_a" "$plan_soak_b" ;;
-	bench-doorbell)
-		REGION_SIZE=33554432 run_doorbell bench-doorbell "$plan_bench_a" "$plan_bench_b" ;;
-	bench-plain)
-		REGION_SIZE=33554432 run_plain bench-plain "$plan_bench_a" "$plan_bench_b" ;;
+	bench-one) run_bench_one ;;
+	bench-doorbell | bench-plain) REGION_SIZE=33554432 run_bench_two "$1" ;;
 	bench-rebal) run_bench_rebal ;;
 	selftest-hang | selftest-panic | selftest-kill) run_selftest "${1#selftest-}" ;;
 	*) ivshm_die "unknown placement '$1'" ;;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * rebal_bench: what rebalancing buys a bulk transfer. Runs in the guest of
- * `make bench-sock` placement bench-rebal: dev_shm with a 4 MiB region,
+ * `make bench-rebal` (placement bench-rebal): dev_shm with a 4 MiB region,
  * one bulk connection beside four idle ones, 64 KiB records sent as fast
  * as they go, first with rebalancing off (module parameter rebalance=N:
  * every channel keeps its initial 128 KiB), then on (the defaults). Each

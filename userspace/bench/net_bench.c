@@ -1,0 +1,864 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * net_bench: AF_IVSHMEM against what users would pick instead, in the
+ * guests of `make bench` (scripts/bench.sh; selftests/runner/run.sh
+ * --placements bench-one,bench-doorbell,bench-plain).
+ *
+ *   net_bench one-guest        dev_shm in one guest: AF_IVSHMEM (virtual
+ *                              peer 0 to peer 1) against AF_UNIX
+ *                              SOCK_SEQPACKET, between the same two
+ *                              processes
+ *   net_bench server           the other guest's end: AF_IVSHMEM on every
+ *                              region, TCP on port 6100
+ *   net_bench client-doorbell  AF_IVSHMEM on an ivshmem-doorbell region
+ *                              against TCP over virtio-net to 192.168.100.1
+ *   net_bench client-plain     AF_IVSHMEM on an ivshmem-plain region
+ *
+ * Three tests, each on every transport, repetitions interleaved across
+ * transports so that a slow moment of the machine hits all of them:
+ *
+ *   stream  one connection sends records of one size as fast as it can
+ *           for ivshm.bench_ms (1000), after a warm-up of
+ *           ivshm.bench_warmup_ms (2000) in which rebalancing grows the
+ *           channel to what the traffic needs, as it would for a
+ *           long-lived connection; the receiver counts the timed records
+ *           and times them from the first to the end marker, so the rate
+ *           is what was delivered.
+ *   rtt     one record echoed at a time: p50 and p99 of the round trips.
+ *   scale   1, 8 and 64 connections streaming 4 KiB records at once, in
+ *           one window shared by all; the aggregate is the sum of the
+ *           connections' rates.
+ *
+ * Every record carries its phase in its first byte (warm-up, timed, end),
+ * and the receiver checks its length, so TCP (a byte stream) is read
+ * record by record like the others. Doorbells and NAPI polls per record
+ * come from the af_ivshmem debugfs counters of the guest's devices; in two
+ * guests each side counts its own.
+ *
+ * Output, on stdout: "benchcsv,..." lines (the fields of RAW_FIELDS in
+ * scripts/bench-report.py) and "bench-progress: ..." lines. Figures are
+ * never judged here: the exit status is 0 unless a connection or a record
+ * went wrong.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "ivshmem.h"
+#include "ivshm_test.h"
+
+#define BENCH_PORT	6000
+#define TCP_PORT	6100
+#define SERVER_ADDR	"192.168.100.1"
+#define UNIX_NAME	"ivshm-net-bench"
+#define MAX_SIZE	65536
+#define SCALE_SIZE	4096
+#define MAX_CONNS	64
+#define RTT_WARMUP	50
+#define RTT_MIN		100
+#define RTT_MAX		5000
+#define CONNECT_S	60
+#define IDLE_S		120
+
+enum kind { K_IVSHMEM, K_UNIX, K_TCP };
+
+struct transport {
+	const char *name;	/* as in the CSV */
+	enum kind kind;
+	bool counters;		/* has doorbell and poll counters */
+};
+
+enum { OP_STREAM = 1, OP_ECHO = 2, OP_QUIT = 3 };
+enum { PH_WARM = 0, PH_TIMED = 1, PH_END = 2 };
+
+struct cmd {
+	uint32_t op;
+	uint32_t size;
+};
+
+struct reply {
+	uint64_t records;	/* timed records received */
+	uint64_t ns;		/* first timed record to the end marker */
+	int64_t rings;		/* doorbells rung meanwhile, -1: unknown */
+	int64_t polls;		/* NAPI polls meanwhile, -1: unknown */
+};
+
+static const unsigned int sizes[] = { 64, 256, 1024, 4096, 16384, 65536 };
+static const unsigned int conn_counts[] = { 1, 8, 64 };
+
+static const char *setup;	/* "one-guest" or "two-guests" */
+static bool one_guest;
+static unsigned int server_vm = IVSHMEM_VM_ANY;
+static int af;			/* AF_IVSHMEM's number */
+static unsigned long long bench_ms, warmup_ms, reps;
+
+/* One write, so that the line cannot interleave with the other process. */
+static void die(const char *fmt, ...)
+{
+	char msg[256], line[400];
+	int err = errno, n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = snprintf(line, sizeof(line), "net_bench: %s: %s\n", msg,
+		     strerror(err));
+	fflush(stdout);
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		exit(1);
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Doorbells rung and NAPI polls run by every af_ivshmem device of this
+ * guest: with dev_shm both ends of a connection are here, and both count.
+ */
+static void counters(int64_t *rings, int64_t *polls)
+{
+	DIR *d = opendir(IVSHM_DEBUGFS);
+	struct dirent *e;
+
+	*rings = 0;
+	*polls = 0;
+	if (!d) {
+		*rings = *polls = -1;
+		return;
+	}
+	while ((e = readdir(d))) {
+		long long r, p;
+
+		if (strncmp(e->d_name, "ivshm", 5))
+			continue;
+		r = ivshm_dev_attr_ll(e->d_name, "doorbells", "rings_sent");
+		p = ivshm_dev_attr_ll(e->d_name, "doorbells", "napi_polls");
+		if (r < 0 || p < 0) {
+			*rings = *polls = -1;
+			break;
+		}
+		*rings += r;
+		*polls += p;
+	}
+	closedir(d);
+}
+
+/* Send all of @len bytes (one record on SOCK_SEQPACKET). */
+static int send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Receive one record of @len bytes into @buf (@cap bytes): a whole record
+ * on SOCK_SEQPACKET, which must be @len long; @len bytes of the stream on
+ * TCP. 0, 1 at end of file, or -1 (EPROTO: a record of another length).
+ */
+static int recv_record(enum kind kind, int fd, void *buf, size_t cap,
+		       size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	if (kind != K_TCP) {
+		do {
+			n = recv(fd, buf, cap, 0);
+		} while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return n ? -1 : 1;
+		if ((size_t)n != len) {
+			errno = EPROTO;
+			return -1;
+		}
+		return 0;
+	}
+	while (got < len) {
+		n = recv(fd, (char *)buf + got, len - got, MSG_WAITALL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -1 : 1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* --- the receiving end --------------------------------------------------- */
+
+struct conn {
+	int fd;
+	enum kind kind;
+};
+
+static atomic_bool quit;
+static atomic_int active;
+
+/*
+ * One connection: a command, then the records it announces until the end
+ * marker, then the reply. Stream records are counted; echo records are
+ * sent back.
+ */
+static void *serve(void *arg)
+{
+	struct conn *c = arg;
+	struct reply rep = { 0 };
+	int64_t r0 = 0, p0 = 0, r1, p1;
+	unsigned char *buf = malloc(MAX_SIZE + 1);
+	uint64_t t0 = 0;
+	struct cmd cmd;
+	int ret;
+
+	if (!buf)
+		die("malloc");
+	if (recv_record(c->kind, c->fd, &cmd, sizeof(cmd), sizeof(cmd)))
+		die("server: command");
+	if (cmd.op == OP_QUIT) {
+		atomic_store(&quit, true);
+		goto out;
+	}
+	if ((cmd.op != OP_STREAM && cmd.op != OP_ECHO) || !cmd.size ||
+	    cmd.size > MAX_SIZE) {
+		errno = EPROTO;
+		die("server: command %u of %u bytes", cmd.op, cmd.size);
+	}
+	for (;;) {
+		ret = recv_record(c->kind, c->fd, buf, MAX_SIZE + 1, cmd.size);
+		if (ret)
+			die("server: record of %u bytes%s", cmd.size,
+			    ret > 0 ? " (end of file)" : "");
+		if (buf[0] == PH_END)
+			break;
+		if (buf[0] == PH_TIMED) {
+			if (!rep.records++) {
+				counters(&r0, &p0);
+				t0 = now_ns();
+			}
+		} else if (buf[0] != PH_WARM) {
+			errno = EPROTO;
+			die("server: record of phase %u", buf[0]);
+		}
+		if (cmd.op == OP_ECHO && send_all(c->fd, buf, cmd.size))
+			die("server: echo");
+	}
+	counters(&r1, &p1);
+	rep.ns = rep.records ? now_ns() - t0 : 0;
+	rep.rings = r0 < 0 || r1 < 0 ? -1 : r1 - r0;
+	rep.polls = p0 < 0 || p1 < 0 ? -1 : p1 - p0;
+	if (send_all(c->fd, &rep, sizeof(rep)))
+		die("server: reply");
+out:
+	close(c->fd);
+	free(buf);
+	free(c);
+	atomic_fetch_sub(&active, 1);
+	return NULL;
+}
+
+/*
+ * Accept on every listener of @lfd (@kinds) until a QUIT command; give up
+ * after IDLE_S without a connection, when the client is gone.
+ */
+static int server(const int *lfd, const enum kind *kinds, int n)
+{
+	uint64_t idle_since = now_ns();
+	struct pollfd pfd[3];
+	pthread_attr_t attr;
+	int i;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = lfd[i], .events = POLLIN };
+	while (!atomic_load(&quit) || atomic_load(&active)) {
+		if (poll(pfd, (nfds_t)n, 100) < 0 && errno != EINTR)
+			die("server: poll");
+		if (atomic_load(&active))
+			idle_since = now_ns();
+		else if (now_ns() - idle_since > IDLE_S * 1000000000ull) {
+			errno = ETIMEDOUT;
+			die("server: no client for %d s", IDLE_S);
+		}
+		for (i = 0; i < n; i++) {
+			struct conn *c;
+			pthread_t t;
+			int fd, one = 1;
+
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			fd = accept4(lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				die("server: accept");
+			if (kinds[i] == K_TCP &&
+			    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				       sizeof(one)))
+				die("server: TCP_NODELAY");
+			c = malloc(sizeof(*c));
+			if (!c)
+				die("malloc");
+			*c = (struct conn){ .fd = fd, .kind = kinds[i] };
+			atomic_fetch_add(&active, 1);
+			if (pthread_create(&t, &attr, serve, c)) {
+				errno = EAGAIN;
+				die("server: thread");
+			}
+		}
+	}
+	for (i = 0; i < n; i++)
+		close(lfd[i]);
+	pthread_attr_destroy(&attr);
+	return 0;
+}
+
+static int listen_unix(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	/* An abstract name: nothing to remove afterwards. */
+	memcpy(a.sun_path + 1, UNIX_NAME, strlen(UNIX_NAME));
+	if (fd < 0 ||
+	    bind(fd, (struct sockaddr *)&a,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			     strlen(UNIX_NAME))) ||
+	    listen(fd, MAX_CONNS))
+		die("AF_UNIX listen");
+	return fd;
+}
+
+static int listen_tcp(void)
+{
+	struct sockaddr_in a = {
+		.sin_family = AF_INET,
+		.sin_port = htons(TCP_PORT),
+		.sin_addr.s_addr = htonl(INADDR_ANY),
+	};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(fd, MAX_CONNS))
+		die("TCP listen");
+	return fd;
+}
+
+/* --- the sending end ----------------------------------------------------- */
+
+static int connect_ivshmem_vm(unsigned int vm)
+{
+	struct sockaddr_ivshmem a = ivshm_addr(af, vm, BENCH_PORT,
+						IVSHMEM_DEV_ANY);
+	int fd = socket(af, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The first connection finds the server's VM id; it may still be booting. */
+static int connect_ivshmem(void)
+{
+	uint64_t deadline = now_ns() + CONNECT_S * 1000000000ull;
+	unsigned int vm;
+	int fd;
+
+	if (one_guest)
+		/* From virtual peer 0 (ivshm0) to peer 1's listener. */
+		return ivshm_connect_to(af, 1, BENCH_PORT, 1);
+	if (server_vm != IVSHMEM_VM_ANY)
+		return connect_ivshmem_vm(server_vm);
+	do {
+		for (vm = 0; vm < 64; vm++) {
+			fd = connect_ivshmem_vm(vm);
+			if (fd >= 0) {
+				server_vm = vm;
+				return fd;
+			}
+		}
+		usleep(200000);
+	} while (now_ns() < deadline);
+	return -1;
+}
+
+static int connect_unix(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	memcpy(a.sun_path + 1, UNIX_NAME, strlen(UNIX_NAME));
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+				strlen(UNIX_NAME)))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The server guest's TCP port; it may not listen yet. */
+static int connect_tcp(void)
+{
+	uint64_t deadline = now_ns() + CONNECT_S * 1000000000ull;
+	struct sockaddr_in a = {
+		.sin_family = AF_INET,
+		.sin_port = htons(TCP_PORT),
+	};
+	int fd, one = 1;
+
+	inet_pton(AF_INET, SERVER_ADDR, &a.sin_addr);
+	do {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		if (!connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+			if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				       sizeof(one))) {
+				close(fd);
+				return -1;
+			}
+			return fd;
+		}
+		close(fd);
+		usleep(200000);
+	} while (now_ns() < deadline);
+	return -1;
+}
+
+static int connect_transport(const struct transport *tp)
+{
+	int fd;
+
+	switch (tp->kind) {
+	case K_IVSHMEM:
+		fd = connect_ivshmem();
+		break;
+	case K_UNIX:
+		fd = connect_unix();
+		break;
+	default:
+		fd = connect_tcp();
+		break;
+	}
+	if (fd < 0)
+		die("%s: connect", tp->name);
+	return fd;
+}
+
+static void send_cmd(const struct transport *tp, int fd, uint32_t op,
+		     uint32_t size)
+{
+	struct cmd c = { .op = op, .size = size };
+
+	if (send_all(fd, &c, sizeof(c)))
+		die("%s: command", tp->name);
+}
+
+static void recv_reply(const struct transport *tp, int fd, struct reply *rep)
+{
+	if (recv_record(tp->kind, fd, rep, sizeof(*rep), sizeof(*rep)))
+		die("%s: reply", tp->name);
+}
+
+/* One row of the raw CSV; a negative figure is an empty field. */
+static void emit(const struct transport *tp, const char *test,
+		 unsigned int size, unsigned int conns, unsigned int rep,
+		 uint64_t records, double seconds, double p50, double p99,
+		 double rings, double polls)
+{
+	double rate = seconds > 0 ? (double)records / seconds : 0;
+	char f[4][32];
+	double v[4] = { p50, p99, rings, polls };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (v[i] < 0)
+			f[i][0] = '\0';
+		else
+			snprintf(f[i], sizeof(f[i]), "%.4f", v[i]);
+	}
+	printf("benchcsv,%s,%s,%s,%u,%u,%u,%llu,%.6f,%.1f,%.1f,%s,%s,%s,%s\n",
+	       setup, tp->name, test, size, conns, rep,
+	       (unsigned long long)records, seconds, rate, rate * size,
+	       f[0], f[1], f[2], f[3]);
+}
+
+static unsigned int done_points, total_points;
+
+static void progress(const struct transport *tp, const char *test,
+		     unsigned int size, unsigned int conns, unsigned int rep,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("bench-progress: [%u/%u] %s %s %s %u B x%u rep %u: ",
+	       ++done_points, total_points, setup, test, tp->name, size, conns,
+	       rep + 1);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* A sending connection of a stream or scale run. */
+struct sender {
+	const struct transport *tp;
+	pthread_t thread;
+	pthread_barrier_t *ready;
+	unsigned int size;
+	int fd;
+	_Atomic uint64_t *t_timed, *t_end;	/* shared window, set by main */
+	struct reply rep;
+	int64_t rings, polls;	/* this side's counters (two guests) */
+};
+
+static void *stream_sender(void *arg)
+{
+	struct sender *s = arg;
+	unsigned char *buf = calloc(1, s->size);
+	int64_t r0 = 0, p0 = 0, r1, p1;
+	uint64_t t_timed, t_end, t;
+	bool timed = false;
+
+	if (!buf)
+		die("malloc");
+	send_cmd(s->tp, s->fd, OP_STREAM, s->size);
+	pthread_barrier_wait(s->ready);
+	pthread_barrier_wait(s->ready);
+	t_timed = atomic_load(s->t_timed);
+	t_end = atomic_load(s->t_end);
+	for (;;) {
+		t = now_ns();
+		if (t >= t_end)
+			break;
+		if (!timed && t >= t_timed) {
+			timed = true;
+			buf[0] = PH_TIMED;
+			counters(&r0, &p0);
+		}
+		if (send_all(s->fd, buf, s->size))
+			die("%s: send", s->tp->name);
+	}
+	buf[0] = PH_END;
+	if (send_all(s->fd, buf, s->size))
+		die("%s: end marker", s->tp->name);
+	counters(&r1, &p1);
+	s->rings = r0 < 0 || r1 < 0 ? -1 : r1 - r0;
+	s->polls = p0 < 0 || p1 < 0 ? -1 : p1 - p0;
+	recv_reply(s->tp, s->fd, &s->rep);
+	close(s->fd);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Per-record counters: the receiver's (which, with dev_shm, are the whole
+ * guest's) plus, across guests, the sender's own. -1 when unknown.
+ */
+static void per_record(const struct sender *s, double *rings, double *polls)
+{
+	*rings = -1;
+	*polls = -1;
+	if (!s->tp->counters || !s->rep.records || s->rep.rings < 0 ||
+	    (!one_guest && s->rings < 0))
+		return;
+	*rings = (double)(s->rep.rings + (one_guest ? 0 : s->rings)) /
+		 (double)s->rep.records;
+	*polls = (double)(s->rep.polls + (one_guest ? 0 : s->polls)) /
+		 (double)s->rep.records;
+}
+
+static void run_stream(const struct transport *tp, const char *test,
+		       unsigned int size, unsigned int conns, unsigned int rep)
+{
+	static struct sender s[MAX_CONNS];
+	_Atomic uint64_t t_timed, t_end;
+	pthread_barrier_t ready;
+	double seconds = 0, rate = 0, rings = -1, polls = -1;
+	uint64_t records = 0;
+	unsigned int i;
+
+	pthread_barrier_init(&ready, NULL, conns + 1);
+	for (i = 0; i < conns; i++) {
+		s[i] = (struct sender){
+			.tp = tp, .size = size, .ready = &ready,
+			.t_timed = &t_timed, .t_end = &t_end,
+			.fd = connect_transport(tp),
+		};
+		if (pthread_create(&s[i].thread, NULL, stream_sender, &s[i])) {
+			errno = EAGAIN;
+			die("thread");
+		}
+	}
+	/* Every connection is up and has sent its command. */
+	pthread_barrier_wait(&ready);
+	atomic_store(&t_timed, now_ns() + warmup_ms * 1000000ull);
+	atomic_store(&t_end, atomic_load(&t_timed) + bench_ms * 1000000ull);
+	pthread_barrier_wait(&ready);
+	for (i = 0; i < conns; i++) {
+		pthread_join(s[i].thread, NULL);
+		/*
+		 * A connection starved by the others for the whole window
+		 * delivered nothing: it adds nothing to the aggregate.
+		 */
+		if (!s[i].rep.records || !s[i].rep.ns) {
+			if (conns > 1)
+				continue;
+			errno = EPROTO;
+			die("%s: no timed record arrived", tp->name);
+		}
+		records += s[i].rep.records;
+		rate += (double)s[i].rep.records * 1e9 / (double)s[i].rep.ns;
+		seconds = seconds > (double)s[i].rep.ns / 1e9 ?
+			  seconds : (double)s[i].rep.ns / 1e9;
+	}
+	pthread_barrier_destroy(&ready);
+	if (conns == 1) {
+		per_record(&s[0], &rings, &polls);
+		seconds = (double)s[0].rep.ns / 1e9;
+	} else if (rate > 0) {
+		/* The aggregate: the rate the CSV derives is the sum. */
+		seconds = (double)records / rate;
+	}
+	emit(tp, test, size, conns, rep, records, seconds, -1, -1, rings,
+	     polls);
+	progress(tp, test, size, conns, rep, "%.0f records/s, %.1f MB/s",
+		 rate, rate * size / 1e6);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void run_rtt(const struct transport *tp, unsigned int size,
+		    unsigned int rep)
+{
+	static uint64_t ns[RTT_MAX];
+	unsigned char *buf = calloc(1, MAX_SIZE + 1);
+	struct sender s = { .tp = tp };
+	int64_t r0 = 0, p0 = 0, r1, p1;
+	uint64_t t_end, t, t1;
+	double rings, polls, p50, p99, sum = 0;
+	unsigned int i, n = 0;
+	int fd = connect_transport(tp);
+
+	if (!buf)
+		die("malloc");
+	send_cmd(tp, fd, OP_ECHO, size);
+	t_end = 0;
+	for (i = 0; n < RTT_MAX; i++) {
+		buf[0] = i < RTT_WARMUP ? PH_WARM : PH_TIMED;
+		if (i == RTT_WARMUP) {
+			counters(&r0, &p0);
+			t_end = now_ns() + bench_ms * 1000000ull;
+		}
+		t = now_ns();
+		if (send_all(fd, buf, size) ||
+		    recv_record(tp->kind, fd, buf, MAX_SIZE + 1, size))
+			die("%s: echo of %u bytes", tp->name, size);
+		t1 = now_ns();
+		if (i >= RTT_WARMUP) {
+			ns[n++] = t1 - t;
+			sum += (double)(t1 - t);
+			if (t1 >= t_end && n >= RTT_MIN)
+				break;
+		}
+	}
+	counters(&r1, &p1);
+	buf[0] = PH_END;
+	if (send_all(fd, buf, size))
+		die("%s: end marker", tp->name);
+	recv_reply(tp, fd, &s.rep);
+	close(fd);
+	free(buf);
+	if (s.rep.records != n) {
+		errno = EPROTO;
+		die("%s: %u round trips, the server echoed %llu", tp->name, n,
+		    (unsigned long long)s.rep.records);
+	}
+	s.rings = r0 < 0 || r1 < 0 ? -1 : r1 - r0;
+	s.polls = p0 < 0 || p1 < 0 ? -1 : p1 - p0;
+	per_record(&s, &rings, &polls);
+	/* A round trip is two records, one each way. */
+	if (rings >= 0) {
+		rings /= 2;
+		polls /= 2;
+	}
+	qsort(ns, n, sizeof(ns[0]), cmp_u64);
+	p50 = (double)ns[n / 2] / 1e3;
+	p99 = (double)ns[(n * 99) / 100] / 1e3;
+	emit(tp, "rtt", size, 1, rep, n, sum / 1e9, p50, p99, rings, polls);
+	progress(tp, "rtt", size, 1, rep, "p50 %.1f us, p99 %.1f us (%u rounds)",
+		 p50, p99, n);
+}
+
+/* Stop the server; wait for it to close, lest the close undo the QUIT. */
+static void quit_server(const struct transport *tp)
+{
+	int fd = connect_transport(tp);
+	char c;
+
+	send_cmd(tp, fd, OP_QUIT, 0);
+	while (recv(fd, &c, 1, 0) > 0)
+		;
+	close(fd);
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static int client(const struct transport *tps, unsigned int ntp)
+{
+	const unsigned int nsz = ARRAY_SIZE(sizes), ncc = ARRAY_SIZE(conn_counts);
+	unsigned int r, i, t;
+
+	total_points = (unsigned int)reps * ntp * (2 * nsz + ncc);
+	printf("bench-progress: %s: %u measurements of %llu ms (streams after %llu ms of warm-up), %llu repetitions\n",
+	       setup, total_points, bench_ms, warmup_ms, reps);
+	fflush(stdout);
+	for (r = 0; r < reps; r++) {
+		for (i = 0; i < nsz; i++)
+			for (t = 0; t < ntp; t++)
+				run_stream(&tps[t], "stream", sizes[i], 1, r);
+		for (i = 0; i < nsz; i++)
+			for (t = 0; t < ntp; t++)
+				run_rtt(&tps[t], sizes[i], r);
+		for (i = 0; i < ncc; i++)
+			for (t = 0; t < ntp; t++)
+				run_stream(&tps[t], "scale", SCALE_SIZE,
+					   conn_counts[i], r);
+	}
+	/* One server process serves every transport: one QUIT stops it. */
+	quit_server(&tps[0]);
+	return 0;
+}
+
+/* dev_shm in one guest: the server in a child process, on peer 1. */
+static int one_guest_run(void)
+{
+	static const struct transport tps[] = {
+		{ "af_ivshmem", K_IVSHMEM, true },
+		{ "af_unix", K_UNIX, false },
+	};
+	const enum kind kinds[] = { K_IVSHMEM, K_UNIX };
+	int lfd[2], status;
+	pid_t pid;
+
+	lfd[0] = ivshm_listen_on(af, BENCH_PORT, 2, MAX_CONNS);
+	if (lfd[0] < 0)
+		die("AF_IVSHMEM listen on ivshm1");
+	lfd[1] = listen_unix();
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (!pid) {
+		/* The client's end is the run's end, however it comes. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() == 1)
+			_exit(1);
+		_exit(server(lfd, kinds, 2));
+	}
+	close(lfd[0]);
+	close(lfd[1]);
+	client(tps, 2);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status)) {
+		fprintf(stderr, "net_bench: the server process failed\n");
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct transport doorbell[] = {
+		{ "af_ivshmem-doorbell", K_IVSHMEM, true },
+		{ "tcp-virtio", K_TCP, false },
+	};
+	static const struct transport plain[] = {
+		{ "af_ivshmem-plain", K_IVSHMEM, true },
+	};
+	const char *mode = argc == 2 ? argv[1] : "";
+
+	/* A line at a time, so the runner can show progress as it comes. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	bench_ms = ivshm_cmdline_ull("bench_ms", 1000);
+	warmup_ms = ivshm_cmdline_ull("bench_warmup_ms", 2000);
+	reps = ivshm_cmdline_ull("bench_reps", 3);
+	if (!bench_ms || !reps) {
+		fprintf(stderr, "net_bench: ivshm.bench_ms and ivshm.bench_reps must be positive\n");
+		return 2;
+	}
+	af = ivshm_family();
+	if (af < 0) {
+		fprintf(stderr, "net_bench: af_ivshmem is not loaded\n");
+		return 1;
+	}
+	setup = "two-guests";
+	if (!strcmp(mode, "one-guest")) {
+		setup = "one-guest";
+		one_guest = true;
+		return one_guest_run();
+	}
+	if (!strcmp(mode, "server")) {
+		const enum kind kinds[] = { K_IVSHMEM, K_TCP };
+		int lfd[2];
+
+		lfd[0] = ivshmem_listen(BENCH_PORT, MAX_CONNS);
+		if (lfd[0] < 0)
+			die("AF_IVSHMEM listen");
+		lfd[1] = listen_tcp();
+		return server(lfd, kinds, 2);
+	}
+	if (!strcmp(mode, "client-doorbell"))
+		return client(doorbell, ARRAY_SIZE(doorbell));
+	if (!strcmp(mode, "client-plain"))
+		return client(plain, ARRAY_SIZE(plain));
+	fprintf(stderr, "usage: net_bench one-guest|server|client-doorbell|client-plain\n");
+	return 2;
+}
