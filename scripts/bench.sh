@@ -30,17 +30,7 @@ rm -rf "$out"
 mkdir -p "$out"
 start=$SECONDS
 
-ivshm_log "bench: [1/3] the native ring (bench_ring), the ceiling"
-make -s -C "$IVSHM_ROOT/userspace/bench" BUILD="$IVSHM_BUILD" >&2
-# shellcheck disable=SC2086
-"$IVSHM_BUILD/bench/bench_ring" --only p2p --csv "$out/ring.csv" \
-	${RING_ARGS:-} >"$out/ring.txt"
-
-ivshm_log "bench: [2/3] the guests ($kernel kernel): $reps repetitions of $ms ms per figure"
-BENCH_OUT=$out BENCH_MS=$ms BENCH_WARMUP_MS=$warmup BENCH_REPS=$reps \
-	"$IVSHM_ROOT/selftests/runner/run.sh" --kernel "$kernel" \
-	--placements bench-one,bench-doorbell,bench-plain | tee "$out/guests.log"
-
+# The machine and the code, before anything is built from the tree.
 read -r vmlinux _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
 {
 	echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -51,6 +41,17 @@ read -r vmlinux _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
 	echo "- Commit: $(git -C "$IVSHM_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "- Command: make bench"
 } >"$out/meta.txt"
+
+ivshm_log "bench: [1/3] the native ring (bench_ring), the ceiling"
+make -s -C "$IVSHM_ROOT/userspace/bench" BUILD="$IVSHM_BUILD" >&2
+# shellcheck disable=SC2086
+"$IVSHM_BUILD/bench/bench_ring" --only p2p --csv "$out/ring.csv" \
+	${RING_ARGS:-} >"$out/ring.txt"
+
+ivshm_log "bench: [2/3] the guests ($kernel kernel): $reps repetitions of $ms ms per figure"
+BENCH_OUT=$out BENCH_MS=$ms BENCH_WARMUP_MS=$warmup BENCH_REPS=$reps \
+	"$IVSHM_ROOT/selftests/runner/run.sh" --kernel "$kernel" \
+	--placements bench-one,bench-doorbell,bench-plain | tee "$out/guests.log"
 
 ivshm_log "bench: [3/3] the report"
 "$IVSHM_ROOT/scripts/bench-report.py" --raw "$out/raw.csv" \

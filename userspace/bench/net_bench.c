@@ -380,21 +380,6 @@ static int listen_tcp(void)
 
 /* --- the sending end ----------------------------------------------------- */
 
-static int connect_ivshmem_vm(unsigned int vm)
-{
-	struct sockaddr_ivshmem a = ivshm_addr(af, vm, BENCH_PORT,
-						IVSHMEM_DEV_ANY);
-	int fd = socket(af, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* The first connection finds the server's VM id; it may still be booting. */
 static int connect_ivshmem(void)
 {
@@ -406,10 +391,12 @@ static int connect_ivshmem(void)
 		/* From virtual peer 0 (ivshm0) to peer 1's listener. */
 		return ivshm_connect_to(af, 1, BENCH_PORT, 1);
 	if (server_vm != IVSHMEM_VM_ANY)
-		return connect_ivshmem_vm(server_vm);
+		return ivshm_connect_to(af, server_vm, BENCH_PORT,
+					IVSHMEM_DEV_ANY);
 	do {
 		for (vm = 0; vm < 64; vm++) {
-			fd = connect_ivshmem_vm(vm);
+			fd = ivshm_connect_to(af, vm, BENCH_PORT,
+					      IVSHMEM_DEV_ANY);
 			if (fd >= 0) {
 				server_vm = vm;
 				return fd;
