@@ -656,6 +656,33 @@ def evaluate_targets(data):
     return results
 
 
+def metric_table(data, setup, transports, ratios, test, columns,
+                 ratio_metric, ratio_prefix, by_conns=False):
+    """The lines of one table of @test: a row per size (and connection
+    count, @by_conns), the @columns (header suffix, metric, formatter,
+    scale) of every transport, then the ratios of @ratio_metric."""
+    headers = ["size"] + (["conns"] if by_conns else [])
+    for t in transports:
+        headers += [f"{label(t)} {suffix}" for suffix, _, _, _ in columns]
+    headers += [f"{ratio_prefix}{short(a)} / {short(b)}" for a, b in ratios]
+    if by_conns:
+        keys = data.size_conns(setup, test)
+    else:
+        keys = [(size, None) for size in data.sizes(setup, test)]
+    rows = []
+    for size, conns in keys:
+        row = [fmt_size(size)] + ([str(conns)] if by_conns else [])
+        for t in transports:
+            row += [cell(data.metric(setup, t, test, size, metric, conns),
+                         fmt, scale)
+                    for _, metric, fmt, scale in columns]
+        row += [fmt_ratio(data.ratio(setup, a, b, test, size, ratio_metric,
+                                     conns))
+                for a, b in ratios]
+        rows.append(row)
+    return md_table(headers, rows) if rows else [f"No {test} measurement."]
+
+
 def setup_section(data, spec, plotter):
     setup = spec["name"]
     transports = data.transports(setup)
@@ -665,73 +692,35 @@ def setup_section(data, spec, plotter):
         return out + ["No measurement for this setup (the run may have "
                       "failed).", ""]
 
-    # Throughput by record size.
     out += ["### Throughput by record size", "",
             "One connection, one-way records as fast as possible; payload "
             "MB/s (10^6 bytes/s) and records/s, median (min–max) over the "
             "repetitions; the ratios are of the medians.", ""]
-    headers = ["size"]
-    for t in transports:
-        headers += [f"{label(t)} MB/s", f"{label(t)} records/s"]
-    headers += [f"{short(a)} / {short(b)}" for a, b in ratios]
-    rows = []
-    for size in data.sizes(setup, "stream"):
-        row = [fmt_size(size)]
-        for t in transports:
-            row += [cell(data.metric(setup, t, "stream", size,
-                                     "bytes_per_s"), fmt_fixed, 1e-6),
-                    cell(data.metric(setup, t, "stream", size,
-                                     "records_per_s"), fmt_rate)]
-        row += [fmt_ratio(data.ratio(setup, a, b, "stream", size,
-                                     "bytes_per_s")) for a, b in ratios]
-        rows.append(row)
-    out += (md_table(headers, rows) if rows else ["No stream measurement."])
+    out += metric_table(data, setup, transports, ratios, "stream",
+                        [("MB/s", "bytes_per_s", fmt_fixed, 1e-6),
+                         ("records/s", "records_per_s", fmt_rate, 1)],
+                        "bytes_per_s", "")
     out += [""] + plotter.embed(f"throughput-{setup}",
                                 f"throughput, {spec['plot']}")
 
-    # Round trip by record size.
     out += ["### Round trip by record size", "",
             "One connection, one record each way; µs, median (min–max) "
             "over the repetitions; the ratios are of the p50 medians (lower "
             "is better for AF_IVSHMEM).", ""]
-    headers = ["size"]
-    for t in transports:
-        headers += [f"{label(t)} p50 µs", f"{label(t)} p99 µs"]
-    headers += [f"p50 {short(a)} / {short(b)}" for a, b in ratios]
-    rows = []
-    for size in data.sizes(setup, "rtt"):
-        row = [fmt_size(size)]
-        for t in transports:
-            row += [cell(data.metric(setup, t, "rtt", size, m), fmt_fixed)
-                    for m in ("p50_us", "p99_us")]
-        row += [fmt_ratio(data.ratio(setup, a, b, "rtt", size, "p50_us"))
-                for a, b in ratios]
-        rows.append(row)
-    out += (md_table(headers, rows) if rows else ["No rtt measurement."])
+    out += metric_table(data, setup, transports, ratios, "rtt",
+                        [("p50 µs", "p50_us", fmt_fixed, 1),
+                         ("p99 µs", "p99_us", fmt_fixed, 1)],
+                        "p50_us", "p50 ")
     out += [""] + plotter.embed(f"latency-{setup}",
                                 f"round trip, {spec['plot']}")
 
-    # Scaling by connections.
     out += ["### Scaling by connections", "",
             "Aggregate one-way throughput over all the connections, median "
             "(min–max); the ratios are of the records/s medians.", ""]
-    headers = ["size", "conns"]
-    for t in transports:
-        headers += [f"{label(t)} records/s", f"{label(t)} MB/s"]
-    headers += [f"{short(a)} / {short(b)}" for a, b in ratios]
-    rows = []
-    for size, conns in data.size_conns(setup, "scale"):
-        row = [fmt_size(size), str(conns)]
-        for t in transports:
-            row += [cell(data.metric(setup, t, "scale", size,
-                                     "records_per_s", conns), fmt_rate),
-                    cell(data.metric(setup, t, "scale", size,
-                                     "bytes_per_s", conns), fmt_fixed, 1e-6)]
-        row += [fmt_ratio(data.ratio(setup, a, b, "scale", size,
-                                     "records_per_s", conns))
-                for a, b in ratios]
-        rows.append(row)
-    out += (md_table(headers, rows) if rows else ["No scale measurement."])
+    out += metric_table(data, setup, transports, ratios, "scale",
+                        [("records/s", "records_per_s", fmt_rate, 1),
+                         ("MB/s", "bytes_per_s", fmt_fixed, 1e-6)],
+                        "records_per_s", "", by_conns=True)
     out += [""] + plotter.embed(f"scaling-{setup}",
                                 f"scaling, {spec['plot']}")
 
