@@ -328,7 +328,7 @@ static void rebuild_checked(struct st *s)
 	swept = ivshm_chan_sweep(&s->l);
 	if (swept > s->l.max_channels)
 		die("sweep: %u freed of %u channels", swept, s->l.max_channels);
-	for (i = 0; i < s->l.max_channels; i++) {
+	for (i = 0; (u32)i < s->l.max_channels; i++) {
 		u32 st = ivshm_get32(&ivshm_chan(&s->l, i)->state);
 
 		if (st != IVSHM_CHAN_FREE && st >= IVSHM_CHAN_NR_STATES)
