@@ -81,12 +81,20 @@ static int do_connect(int fd, unsigned int vm, unsigned int port)
 	return connect(fd, (struct sockaddr *)&a, sizeof(a));
 }
 
-/* A port of our own for this test process (tests run in children). */
+/*
+ * A port of our own for this test process (tests run in children), and a
+ * new one each call, among TEST_PORTS: the agent's listener for a port
+ * closes only after its accept() returns, which may be after our connect()
+ * did, so a port handed out again at once could still be bound there.
+ */
+#define TEST_PORTS	16
+
 static unsigned int test_port(void)
 {
 	static unsigned int n;
 
-	return 10000 + (unsigned int)(getpid() % 20000) * 2 + (n++ % 2);
+	return 10000 + (unsigned int)(getpid() % 2000) * TEST_PORTS +
+	       (n++ % TEST_PORTS);
 }
 
 static void set_timeo(int fd, int opt, unsigned int ms)
@@ -134,7 +142,12 @@ static int agent_cmd(const char *fmt, ...)
 	if (n < 2)
 		return -1;
 	reply[n] = 0;
-	return strncmp(reply, "OK", 2) ? -1 : 0;
+	if (strncmp(reply, "OK", 2)) {
+		fprintf(stderr, "# agent_cmd \"%s\": the agent answers \"%s\"\n",
+			cmd, reply);
+		return -1;
+	}
+	return 0;
 }
 
 /* After a failure: what the devices say, as diagnostics. */
