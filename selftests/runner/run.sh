@@ -366,6 +366,23 @@ run_pingpong() {
 	report pingpong pingpong
 }
 
+# doorbell_args SOCK  QEMU's arguments for an ivshmem-doorbell device on
+# the server at SOCK, in $region_args.
+doorbell_args() {
+	region_args=(-chardev "socket,path=$1,id=ivsh"
+		     -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
+}
+
+# plain_args  A new /dev/shm file (removed at the end) and QEMU's arguments
+# for an ivshmem-plain device on it, in $region_args.
+plain_args() {
+	local shm=/dev/shm/ivshm-test-$$-$RANDOM
+	rm -f "$shm"
+	shm_files+=("$shm")
+	region_args=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
+		     -device "ivshmem-plain,memdev=hm")
+}
+
 # start_server PLACEMENT SOCK [SERVER-ARGS...]  Start the ivshmem server
 # on SOCK for the doorbell guests and wait for it; fails the placement
 # with the server's log if it does not come up.
@@ -391,13 +408,10 @@ run_doorbell() {
 	local sock=$work/ivshmem.sock a b
 	ivshm_log "placement $placement: two guests, ivshmem-doorbell"
 	start_server doorbell "$sock" || return
-	start_guest door-a "$plan" "ivshm.role=a ivshm.mode=doorbell" \
-		-chardev "socket,path=$sock,id=ivsh" \
-		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
+	doorbell_args "$sock"
+	start_guest door-a "$plan" "ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	a=$guest_pid
-	start_guest door-b "$plan_b" "ivshm.role=b ivshm.mode=doorbell" \
-		-chardev "socket,path=$sock,id=ivsh" \
-		-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
+	start_guest door-b "$plan_b" "ivshm.role=b ivshm.mode=doorbell" "${region_args[@]}"
 	b=$guest_pid
 	wait_guests "door-a:$a" "door-b:$b"
 	report "$placement" door-a
@@ -420,20 +434,16 @@ run_doorbell() {
 }
 
 run_plain() {
-	local placement=plain plan_a=$plan_door_a plan_b=$plan_door_b
-	local shm=/dev/shm/ivshm-test-$$-$RANDOM a b
-	ivshm_log "placement $placement: two guests, ivshmem-plain"
-	rm -f "$shm"
-	shm_files+=("$shm")
-	local dev=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
-		   -device "ivshmem-plain,memdev=hm")
-	start_guest plain-a "$plan_a" "ivshm.role=a ivshm.mode=plain" "${dev[@]}"
+	local a b
+	ivshm_log "placement plain: two guests, ivshmem-plain"
+	plain_args
+	start_guest plain-a "$plan_door_a" "ivshm.role=a ivshm.mode=plain" "${region_args[@]}"
 	a=$guest_pid
-	start_guest plain-b "$plan_b" "ivshm.role=b ivshm.mode=plain" "${dev[@]}"
+	start_guest plain-b "$plan_door_b" "ivshm.role=b ivshm.mode=plain" "${region_args[@]}"
 	b=$guest_pid
 	wait_guests "plain-a:$a" "plain-b:$b"
-	report "$placement" plain-a
-	report "$placement" plain-b
+	report plain plain-a
+	report plain plain-b
 }
 
 # Three doorbell guests on one region, each talking to both others.
@@ -441,10 +451,10 @@ run_trio() {
 	local sock=$work/ivshmem.sock name specs=()
 	ivshm_log "placement trio: three guests, ivshmem-doorbell"
 	start_server trio "$sock" || return
+	doorbell_args "$sock"
 	for name in trio-a trio-b trio-c; do
 		start_guest "$name" "$plan_trio" "ivshm.role=${name#trio-} ivshm.mode=doorbell" \
-			-chardev "socket,path=$sock,id=ivsh" \
-			-device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS"
+			"${region_args[@]}"
 		specs+=("$name:$guest_pid")
 	done
 	wait_guests "${specs[@]}"
@@ -458,15 +468,14 @@ run_trio() {
 # whole transfer. crash_test in a checks both.
 run_crash() {
 	local sock=$work/ivshmem.sock a b c
-	local dev=(-chardev "socket,path=$sock,id=ivsh"
-		   -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
 	ivshm_log "placement crash: a doorbell guest killed mid-transfer, then restarted"
+	doorbell_args "$sock"
 	start_server crash "$sock" -v || return
 	start_guest crash-a "insmod-af_ivshmem,crash_test:receiver,rmmod-af_ivshmem,leakcheck" \
-		"ivshm.role=a ivshm.mode=doorbell" "${dev[@]}"
+		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	a=$guest_pid
 	start_guest crash-b "insmod-af_ivshmem,crash_test:sender" \
-		"ivshm.role=b ivshm.mode=doorbell" "${dev[@]}"
+		"ivshm.role=b ivshm.mode=doorbell" "${region_args[@]}"
 	b=$guest_pid
 	for _ in $(seq $((timeout * 10))); do
 		grep -q 'crash_test: streaming' "$work/crash-a.results" 2>/dev/null && break
@@ -476,7 +485,7 @@ run_crash() {
 	kill -KILL "$b" 2>/dev/null || true
 	wait "$b" 2>/dev/null || true
 	start_guest crash-c "insmod-af_ivshmem,crash_test:sender-2000,rmmod-af_ivshmem" \
-		"ivshm.role=b ivshm.mode=doorbell" "${dev[@]}"
+		"ivshm.role=b ivshm.mode=doorbell" "${region_args[@]}"
 	c=$guest_pid
 	wait_guests "crash-a:$a" "crash-c:$c"
 	report crash crash-a
@@ -491,16 +500,15 @@ run_crash() {
 # sanitizers, so it boots Debian's 6.1 kernel, which is faster.
 run_hostile() {
 	local sock=$work/ivshmem.sock v x x_kernel
-	local dev=(-chardev "socket,path=$sock,id=ivsh"
-		   -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
 	ivshm_log "placement hostile: a hostile peer attacks a victim guest"
+	doorbell_args "$sock"
 	read -r x_kernel _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" 6.1)
 	start_server hostile "$sock" || return
 	start_guest hostile-v "insmod-af_ivshmem,hostile_test,rmmod-af_ivshmem,leakcheck" \
-		"ivshm.role=a ivshm.mode=doorbell" "${dev[@]}"
+		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	v=$guest_pid
 	GUEST_KERNEL=$x_kernel GUEST_MEM=512M start_guest hostile-x hostile_peer \
-		"ivshm.role=b ivshm.mode=doorbell" "${dev[@]}"
+		"ivshm.role=b ivshm.mode=doorbell" "${region_args[@]}"
 	x=$guest_pid
 	wait_guests "hostile-v:$v" "hostile-x:$x"
 	report hostile hostile-v
@@ -581,14 +589,14 @@ run_bench_one() {
 # loopback address: a listens, b connects once a's QEMU is up.
 run_bench_two() {
 	local placement=$1 mode=${1#bench-} timeout=$((timeout + 900))
-	local sock=$work/ivshmem.sock shm a b port
+	local sock=$work/ivshmem.sock a b port
 	local dev_a dev_b
 	ivshm_log "placement $placement: two guests, ivshmem-$mode$([ "$mode" = doorbell ] && echo " and virtio-net")"
 	if [ "$mode" = doorbell ]; then
 		start_server "$placement" "$sock" || return
-		dev_a=(-chardev "socket,path=$sock,id=ivsh"
-		       -device "ivshmem-doorbell,chardev=ivsh,vectors=$VECTORS")
-		dev_b=("${dev_a[@]}")
+		doorbell_args "$sock"
+		dev_a=("${region_args[@]}")
+		dev_b=("${region_args[@]}")
 		port=$((20000 + RANDOM % 20000))
 		dev_a+=(-netdev "socket,id=n0,listen=127.0.0.1:$port"
 			-device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:01")
@@ -605,16 +613,12 @@ run_bench_two() {
 			"ivshm.role=b ivshm.mode=doorbell $(bench_append)" "${dev_b[@]}"
 		b=$guest_pid
 	else
-		shm=/dev/shm/ivshm-test-$$-$RANDOM
-		rm -f "$shm"
-		shm_files+=("$shm")
-		dev_a=(-object "memory-backend-file,size=$REGION_SIZE,share=on,mem-path=$shm,id=hm"
-		       -device "ivshmem-plain,memdev=hm")
+		plain_args
 		start_guest "$placement-a" "$plan_bench_plain_a" \
-			"ivshm.role=a ivshm.mode=plain $(bench_append)" "${dev_a[@]}"
+			"ivshm.role=a ivshm.mode=plain $(bench_append)" "${region_args[@]}"
 		a=$guest_pid
 		start_guest "$placement-b" "$plan_bench_plain_b" \
-			"ivshm.role=b ivshm.mode=plain $(bench_append)" "${dev_a[@]}"
+			"ivshm.role=b ivshm.mode=plain $(bench_append)" "${region_args[@]}"
 		b=$guest_pid
 	fi
 	bench_follow "$placement-b" "$b"
