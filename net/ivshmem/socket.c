@@ -60,6 +60,7 @@
 #include <linux/socket.h>
 #include <linux/sockios.h>
 #include <linux/uio.h>
+#include <net/busy_poll.h>
 #include <net/sock.h>
 
 #include "chan.h"
@@ -400,13 +401,13 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
 	if (err)
-		sk->sk_err = err;
+		WRITE_ONCE(sk->sk_err, err);
 	if (sk->sk_state == TCP_SYN_SENT) {
 		sk->sk_state = TCP_CLOSE;
 		if (sk->sk_socket)
 			sk->sk_socket->state = SS_UNCONNECTED;
 	} else {
-		sk->sk_shutdown = SHUTDOWN_MASK;
+		WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
 		if (sk->sk_socket)
 			sk->sk_socket->state = SS_DISCONNECTING;
 	}
@@ -478,7 +479,8 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 		ivshm_store_release32(&pc->rx_state, IVSHM_RX_ACCEPTED);
 	ivshm_store_release32(&mine->state, IVSHM_CHAN_OPEN);
 	if (state == IVSHM_CHAN_CLOSED)
-		isk->sk.sk_shutdown |= RCV_SHUTDOWN;
+		WRITE_ONCE(isk->sk.sk_shutdown,
+			   isk->sk.sk_shutdown | RCV_SHUTDOWN);
 	return 0;
 }
 
@@ -548,7 +550,8 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 	case IVSHM_RX_CLOSED:
 		/* The peer stopped reading: our sends fail with EPIPE. */
 		if (!(sk->sk_shutdown & SEND_SHUTDOWN)) {
-			sk->sk_shutdown |= SEND_SHUTDOWN;
+			WRITE_ONCE(sk->sk_shutdown,
+				   sk->sk_shutdown | SEND_SHUTDOWN);
 			sk->sk_state_change(sk);
 		}
 		break;
@@ -589,7 +592,7 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 	}
 	if (state == IVSHM_CHAN_CLOSED && !(sk->sk_shutdown & RCV_SHUTDOWN)) {
 		/* Records before the close stay readable; then EOF. */
-		sk->sk_shutdown |= RCV_SHUTDOWN;
+		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | RCV_SHUTDOWN);
 		sk->sk_state_change(sk);
 	}
 	ivshm_rx_pass_moves(isk);
@@ -960,7 +963,7 @@ static void ivshm_release_child(struct sock *sk)
 	ivshm_rx_detach(isk, true);
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
-	sk->sk_shutdown = SHUTDOWN_MASK;
+	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
 	sk->sk_state = TCP_CLOSE;
 	sock_orphan(sk);
 	release_sock(sk);
@@ -990,7 +993,7 @@ static int ivshm_release(struct socket *sock)
 	ivshm_rx_detach(isk, true);
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
-	sk->sk_shutdown = SHUTDOWN_MASK;
+	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
 	sk->sk_state = TCP_CLOSE;
 	sock_orphan(sk);
 	release_sock(sk);
@@ -1068,8 +1071,8 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	isk->remote.sivshm_vm = vm;
 	isk->remote.sivshm_port = a->sivshm_port;
 	isk->remote.sivshm_dev = idev->index + 1;
-	sk->sk_err = 0;
-	sk->sk_shutdown = 0;
+	WRITE_ONCE(sk->sk_err, 0);
+	WRITE_ONCE(sk->sk_shutdown, 0);
 	sk->sk_state = TCP_SYN_SENT;
 	sk->sk_socket->state = SS_CONNECTING;
 	/* The receiver may answer a CONNECT it finds before we notify (a
@@ -1643,6 +1646,43 @@ static void ivshm_rx_have_data(struct ivshm_sock *isk)
 	ivshm_put32(&isk->rx.chan->rx_flags, 0);
 }
 
+/* Busy polling (SO_BUSY_POLL, net.core.busy_read): before a reader sleeps,
+ * it watches the head of the peer's channel for up to sk_ll_usec. It has
+ * not set IVSHM_RXF_WAIT, so the sender rings no doorbell for what it
+ * publishes meanwhile: a record that comes in time costs neither an
+ * interrupt nor a wakeup.
+ *
+ * The socket lock is dropped while spinning, as TCP does, so that a sender
+ * on the same socket and the rebalance work are not held up. The head is
+ * only a hint: any change ends the spin and the caller looks again under
+ * the lock, where the ring is validated as always. Our own device reference
+ * keeps the region mapped if the connection is torn down meanwhile; a
+ * channel freed and reused under us only ends the spin early. An error or
+ * the peer's close ends it too: sk_err and sk_shutdown are written with
+ * WRITE_ONCE() for this lockless look.
+ */
+static void ivshm_rx_busy_poll(struct ivshm_sock *isk)
+{
+	struct sock *sk = &isk->sk;
+	struct ivshm_dev *idev = isk->idev;
+	const __le64 *head = &isk->rx.chan->head;
+	unsigned long start = busy_loop_current_time();
+	u64 tail = isk->rx.pos;
+
+	ivshm_dev_hold(idev);
+	release_sock(sk);
+	while (ivshm_get64(head) == tail) {
+		if (sk_busy_loop_timeout(sk, start) || need_resched() ||
+		    signal_pending(current) || READ_ONCE(idev->dying) ||
+		    READ_ONCE(sk->sk_err) ||
+		    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
+			break;
+		cpu_relax();
+	}
+	lock_sock(sk);
+	ivshm_dev_put(idev);
+}
+
 static int ivshm_copy_out(const struct ivshm_span *s, size_t n,
 			  struct msghdr *msg)
 {
@@ -1661,6 +1701,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 {
 	struct sock *sk = sock->sk;
 	struct ivshm_sock *isk = ivshm_isk(sk);
+	bool spun = false;
 	struct ivshm_rec rec;
 	long timeo;
 	size_t n;
@@ -1704,6 +1745,12 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		if (sk->sk_state != TCP_ESTABLISHED) {
 			ret = -ENOTCONN;
 			goto out;
+		}
+		/* Once per call, and only for a reader that would sleep. */
+		if (timeo && !spun && isk->has_rx && sk_can_busy_loop(sk)) {
+			spun = true;
+			ivshm_rx_busy_poll(isk);
+			continue;
 		}
 		/* The condition is checked again after the flag is set. */
 		if (timeo)
@@ -1758,7 +1805,7 @@ static int ivshm_shutdown(struct socket *sock, int how)
 		ivshm_rx_detach(isk, false);
 	if ((mode & SEND_SHUTDOWN) && !(sk->sk_shutdown & SEND_SHUTDOWN))
 		ivshm_tx_shut(isk);
-	sk->sk_shutdown |= mode;
+	WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | mode);
 	sk->sk_state_change(sk);
 out:
 	release_sock(sk);
