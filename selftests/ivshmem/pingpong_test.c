@@ -18,7 +18,8 @@
  * within ROUND_LIMIT_MS, far beyond any round trip here and far below
  * "forever"; with doorbells, the doorbell counters must show that the
  * rounds were carried by doorbells, not by some poll that would hide a
- * lost wakeup.
+ * lost wakeup. With SO_BUSY_POLL on both ends the rounds need no
+ * doorbell at all, and a signal or the peer's close still ends a spin.
  */
 #include <errno.h>
 #include <signal.h>
@@ -41,6 +42,9 @@
 #define PLAIN_ROUNDS	5000
 #define SLEEPS		50
 #define SLEEP_MS	10
+#define BUSY_US		2000		/* a spin outlasts any leg here */
+#define BUSY_ROUNDS	2000
+#define BUSY_LONG_US	10000000	/* a budget no test may wait out */
 
 static int af;
 static bool remote;		/* across guests (else dev_shm in one guest) */
@@ -58,6 +62,11 @@ static void set_rcvtimeo(int fd, unsigned int ms)
 			      .tv_usec = (ms % 1000) * 1000 };
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static int set_busy_poll(int fd, int us)
+{
+	return setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us));
 }
 
 static bool doorbell_mode(void)
@@ -99,7 +108,7 @@ static void flood_peer(unsigned int vm, unsigned int ms)
 static int serve_one(int fd)
 {
 	unsigned char buf[256];
-	unsigned int vm, ms;
+	unsigned int vm, ms, us;
 	pid_t flooder = -1;
 	ssize_t n;
 
@@ -109,6 +118,11 @@ static int serve_one(int fd)
 	buf[n] = 0;
 	if (!strcmp((char *)buf, "quit"))
 		return 1;
+	if (sscanf((char *)buf, "busy %u", &us) == 1 &&
+	    set_busy_poll(fd, (int)us)) {
+		perror("pingpong_test: SO_BUSY_POLL");
+		return 0;
+	}
 	if (sscanf((char *)buf, "flood %u %u", &vm, &ms) == 2) {
 		flooder = fork();
 		if (!flooder) {
@@ -284,6 +298,118 @@ TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 1800)
 		EXPECT_EQ(0, m1 - m0);
 		ASSERT_LE((long long)(remote ? n / 2 : n), r1 - r0);
 	}
+}
+
+/*
+ * Busy polling: readers that spin (SO_BUSY_POLL) on both ends. Every record
+ * still comes back whole and in order, and it comes while the reader spins,
+ * so the writer sees no reader asleep and rings no doorbell: without busy
+ * polling every round rings at least once (see above).
+ */
+TEST_F_TIMEOUT(pp, busy_poll_round_trips_ring_no_doorbell, 600)
+{
+	long long r0, r1;
+	struct rounds r;
+	char hello[32];
+	int fd;
+
+	snprintf(hello, sizeof(hello), "busy %d", BUSY_US);
+	fd = connect_echo(hello);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, set_busy_poll(fd, BUSY_US))
+		TH_LOG("SO_BUSY_POLL: %s", strerror(errno));
+	/* The echo side spins too once it has answered once. */
+	round_trips(fd, 1, &r);
+	ASSERT_EQ(0, r.err);
+	r0 = rings();
+	round_trips(fd, BUSY_ROUNDS, &r);
+	r1 = rings();
+	close(fd);
+	TH_LOG("%u round trips with SO_BUSY_POLL %d us in %llu ms (%.1f us each), slowest %llu ms, %lld doorbells",
+	       r.done, BUSY_US, (unsigned long long)r.total_ms,
+	       r.done ? r.total_ms * 1000.0 / r.done : 0.0,
+	       (unsigned long long)r.slowest_ms, r1 - r0);
+	ASSERT_EQ(0, r.err) TH_LOG("round %u failed: %s", r.done,
+				   strerror(r.err));
+	ASSERT_EQ(BUSY_ROUNDS, r.done);
+	if (doorbell_mode() || !remote)
+		ASSERT_GT(BUSY_ROUNDS / 4, r1 - r0);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+/* A spinning reader is a reader: a signal interrupts it at once (EINTR),
+ * not after its budget, and the connection loses nothing.
+ */
+TEST_F(pp, busy_poll_ends_on_signal)
+{
+	struct sigaction sa = { .sa_handler = on_signal };	/* no restart */
+	unsigned char buf[64];
+	uint64_t t0, dt;
+	struct rounds r;
+	int fd, err, st;
+	pid_t kicker;
+	ssize_t n;
+
+	fd = connect_echo("echo");
+	ASSERT_LE(0, fd);
+	set_rcvtimeo(fd, 30000);
+	ASSERT_EQ(0, set_busy_poll(fd, BUSY_LONG_US));
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	t0 = ivshm_now_ms();
+	kicker = fork();
+	ASSERT_LE(0, kicker);
+	if (!kicker) {
+		ivshm_sleep_ms(200);
+		kill(getppid(), SIGUSR1);
+		_exit(0);
+	}
+	n = recv(fd, buf, sizeof(buf), 0);
+	err = errno;
+	dt = ivshm_now_ms() - t0;
+	ASSERT_EQ(kicker, waitpid(kicker, &st, 0));
+	TH_LOG("recv returned %zd (%s) after %llu ms", n,
+	       n < 0 ? strerror(err) : "-", (unsigned long long)dt);
+	ASSERT_EQ(-1, n);
+	ASSERT_EQ(EINTR, err);
+	ASSERT_GT(3000, dt) TH_LOG("the spin outlived the signal");
+	round_trips(fd, 10, &r);
+	ASSERT_EQ(0, r.err) TH_LOG("after the signal: %s", strerror(r.err));
+	close(fd);
+}
+
+/* The peer's close ends a spin: the reader gets the last record, then end
+ * of file, long before its budget runs out.
+ */
+TEST_F(pp, busy_poll_sees_close)
+{
+	unsigned char buf[64];
+	uint64_t t0, dt;
+	ssize_t n;
+	int fd;
+
+	fd = connect_echo("echo");
+	ASSERT_LE(0, fd);
+	set_rcvtimeo(fd, 30000);
+	ASSERT_EQ(0, set_busy_poll(fd, BUSY_LONG_US));
+	memset(buf, 0x3c, sizeof(buf));
+	ASSERT_EQ((ssize_t)sizeof(buf), send(fd, buf, sizeof(buf), 0));
+	/* The echo side answers, reads end of file and closes. */
+	ASSERT_EQ(0, shutdown(fd, SHUT_WR));
+	t0 = ivshm_now_ms();
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ((ssize_t)sizeof(buf), recv(fd, buf, sizeof(buf), 0));
+	ASSERT_EQ(0x3c, buf[0]);
+	ASSERT_EQ(0x3c, buf[sizeof(buf) - 1]);
+	n = recv(fd, buf, sizeof(buf), 0);
+	dt = ivshm_now_ms() - t0;
+	TH_LOG("end of file (%zd) after %llu ms", n, (unsigned long long)dt);
+	ASSERT_EQ(0, n) TH_LOG("recv: %s", strerror(errno));
+	ASSERT_GT(3000, dt) TH_LOG("the spin outlived the close");
+	close(fd);
 }
 
 static long long netdev_stat(const char *name)
