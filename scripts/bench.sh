@@ -15,7 +15,9 @@
 # guests run Debian's 6.1 kernel (KERNEL=6.12 for the other). BENCH_MS,
 # BENCH_WARMUP_MS and BENCH_REPS set each measurement's time (1000 ms), the
 # warm-up before a stream (2000 ms) and the repetitions (3), whose median
-# is reported; RING_ARGS passes arguments to bench_ring.
+# is reported; BENCH_BUSY_US the busy-polling budget of the rtt-busy
+# round trips (1000 us; 0 skips them); RING_ARGS passes arguments to
+# bench_ring.
 # The exit status says whether everything ran, not whether targets were met.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -37,7 +39,7 @@ read -r vmlinux _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
 	echo "- Host: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ { print $2 }') GiB, $(uname -r)"
 	echo "- QEMU: $(qemu-system-x86_64 --version | head -n 1), TCG (no KVM), -smp 2 guests"
 	echo "- Guest kernel: ${vmlinux##*/} (Debian), 512 MiB per guest"
-	echo "- Region: 32 MiB; each figure the median of $reps repetitions of $ms ms (streams after $warmup ms of warm-up)"
+	echo "- Region: 32 MiB; each figure the median of $reps repetitions of $ms ms (streams after $warmup ms of warm-up); rtt-busy: SO_BUSY_POLL ${BENCH_BUSY_US:-1000} us on both ends"
 	echo "- Commit: $(git -C "$IVSHM_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "- Command: make bench"
 } >"$out/meta.txt"

@@ -44,9 +44,10 @@
 # instead of 60; SOAK_S=N runs soak_test for N seconds instead of 60.
 # SYSFUZZ_OPS=N, SYSFUZZ_S=N and SYSFUZZ_SEED=S give sysfuzz_test its
 # operation budget (100000), wall-clock cap (120 s) and seed (the token).
-# BENCH_MS=N, BENCH_WARMUP_MS=N and BENCH_REPS=N give net_bench its
-# measuring time (1000 ms), the streams' warm-up (2000 ms) and its
-# repetitions (3); with BENCH_OUT=DIR, the bench placements append
+# BENCH_MS=N, BENCH_WARMUP_MS=N, BENCH_REPS=N and BENCH_BUSY_US=N give
+# net_bench its measuring time (1000 ms), the streams' warm-up (2000 ms),
+# its repetitions (3) and the busy-polling budget of its rtt-busy round
+# trips (1000 us; 0 skips them); with BENCH_OUT=DIR, the bench placements append
 # their measurements to DIR/raw.csv and show their progress as it comes.
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/common.sh"
@@ -570,7 +571,7 @@ bench_collect() {
 }
 
 bench_append() {
-	echo "${BENCH_MS:+ivshm.bench_ms=$BENCH_MS} ${BENCH_WARMUP_MS:+ivshm.bench_warmup_ms=$BENCH_WARMUP_MS} ${BENCH_REPS:+ivshm.bench_reps=$BENCH_REPS}"
+	echo "${BENCH_MS:+ivshm.bench_ms=$BENCH_MS} ${BENCH_WARMUP_MS:+ivshm.bench_warmup_ms=$BENCH_WARMUP_MS} ${BENCH_REPS:+ivshm.bench_reps=$BENCH_REPS} ${BENCH_BUSY_US:+ivshm.bench_busy_us=$BENCH_BUSY_US}"
 }
 
 # The socket benchmark in one dev_shm guest: AF_IVSHMEM against AF_UNIX.

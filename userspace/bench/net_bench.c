@@ -25,6 +25,11 @@
  *           and times them from the first to the end marker, so the rate
  *           is what was delivered.
  *   rtt     one record echoed at a time: p50 and p99 of the round trips.
+ *   rtt-busy  the same with busy polling on both ends: SO_BUSY_POLL of
+ *           ivshm.bench_busy_us (1000; 0 skips the test) on the client's
+ *           and the server's socket alike, so each reader spins before it
+ *           sleeps. AF_UNIX has no busy polling: the option changes
+ *           nothing there.
  *   scale   1, 8 and 64 connections streaming 4 KiB records at once, in
  *           one window shared by all; the aggregate is the sum of the
  *           connections' rates.
@@ -91,6 +96,7 @@ enum { PH_WARM = 0, PH_TIMED = 1, PH_END = 2 };
 struct cmd {
 	uint32_t op;
 	uint32_t size;
+	uint32_t busy_us;	/* SO_BUSY_POLL for the server's end, or 0 */
 };
 
 struct reply {
@@ -107,7 +113,7 @@ static const char *setup;	/* "one-guest" or "two-guests" */
 static bool one_guest;
 static unsigned int server_vm = IVSHMEM_VM_ANY;
 static int af;			/* AF_IVSHMEM's number */
-static unsigned long long bench_ms, warmup_ms, reps;
+static unsigned long long bench_ms, warmup_ms, reps, busy_us;
 
 /* One write, so that the line cannot interleave with the other process. */
 static void die(const char *fmt, ...)
@@ -165,6 +171,13 @@ static void counters(int64_t *rings, int64_t *polls)
 		*polls += p;
 	}
 	closedir(d);
+}
+
+static int set_busy_poll(int fd, uint32_t us)
+{
+	int v = (int)us;
+
+	return setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &v, sizeof(v));
 }
 
 /* Send all of @len bytes (one record on SOCK_SEQPACKET). */
@@ -253,10 +266,12 @@ static void *serve(void *arg)
 		goto out;
 	}
 	if ((cmd.op != OP_STREAM && cmd.op != OP_ECHO) || !cmd.size ||
-	    cmd.size > MAX_SIZE) {
+	    cmd.size > MAX_SIZE || cmd.busy_us > INT32_MAX) {
 		errno = EPROTO;
 		die("server: command %u of %u bytes", cmd.op, cmd.size);
 	}
+	if (cmd.busy_us && set_busy_poll(c->fd, cmd.busy_us))
+		die("server: SO_BUSY_POLL %u", cmd.busy_us);
 	for (;;) {
 		ret = recv_record(c->kind, c->fd, buf, MAX_SIZE + 1, cmd.size);
 		if (ret)
@@ -474,9 +489,9 @@ static int connect_transport(const struct transport *tp)
 }
 
 static void send_cmd(const struct transport *tp, int fd, uint32_t op,
-		     uint32_t size)
+		     uint32_t size, uint32_t busy)
 {
-	struct cmd c = { .op = op, .size = size };
+	struct cmd c = { .op = op, .size = size, .busy_us = busy };
 
 	if (send_all(fd, &c, sizeof(c)))
 		die("%s: command", tp->name);
@@ -551,7 +566,7 @@ static void *stream_sender(void *arg)
 
 	if (!buf)
 		die("malloc");
-	send_cmd(s->tp, s->fd, OP_STREAM, s->size);
+	send_cmd(s->tp, s->fd, OP_STREAM, s->size, 0);
 	pthread_barrier_wait(s->ready);
 	pthread_barrier_wait(s->ready);
 	t_timed = atomic_load(s->t_timed);
@@ -662,9 +677,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Round trips; with @busy, busy polling of @busy us on both ends. */
 static void run_rtt(const struct transport *tp, unsigned int size,
-		    unsigned int rep)
+		    unsigned int rep, uint32_t busy)
 {
+	const char *test = busy ? "rtt-busy" : "rtt";
 	static uint64_t ns[RTT_MAX];
 	unsigned char *buf = calloc(1, MAX_SIZE + 1);
 	struct sender s = { .tp = tp };
@@ -676,7 +693,9 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 
 	if (!buf)
 		die("malloc");
-	send_cmd(tp, fd, OP_ECHO, size);
+	if (busy && set_busy_poll(fd, busy))
+		die("%s: SO_BUSY_POLL %u", tp->name, busy);
+	send_cmd(tp, fd, OP_ECHO, size, busy);
 	t_end = 0;
 	for (i = 0; n < RTT_MAX; i++) {
 		buf[0] = i < RTT_WARMUP ? PH_WARM : PH_TIMED;
@@ -719,8 +738,8 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 	qsort(ns, n, sizeof(ns[0]), cmp_u64);
 	p50 = (double)ns[n / 2] / 1e3;
 	p99 = (double)ns[(n * 99) / 100] / 1e3;
-	emit(tp, "rtt", size, 1, rep, n, sum / 1e9, p50, p99, rings, polls);
-	progress(tp, "rtt", size, 1, rep, "p50 %.1f us, p99 %.1f us (%u rounds)",
+	emit(tp, test, size, 1, rep, n, sum / 1e9, p50, p99, rings, polls);
+	progress(tp, test, size, 1, rep, "p50 %.1f us, p99 %.1f us (%u rounds)",
 		 p50, p99, n);
 }
 
@@ -730,7 +749,7 @@ static void quit_server(const struct transport *tp)
 	int fd = connect_transport(tp);
 	char c;
 
-	send_cmd(tp, fd, OP_QUIT, 0);
+	send_cmd(tp, fd, OP_QUIT, 0, 0);
 	while (recv(fd, &c, 1, 0) > 0)
 		;
 	close(fd);
@@ -743,9 +762,9 @@ static int client(const struct transport *tps, unsigned int ntp)
 	const unsigned int nsz = ARRAY_SIZE(sizes), ncc = ARRAY_SIZE(conn_counts);
 	unsigned int r, i, t;
 
-	total_points = (unsigned int)reps * ntp * (2 * nsz + ncc);
-	printf("bench-progress: %s: %u measurements of %llu ms (streams after %llu ms of warm-up), %llu repetitions\n",
-	       setup, total_points, bench_ms, warmup_ms, reps);
+	total_points = (unsigned int)reps * ntp * ((busy_us ? 3 : 2) * nsz + ncc);
+	printf("bench-progress: %s: %u measurements of %llu ms (streams after %llu ms of warm-up), %llu repetitions, busy polling %llu us\n",
+	       setup, total_points, bench_ms, warmup_ms, reps, busy_us);
 	fflush(stdout);
 	for (r = 0; r < reps; r++) {
 		for (i = 0; i < nsz; i++)
@@ -753,7 +772,11 @@ static int client(const struct transport *tps, unsigned int ntp)
 				run_stream(&tps[t], "stream", sizes[i], 1, r);
 		for (i = 0; i < nsz; i++)
 			for (t = 0; t < ntp; t++)
-				run_rtt(&tps[t], sizes[i], r);
+				run_rtt(&tps[t], sizes[i], r, 0);
+		for (i = 0; busy_us && i < nsz; i++)
+			for (t = 0; t < ntp; t++)
+				run_rtt(&tps[t], sizes[i], r,
+					(uint32_t)busy_us);
 		for (i = 0; i < ncc; i++)
 			for (t = 0; t < ntp; t++)
 				run_stream(&tps[t], "scale", SCALE_SIZE,
@@ -817,8 +840,13 @@ int main(int argc, char **argv)
 	bench_ms = ivshm_cmdline_ull("bench_ms", 1000);
 	warmup_ms = ivshm_cmdline_ull("bench_warmup_ms", 2000);
 	reps = ivshm_cmdline_ull("bench_reps", 3);
+	busy_us = ivshm_cmdline_ull("bench_busy_us", 1000);
 	if (!bench_ms || !reps) {
 		fprintf(stderr, "net_bench: ivshm.bench_ms and ivshm.bench_reps must be positive\n");
+		return 2;
+	}
+	if (busy_us > INT32_MAX) {
+		fprintf(stderr, "net_bench: ivshm.bench_busy_us is too large\n");
 		return 2;
 	}
 	af = ivshm_family();
