@@ -51,7 +51,19 @@ METRICS = [
     "records_per_s", "bytes_per_s", "p50_us", "p99_us",
     "doorbells_per_record", "polls_per_record",
 ]
-TESTS = ["stream", "rtt", "scale"]
+TESTS = ["stream", "rtt", "rtt-busy", "scale"]
+# The round-trip tests: without and with busy polling on both ends, each
+# with its table and plot (the second only when measured).
+RTT_TESTS = [
+    ("rtt", "latency", "Round trip by record size",
+     "Round trip of one record each way", ""),
+    ("rtt-busy", "latency-busy", "Round trip with busy polling",
+     "Round trip with busy polling on both ends",
+     "Both ends set SO_BUSY_POLL (`ivshm.bench_busy_us`, 1000 µs by "
+     "default) before the round trips: each reader spins that long before "
+     "it sleeps. AF_UNIX has no busy polling, so its figures are its plain "
+     "round trips measured again. "),
+]
 
 # The two setups, in the summary's order. "ratios" lists the (numerator,
 # denominator) transports of the ratio columns: AF_IVSHMEM / the other.
@@ -127,6 +139,14 @@ TARGETS = [
      "p50_us", "<=", 0.3),
     ("two guests: round-trip p50 AF_IVSHMEM (plain) / TCP at 64 B",
      "two-guests", "rtt", 64, "af_ivshmem-plain", "tcp-virtio",
+     "p50_us", "<=", 0.3),
+    ("two guests, busy polling on both ends: round-trip p50 AF_IVSHMEM "
+     "(doorbell) / TCP at 64 B",
+     "two-guests", "rtt-busy", 64, "af_ivshmem-doorbell", "tcp-virtio",
+     "p50_us", "<=", 0.3),
+    ("two guests, busy polling on both ends: round-trip p50 AF_IVSHMEM "
+     "(plain) / TCP at 64 B",
+     "two-guests", "rtt-busy", 64, "af_ivshmem-plain", "tcp-virtio",
      "p50_us", "<=", 0.3),
 ]
 
@@ -589,27 +609,33 @@ def draw_plots(plotter, data, ceiling):
                      series)
 
         # Round trip by record size: p50 with its spread, p99 dashed.
-        series = []
-        for t in transports:
-            p50, p99 = [], []
-            for size in data.sizes(setup, "rtt"):
-                st = data.metric(setup, t, "rtt", size, "p50_us")
-                if st:
-                    p50.append((size,) + st)
-                st = data.metric(setup, t, "rtt", size, "p99_us")
-                if st:
-                    p99.append((size,) + st)
-            series.append({"title": f"{label(t)} p50",
-                           "colour": plotter.colours[t], "dashed": False,
-                           "errorbars": True, "points": p50})
-            series.append({"title": f"{label(t)} p99",
-                           "colour": plotter.colours[t], "dashed": True,
-                           "errorbars": False, "points": p99})
-        plotter.plot(f"latency-{setup}",
-                     f"Round trip of one record each way, {where} "
-                     "(p50 solid with min–max bars, p99 dashed)",
-                     "record size", "round trip (µs)",
-                     size_tics(data, setup, "rtt"), series)
+        for test, name, _, title, _ in RTT_TESTS:
+            if test != "rtt" and not data.sizes(setup, test):
+                plotter.remove_stale(f"{name}-{setup}")
+                continue
+            series = []
+            for t in transports:
+                p50, p99 = [], []
+                for size in data.sizes(setup, test):
+                    st = data.metric(setup, t, test, size, "p50_us")
+                    if st:
+                        p50.append((size,) + st)
+                    st = data.metric(setup, t, test, size, "p99_us")
+                    if st:
+                        p99.append((size,) + st)
+                series.append({"title": f"{label(t)} p50",
+                               "colour": plotter.colours[t],
+                               "dashed": False, "errorbars": True,
+                               "points": p50})
+                series.append({"title": f"{label(t)} p99",
+                               "colour": plotter.colours[t],
+                               "dashed": True, "errorbars": False,
+                               "points": p99})
+            plotter.plot(f"{name}-{setup}",
+                         f"{title}, {where} "
+                         "(p50 solid with min–max bars, p99 dashed)",
+                         "record size", "round trip (µs)",
+                         size_tics(data, setup, test), series)
 
         # Aggregate throughput by connections, per record size used.
         size_conns = data.size_conns(setup, "scale")
@@ -703,16 +729,19 @@ def setup_section(data, spec, plotter):
     out += [""] + plotter.embed(f"throughput-{setup}",
                                 f"throughput, {spec['plot']}")
 
-    out += ["### Round trip by record size", "",
-            "One connection, one record each way; µs, median (min–max) "
-            "over the repetitions; the ratios are of the p50 medians (lower "
-            "is better for AF_IVSHMEM).", ""]
-    out += metric_table(data, setup, transports, ratios, "rtt",
-                        [("p50 µs", "p50_us", fmt_fixed, 1),
-                         ("p99 µs", "p99_us", fmt_fixed, 1)],
-                        "p50_us", "p50 ")
-    out += [""] + plotter.embed(f"latency-{setup}",
-                                f"round trip, {spec['plot']}")
+    for test, name, heading, _, note in RTT_TESTS:
+        if test != "rtt" and not data.sizes(setup, test):
+            continue
+        out += [f"### {heading}", "",
+                note + "One connection, one record each way; µs, median "
+                "(min–max) over the repetitions; the ratios are of the p50 "
+                "medians (lower is better for AF_IVSHMEM).", ""]
+        out += metric_table(data, setup, transports, ratios, test,
+                            [("p50 µs", "p50_us", fmt_fixed, 1),
+                             ("p99 µs", "p99_us", fmt_fixed, 1)],
+                            "p50_us", "p50 ")
+        out += [""] + plotter.embed(f"{name}-{setup}",
+                                    f"{heading.lower()}, {spec['plot']}")
 
     out += ["### Scaling by connections", "",
             "Aggregate one-way throughput over all the connections, median "

@@ -134,6 +134,11 @@ is_png() {
 		echo "two-guests,tcp-virtio,stream,1024,1,$rep,100,1.0,10000,10240000,,,,"
 		echo "two-guests,af_ivshmem-doorbell,rtt,64,1,$rep,1000,1.0,50000,6400000,20,50,2,1"
 		echo "two-guests,tcp-virtio,rtt,64,1,$rep,1000,1.0,10000,1280000,100,300,,"
+		# Busy polling: doorbell 8 / 80 = 0.10 (met), plain 32 / 80 =
+		# 0.40 (NOT met); one guest has none.
+		echo "two-guests,af_ivshmem-doorbell,rtt-busy,64,1,$rep,1000,1.0,125000,8000000,8,20,0,0"
+		echo "two-guests,af_ivshmem-plain,rtt-busy,64,1,$rep,1000,1.0,31250,2000000,32,60,0,0"
+		echo "two-guests,tcp-virtio,rtt-busy,64,1,$rep,1000,1.0,12500,800000,80,200,,"
 	done
 	for conns in 1 8 64; do
 		echo "two-guests,af_ivshmem-doorbell,scale,1024,$conns,0,1000,1.0,$((conns * 40000)),$((conns * 40960000)),,,0.1,"
@@ -184,6 +189,11 @@ check "summary.md: one guest, round trip p50 ratio 6/10 = 0.60" \
 	grep_in "$tmp/one" '^\| 64 B \| 6\.00 \(5\.00–7\.00\) \|.*\| 0\.60 \|$'
 check "summary.md: two guests, 64 KiB, ratios 6.00 (doorbell) 4.00 (plain)" \
 	grep_in "$tmp/two" '^\| 64 KiB \|.*\| 6\.00 \| 4\.00 \|$'
+check "summary.md: two guests, busy-poll round trip ratios 0.10 and 0.40" \
+	grep_in "$tmp/two" '^\| 64 B \| 8\.00 \(8\.00–8\.00\) \|.*\| 0\.10 \| 0\.40 \|$'
+check "summary.md: no busy-poll table where none was measured" \
+	expect_eq "busy-poll tables in one guest" \
+	"$(grep -c '^### Round trip with busy polling' "$tmp/one" || true)" 0
 check "summary.md: the machine section is copied" \
 	grep_in "$out/summary.md" '^qemu: 7\.2 \(TCG\)$'
 check "summary.md: the plots are embedded" \
@@ -199,14 +209,21 @@ check "target NOT met: two guests, plain, 64 KiB, 4.00 >= 5.0" \
 	grep_in "$tmp/targets" '\(plain\) / TCP at 64 KiB \| 4\.00 \| >= 5\.0 \| NOT met \|'
 check "target not measured: two guests, plain, round trip" \
 	grep_in "$tmp/targets" '\(plain\) / TCP at 64 B \| — \| <= 0\.3 \| not measured \|'
+check "target met: two guests, busy polling, doorbell, 0.10 <= 0.3" \
+	grep_in "$tmp/targets" 'busy polling on both ends: .*\(doorbell\) / TCP at 64 B \| 0\.10 \| <= 0\.3 \| met \|'
+check "target NOT met: two guests, busy polling, plain, 0.40 <= 0.3" \
+	grep_in "$tmp/targets" 'busy polling on both ends: .*\(plain\) / TCP at 64 B \| 0\.40 \| <= 0\.3 \| NOT met \|'
 check "stdout: the targets table" \
 	grep_in "$tmp/stdout" 'doorbell\) / TCP at 64 KiB +6\.00 +>= 5\.0 +met$'
 check "stderr: 2 lines ignored, the garbage one among them" \
 	grep_in "$tmp/stderr" 'ignored 2 lines'
 check "stderr: the garbage line is named" \
 	grep_in "$tmp/stderr" 'line [0-9]+: .*this line is garbage'
-check "the 6 plots are non-empty PNG files" is_png \
-	"$out"/{throughput,latency,scaling}-{one-guest,two-guests}.png
+check "the 7 plots are non-empty PNG files" is_png \
+	"$out"/{throughput,latency,scaling}-{one-guest,two-guests}.png \
+	"$out"/latency-busy-two-guests.png
+check "no busy-poll plot where none was measured" \
+	test ! -e "$out/latency-busy-one-guest.png"
 
 rc=0
 "$report" --raw "$tmp/raw.csv" >"$tmp/usage" 2>&1 || rc=$?
