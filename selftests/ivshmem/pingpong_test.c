@@ -336,6 +336,22 @@ TEST_F_TIMEOUT(pp, busy_poll_round_trips_ring_no_doorbell, 600)
 		ASSERT_GT(BUSY_ROUNDS / 4, r1 - r0);
 }
 
+/* An echo connection whose reads spin for up to BUSY_LONG_US. */
+static int connect_spinning(void)
+{
+	int fd = connect_echo("echo");
+
+	if (fd < 0)
+		return -1;
+	set_rcvtimeo(fd, 30000);
+	if (set_busy_poll(fd, BUSY_LONG_US)) {
+		perror("pingpong_test: SO_BUSY_POLL");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -354,10 +370,8 @@ TEST_F(pp, busy_poll_ends_on_signal)
 	pid_t kicker;
 	ssize_t n;
 
-	fd = connect_echo("echo");
+	fd = connect_spinning();
 	ASSERT_LE(0, fd);
-	set_rcvtimeo(fd, 30000);
-	ASSERT_EQ(0, set_busy_poll(fd, BUSY_LONG_US));
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
 	t0 = ivshm_now_ms();
 	kicker = fork();
@@ -391,10 +405,8 @@ TEST_F(pp, busy_poll_sees_close)
 	ssize_t n;
 	int fd;
 
-	fd = connect_echo("echo");
+	fd = connect_spinning();
 	ASSERT_LE(0, fd);
-	set_rcvtimeo(fd, 30000);
-	ASSERT_EQ(0, set_busy_poll(fd, BUSY_LONG_US));
 	memset(buf, 0x3c, sizeof(buf));
 	ASSERT_EQ((ssize_t)sizeof(buf), send(fd, buf, sizeof(buf), 0));
 	/* The echo side answers, reads end of file and closes. */
