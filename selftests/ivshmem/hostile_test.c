@@ -10,7 +10,9 @@
  *    ECONNRESET, EPIPE or EPROTO (or end of file, when the attacker forged
  *    a close), never with a wrong record and never by hanging; a target
  *    whose descriptor was rewritten goes on intact; three bystander
- *    connections go on intact through all of it;
+ *    connections go on intact through all of it. The second target of
+ *    each phase and the first bystander read with busy polling, so the
+ *    attacks also meet readers that spin on the ring;
  *  - during the attacks on the whole region every call returns within a
  *    bounded time (connect, send and recv have 5 s timeouts, and none may
  *    be reached), and forged connection requests are refused or accepted
@@ -42,6 +44,7 @@
 #define DEV		1		/* ivshm0, the PCI device */
 #define BYSTANDERS	3
 #define CALL_TIMEOUT_S	5
+#define BUSY_US		5000		/* SO_BUSY_POLL of the spinning ones */
 #define MAX_PAYLOAD	2048
 #define FIRST_REPORT_MS	300000		/* the attacker may boot late */
 #define REPORT_MS	60000
@@ -215,6 +218,18 @@ static void set_timeouts(int fd)
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Both ends of @c read with busy polling from now on; 0 or -errno. */
+static int conn_spin(struct conn *c)
+{
+	int us = BUSY_US, i;
+
+	for (i = 0; i < 2; i++)
+		if (setsockopt(c->fd[i], SOL_SOCKET, SO_BUSY_POLL, &us,
+			       sizeof(us)))
+			return -errno;
+	return 0;
 }
 
 /* A loopback connection from @port to the listener @l; 0 or -errno. */
@@ -559,6 +574,12 @@ static void targeted(int l, unsigned int phase, unsigned int round)
 		check(0, "%s: target connection: %s", name, strerror(-ret));
 		return;
 	}
+	ret = round == 1 ? conn_spin(&t) : 0;
+	if (ret) {
+		check(0, "%s: SO_BUSY_POLL: %s", name, strerror(-ret));
+		conn_close(&t);
+		return;
+	}
 	if (!wait_report(phase, round,
 			 phase || round ? REPORT_MS : FIRST_REPORT_MS)) {
 		check(0, "%s: no report from the attacker", name);
@@ -577,14 +598,16 @@ static void targeted(int l, unsigned int phase, unsigned int round)
 		      (t.fail == F_EOF || t.err == ECONNRESET || t.err == EPIPE ||
 		       t.err == EPROTO) &&
 		      t.max_call_ms < CALL_TIMEOUT_S * 1000,
-		      "%s: target %u failed cleanly after %u attacks: %s in %s, longest call %llu ms",
-		      name, round, r.attacks, fail_name(&t), t.why[0] ? t.why : "-",
+		      "%s: target %u%s failed cleanly after %u attacks: %s in %s, longest call %llu ms",
+		      name, round, round == 1 ? " (spinning)" : "", r.attacks,
+		      fail_name(&t), t.why[0] ? t.why : "-",
 		      (unsigned long long)t.max_call_ms);
 	} else {
 		ivshm_sleep_ms(1000);
 		check(t.fail == F_NONE && conn_recvd(&t) > at,
-		      "%s: target %u survived %u rewrites of values it keeps privately (%llu records, %s%s%s)",
-		      name, round, r.attacks, (unsigned long long)conn_recvd(&t),
+		      "%s: target %u%s survived %u rewrites of values it keeps privately (%llu records, %s%s%s)",
+		      name, round, round == 1 ? " (spinning)" : "", r.attacks,
+		      (unsigned long long)conn_recvd(&t),
 		      fail_name(&t), t.why[0] ? " in " : "", t.why);
 	}
 	conn_close(&t);
@@ -650,7 +673,8 @@ int main(void)
 	pthread_create(&rep_th, NULL, report_reader, &lr);
 	pthread_create(&forged_th, NULL, forged_acceptor, &lf);
 	for (i = 0; i < BYSTANDERS; i++)
-		if (conn_open(&bystander[i], l, HOSTILE_PORT_BYSTANDER + i, 1)) {
+		if (conn_open(&bystander[i], l, HOSTILE_PORT_BYSTANDER + i, 1) ||
+		    (!i && conn_spin(&bystander[i]))) {
 			printf("not ok 1 hostile: bystander %d: %s\n", i,
 			       strerror(errno));
 			return 1;
