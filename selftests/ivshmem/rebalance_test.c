@@ -314,8 +314,13 @@ TEST(bulk_grows_idle_ones_shrink)
 	ASSERT_EQ(0, pthread_create(&rt, NULL, bulk_receiver, &b));
 	ASSERT_EQ(0, pthread_create(&st, NULL, bulk_sender, &b));
 	ring = WAIT_RING("ivshm0", cport[0], 0, 120000, ring >= data / 2);
-	EXPECT_LE(data / 2, ring) TH_LOG("bulk channel grew to %u of %u",
-					  ring, data);
+	EXPECT_LE(data / 2, ring) {
+		TH_LOG("bulk channel grew to %u of %u, %lld growths failed; where the channels are:",
+		       ring, data, stat_of("ivshm0", "grow_failed"));
+		fflush(stdout);
+		if (system("/tests/ivshm chan show 2>&1 | sed 's/^/#   /'"))
+			TH_LOG("(ivshm chan show failed)");
+	}
 	TH_LOG("bulk channel: 131072 -> %u bytes of a %u-byte data area, %lld growths",
 	       ring, data, stat_of("ivshm0", "grown"));
 	for (i = 1; i < 5; i++) {
