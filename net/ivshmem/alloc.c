@@ -176,6 +176,33 @@ int ivshm_blocks_alloc_low(const struct ivshm_layout *l, u32 nblocks,
 }
 
 /**
+ * ivshm_blocks_fit_below() - is there a free run of @nblocks before @off?
+ * @l: layout
+ * @nblocks: how many
+ * @off: data-area byte offset of a run
+ *
+ * Whether ivshm_blocks_alloc_low() would place a run of @nblocks wholly
+ * before block @off, that is, lower than a run starting there. Without the
+ * control lock the answer is a hint, read from memory any peer may change.
+ */
+bool ivshm_blocks_fit_below(const struct ivshm_layout *l, u32 nblocks,
+			    u64 off)
+{
+	u64 first = off >> IVSHM_BLOCK_SHIFT;
+	u32 end = first < l->nr_blocks ? (u32)first : l->nr_blocks;
+	u32 b, run = 0;
+
+	if (!nblocks)
+		return false;
+	for (b = 0; b < end; b++) {
+		run = ivshm_bit_test(l, b) ? 0 : run + 1;
+		if (run == nblocks)
+			return true;
+	}
+	return false;
+}
+
+/**
  * ivshm_blocks_extend() - lengthen a run in place, control lock held
  * @l: layout
  * @off: data-area byte offset of a run we hold

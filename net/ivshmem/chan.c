@@ -268,9 +268,11 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
  * later (ivshm_blocks_alloc_grow()), and may be shorter than asked if that
  * extent is.
  * A smaller run is taken as low in the data area as it fits, away from the
- * long free extents. The ring then moves at its current record boundary
- * (ivshm_tx_move()), and the reader is told on the control set, so that
- * it passes the MOVED record even while its user reads nothing.
+ * long free extents; a run of the same size only moves lower, out of the
+ * way of a channel that would grow in place where it is. The ring then
+ * moves at its current record boundary (ivshm_tx_move()), and the reader
+ * is told on the control set, so that it passes the MOVED record even
+ * while its user reads nothing.
  *
  * Return: the new size (> 0), -ENOBUFS without room, -EAGAIN when the ring
  * has no room for the MOVED record yet, -EBUSY while a move is pending or
@@ -317,7 +319,8 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
 		if (!got)
 			goto out_unlock;
 		want = got;
-	} else if (ivshm_blocks_alloc_low(l, want, &off)) {
+	} else if ((want == cur && !ivshm_blocks_fit_below(l, want, off)) ||
+		   ivshm_blocks_alloc_low(l, want, &off)) {
 		goto out_unlock;
 	}
 	ret = ivshm_tx_move(r, off, want << IVSHM_BLOCK_SHIFT);

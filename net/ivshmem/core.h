@@ -105,6 +105,8 @@ int ivshm_blocks_extend(const struct ivshm_layout *l, u64 off, u32 nblocks,
 			u32 more);
 u32 ivshm_blocks_alloc_grow(const struct ivshm_layout *l, u32 nblocks,
 			    u64 cur_off, u32 cur, u64 *off);
+bool ivshm_blocks_fit_below(const struct ivshm_layout *l, u32 nblocks,
+			    u64 off);
 u32 ivshm_blocks_rebuild(const struct ivshm_layout *l);
 u32 ivshm_blocks_count_free(const struct ivshm_layout *l);
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);

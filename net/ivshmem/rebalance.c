@@ -16,6 +16,9 @@
  *  - A channel that published no record for rebalance_idle_ms (head_touch
  *    did not move; passes that follow each other closely do not make a
  *    busy channel idle) halves, down to chan_min.
+ *  - An idle channel at chan_min moves, at the same size, to the lowest
+ *    free run it fits in when that is lower than where it is: it may have
+ *    landed right after a channel that would grow in place.
  *  - Any other channel keeps its size.
  *
  * Only the owner resizes a channel, under its socket lock, and holds the

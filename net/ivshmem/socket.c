@@ -1567,7 +1567,13 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		goto out;
 	size = r->size;
 	target = ivshm_rebal_target(rb, size, full, records);
-	if (target == size)
+	/* An idle channel at its smallest may sit right after a busy one that
+	 * would grow in place: it moves as low as it fits, once.
+	 */
+	if (target == size &&
+	    (records || full || size > rb->min ||
+	     !ivshm_blocks_fit_below(&idev->layout, size >> IVSHM_BLOCK_SHIFT,
+				     ivshm_ring_run(r))))
 		goto out;
 	ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target,
 			      target > size ? rb->keep : 0);
@@ -1577,8 +1583,9 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target, 0);
 	}
 	if (ret > 0) {
-		ivshm_stat_inc(idev, (u32)ret > size ? IVSHM_STAT_GROWN :
-						       IVSHM_STAT_SHRUNK);
+		if ((u32)ret != size)
+			ivshm_stat_inc(idev, (u32)ret > size ?
+				       IVSHM_STAT_GROWN : IVSHM_STAT_SHRUNK);
 		ivshm_tx_moved(isk);
 	} else if (ret == -ENOBUFS && target > size) {
 		ivshm_stat_inc(idev, IVSHM_STAT_GROW_FAILED);

@@ -596,6 +596,28 @@ TEST_F(core, growth_counts_the_run_it_leaves)
 	ASSERT_EQ(n - 4, ivshm_blocks_count_free(&self->l));
 }
 
+/* A run fits below another only in free blocks wholly before it. */
+TEST_F(core, fit_below_is_strictly_lower)
+{
+	u64 a, b, c;
+
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &a));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 3, &b));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &c));
+	ASSERT_FALSE(ivshm_blocks_fit_below(&self->l, 1, a));
+	ASSERT_FALSE(ivshm_blocks_fit_below(&self->l, 1, c));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, b, 3));
+	/* Three free blocks right before @c: a run of 3 fits, 4 do not. */
+	ASSERT_TRUE(ivshm_blocks_fit_below(&self->l, 3, c));
+	ASSERT_FALSE(ivshm_blocks_fit_below(&self->l, 4, c));
+	ASSERT_FALSE(ivshm_blocks_fit_below(&self->l, 3, b));
+	ASSERT_FALSE(ivshm_blocks_fit_below(&self->l, 0, c));
+	/* Past the data area counts as its end. */
+	ASSERT_TRUE(ivshm_blocks_fit_below(&self->l, 3, ~0ull));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, a, 4));
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, c, 4));
+}
+
 TEST_F(core, move_to_larger_run)
 {
 	move_and_check(_metadata, self, 8);
