@@ -10,12 +10,13 @@ ivshm_log() { printf '%s\n' "$*" >&2; }
 ivshm_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Newest installed Debian kernel of a series ("6.1" or "6.12"), e.g.
-# 6.1.0-56-amd64; empty if none is installed.
+# 6.1.0-56-amd64, with its image in IVSHM_BOOT (default /boot) and its
+# headers installed; empty if there is none.
 ivshm_kver() {
-	local series=$1 f v best=
-	for f in /boot/vmlinuz-"$series".*-amd64; do
+	local series=$1 boot=${IVSHM_BOOT:-/boot} f v best=
+	for f in "$boot"/vmlinuz-"$series".*-amd64; do
 		[ -e "$f" ] || continue
-		v=${f#/boot/vmlinuz-}
+		v=${f#"$boot"/vmlinuz-}
 		[ -d "/usr/src/linux-headers-$v" ] || continue
 		best+="$v"$'\n'
 	done

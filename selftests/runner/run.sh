@@ -117,8 +117,24 @@ skip() { skipped=$((skipped + 1)); echo "SKIP $*"; }
 
 # --- build what the guests need ------------------------------------------
 
-read -r vmlinux kdir < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
-[ -f "$vmlinux" ] || ivshm_die "no vmlinux for kernel $kernel"
+# guest_kernel KIND: "VMLINUX KDIR" of that guest kernel in $kline, or one
+# failure naming why it cannot be prepared (guest-kernel.sh's error) and a
+# non-zero return. No guest is started on a kernel that is not there.
+guest_kernel() {
+	local err=$work/guest-kernel.err rc=0
+	{ "$IVSHM_ROOT/scripts/guest-kernel.sh" "$1" 2>&1 >"$work/guest-kernel.out"; } |
+		tee "$err" >&2 || rc=${PIPESTATUS[0]}
+	kline=$(cat "$work/guest-kernel.out")
+	[ "$rc" = 0 ] && return 0
+	fail "kernel $1: $(sed -n 's/^error: //p' "$err" | tail -n 1)"
+	return 1
+}
+
+if ! guest_kernel "$kernel"; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+	exit 1
+fi
+read -r vmlinux kdir <<<"$kline"
 
 ivshm_log "building modules against $kdir"
 kmod=$IVSHM_BUILD/kmod/$kernel
@@ -258,6 +274,14 @@ report() {
 	local -A step_fail=()
 	local guest_ok=1 diag=()
 
+	# No kernel message at all: QEMU never started this guest (bad
+	# arguments, a missing image, a server it could not reach). That is
+	# one failure with QEMU's own words, and no reason to run again.
+	if [ ! -f "$work/$name.status" ] &&
+		! grep -q 'Linux version' "$work/$name.console" 2>/dev/null; then
+		fail "$placement/$name: QEMU did not start the guest: $(tr -d '\r' <"$work/$name.qemu" 2>/dev/null | grep -v '^$' | tail -n 1)"
+		return 0
+	fi
 	grep -q 'IVSHM-STEP ' "$results" 2>/dev/null || boot_failed=1
 
 	if [ -f "$work/$name.status" ]; then
@@ -408,7 +432,7 @@ run_doorbell() {
 	local plan_b=${3:-${2:-$plan_door_b}}
 	local sock=$work/ivshmem.sock a b
 	ivshm_log "placement $placement: two guests, ivshmem-doorbell"
-	start_server doorbell "$sock" || return
+	start_server doorbell "$sock" || return 0
 	doorbell_args "$sock"
 	start_guest door-a "$plan" "ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	a=$guest_pid
@@ -451,7 +475,7 @@ run_plain() {
 run_trio() {
 	local sock=$work/ivshmem.sock name specs=()
 	ivshm_log "placement trio: three guests, ivshmem-doorbell"
-	start_server trio "$sock" || return
+	start_server trio "$sock" || return 0
 	doorbell_args "$sock"
 	for name in trio-a trio-b trio-c; do
 		start_guest "$name" "$plan_trio" "ivshm.role=${name#trio-} ivshm.mode=doorbell" \
@@ -471,7 +495,7 @@ run_crash() {
 	local sock=$work/ivshmem.sock a b c
 	ivshm_log "placement crash: a doorbell guest killed mid-transfer, then restarted"
 	doorbell_args "$sock"
-	start_server crash "$sock" -v || return
+	start_server crash "$sock" -v || return 0
 	start_guest crash-a "insmod-af_ivshmem,crash_test:receiver,rmmod-af_ivshmem,leakcheck" \
 		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	a=$guest_pid
@@ -503,8 +527,9 @@ run_hostile() {
 	local sock=$work/ivshmem.sock v x x_kernel
 	ivshm_log "placement hostile: a hostile peer attacks a victim guest"
 	doorbell_args "$sock"
-	read -r x_kernel _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" 6.1)
-	start_server hostile "$sock" || return
+	guest_kernel 6.1 || return 0
+	read -r x_kernel _ <<<"$kline"
+	start_server hostile "$sock" || return 0
 	start_guest hostile-v "insmod-af_ivshmem,hostile_test,rmmod-af_ivshmem,leakcheck" \
 		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	v=$guest_pid
@@ -594,7 +619,7 @@ run_bench_two() {
 	local dev_a dev_b
 	ivshm_log "placement $placement: two guests, ivshmem-$mode$([ "$mode" = doorbell ] && echo " and virtio-net")"
 	if [ "$mode" = doorbell ]; then
-		start_server "$placement" "$sock" || return
+		start_server "$placement" "$sock" || return 0
 		doorbell_args "$sock"
 		dev_a=("${region_args[@]}")
 		dev_b=("${region_args[@]}")
