@@ -14,8 +14,12 @@ pkgs=(
 	linux-source-6.1 xz-utils flex bison bc libelf-dev libssl-dev
 	# guests
 	qemu-system-x86 qemu-utils busybox-static cpio kmod
+	# the guest kernels' images: 6.1 is xz-compressed, 6.12 zstd
+	zstd binutils
 	# helpers used by the scripts
-	perl python3 procps valgrind gnuplot-nox
+	perl python3 procps valgrind gnuplot-nox iproute2 git util-linux
+	# the fresh-root check (scripts/fresh-root.sh)
+	debootstrap
 )
 
 missing=()
