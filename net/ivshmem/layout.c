@@ -198,49 +198,33 @@ int ivshm_region_open(struct ivshm_layout *l, void *base, u64 size, u32 vm,
 	return ret ? ret : IVSHM_OPEN_ATTACHED;
 }
 
-/* Pending bits are set by senders and taken by the receiver, concurrently:
- * both sides use atomic read-modify-write, so no bit is lost.
+/* Pending bits are set by senders and taken by the receiver, concurrently,
+ * each with one locked instruction (compat.h): no bit is lost, and neither
+ * side retries, so a peer that writes the word all the time cannot keep us
+ * here.
  */
 void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 set,
 		       u32 chan)
 {
-	__le64 *w;
-	u64 old, bit;
-
 	if (vm >= l->max_peers || set >= IVSHM_PEND_SETS ||
 	    chan >= l->max_channels)
 		return;
-	w = ivshm_pending(l, vm, set) + chan / 64;
-	bit = 1ull << (chan % 64);
-	old = ivshm_get64(w);
-	for (;;) {
-		u64 seen = ivshm_cmpxchg64(w, old, old | bit);
-
-		if (seen == old)
-			break;
-		old = seen;
-	}
+	ivshm_set_bit64(ivshm_pending(l, vm, set) + chan / 64, chan % 64);
 }
 
 u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 set,
 		       u32 word)
 {
 	__le64 *w;
-	u64 old;
 
 	if (vm >= l->max_peers || set >= IVSHM_PEND_SETS ||
 	    word >= l->pending_words)
 		return 0;
 	w = ivshm_pending(l, vm, set) + word;
-	old = ivshm_get64(w);
-	while (old) {
-		u64 seen = ivshm_cmpxchg64(w, old, 0);
-
-		if (seen == old)
-			break;
-		old = seen;
-	}
-	return old;
+	/* Most words are empty: look before taking the cache line. */
+	if (!ivshm_get64(w))
+		return 0;
+	return ivshm_xchg64(w, 0);
 }
 
 /* Is any bit of @vm's pending set @set up? Plain loads: a hint for whether

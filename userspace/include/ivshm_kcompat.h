@@ -35,9 +35,22 @@ typedef uint64_t __le64;
 
 #define READ_ONCE(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define WRITE_ONCE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define smp_load_acquire(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define smp_store_release(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define smp_mb()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define virt_load_acquire(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define virt_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define virt_mb()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+/*
+ * Built with IVSHM_ACCESS_HOOK (the native tests, the fuzzer), every access
+ * the core makes to the region is followed by a call of ivshm_access_fn,
+ * when set, with the address accessed: the test plays the other machine,
+ * writing whatever it likes between two of the core's accesses. A NULL
+ * hook costs a test of one pointer.
+ */
+#ifdef IVSHM_ACCESS_HOOK
+extern void (*ivshm_access_fn)(const volatile void *p);
+#define ivshm_access_hook(p) \
+	do { if (ivshm_access_fn) ivshm_access_fn(p); } while (0)
+#endif
 
 #define BITS_PER_LONG		64
 #define BIT(n)			(1ul << (n))
@@ -48,6 +61,7 @@ typedef uint64_t __le64;
 #define likely(x)		__builtin_expect(!!(x), 1)
 #define unlikely(x)		__builtin_expect(!!(x), 0)
 #define hweight64(x)		((unsigned int)__builtin_popcountll(x))
+#define __ffs64(x)		((unsigned int)__builtin_ctzll(x))
 
 static inline bool is_power_of_2(u64 n)
 {
