@@ -96,6 +96,10 @@ static struct netlink_range_validation ivshm_nl_idle_us_range __ro_after_init = 
 	.min = 1, .max = IVSHM_P_IDLE_US_MAX,
 };
 
+static struct netlink_range_validation ivshm_nl_peer_ms_range __ro_after_init = {
+	.min = IVSHM_P_PEER_MS_MIN, .max = IVSHM_P_PEER_MS_MAX,
+};
+
 static const struct nla_policy ivshm_nl_param_policy[IVSHMEM_PARAM_MAX + 1] = {
 	[IVSHMEM_PARAM_REBALANCE] = NLA_POLICY_MAX(NLA_U8, 1),
 	[IVSHMEM_PARAM_REBALANCE_INTERVAL] =
@@ -120,6 +124,8 @@ static const struct nla_policy ivshm_nl_param_policy[IVSHMEM_PARAM_MAX + 1] = {
 		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_bulk_range),
 	[IVSHMEM_PARAM_COALESCE_IDLE_US] =
 		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_idle_us_range),
+	[IVSHMEM_PARAM_PEER_TIMEOUT_MS] =
+		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_peer_ms_range),
 };
 
 #define IVSHM_NL_DEV_POLICY						\
@@ -237,7 +243,9 @@ static int ivshm_nl_put_params(struct sk_buff *skb,
 	    nla_put_u32(skb, IVSHMEM_PARAM_COALESCE_US, p->coalesce_us) ||
 	    nla_put_u32(skb, IVSHMEM_PARAM_COALESCE_BULK, p->coalesce_bulk) ||
 	    nla_put_u32(skb, IVSHMEM_PARAM_COALESCE_IDLE_US,
-			p->coalesce_idle_us)) {
+			p->coalesce_idle_us) ||
+	    nla_put_u32(skb, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+			p->peer_timeout_ms)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -268,6 +276,8 @@ static const u16 ivshm_nl_stat_attr[IVSHM_STAT_NR] = {
 	[IVSHM_STAT_GROWN] = IVSHMEM_STAT_GROWN,
 	[IVSHM_STAT_SHRUNK] = IVSHMEM_STAT_SHRUNK,
 	[IVSHM_STAT_GROW_FAILED] = IVSHMEM_STAT_GROW_FAILED,
+	[IVSHM_STAT_LOCK_BREAKS] = IVSHMEM_STAT_LOCK_BREAKS,
+	[IVSHM_STAT_LOCK_LOST] = IVSHMEM_STAT_LOCK_LOST,
 };
 
 static int ivshm_nl_put_dev_stats(struct sk_buff *skb, struct ivshm_dev *idev)
@@ -510,6 +520,8 @@ static int ivshm_nl_set_one(struct ivshm_dev *idev, void *arg)
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_BULK, &p.coalesce_bulk);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_IDLE_US,
 			 &p.coalesce_idle_us);
+	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+			 &p.peer_timeout_ms);
 	if (tb[IVSHMEM_PARAM_CHAN_INITIAL] &&
 	    p.chan_initial > (u64)idev->layout.nr_blocks << IVSHM_BLOCK_SHIFT) {
 		NL_SET_ERR_MSG_ATTR(s->extack, tb[IVSHMEM_PARAM_CHAN_INITIAL],

@@ -81,6 +81,16 @@ static unsigned int ivshm_coalesce_idle_us = 10000;
 module_param_named(coalesce_idle_us, ivshm_coalesce_idle_us, uint, 0444);
 MODULE_PARM_DESC(coalesce_idle_us, "doorbell devices: a bulk period ends this long after its last bulk poll, in us (default 10000)");
 
+/* Liveness (peer.c): how long a peer's heartbeat may stand still before it
+ * is declared dead. Long enough by default for a VM to be paused (a
+ * snapshot, a migration, a debugger) without losing its connections; a VM
+ * whose QEMU really went away is reported at once on doorbell regions by
+ * the host's server, so this only bounds detection on ivshmem-plain ones.
+ */
+static unsigned int ivshm_peer_timeout_ms = 10000;
+module_param_named(peer_timeout_ms, ivshm_peer_timeout_ms, uint, 0444);
+MODULE_PARM_DESC(peer_timeout_ms, "a peer whose heartbeat stands still this many ms is declared dead, 500 to 3600000 (default 10000)");
+
 /* A size from a module parameter: whole blocks within the ring limits. */
 static u32 ivshm_params_bytes(unsigned int v)
 {
@@ -160,6 +170,8 @@ void ivshm_params_init(struct ivshm_dev *idev)
 	p->coalesce_bulk = clamp(ivshm_coalesce_bulk, 1u, IVSHMEM_RING_MAX);
 	p->coalesce_idle_us = clamp(ivshm_coalesce_idle_us, 1u,
 				    IVSHM_P_IDLE_US_MAX);
+	p->peer_timeout_ms = clamp(ivshm_peer_timeout_ms, IVSHM_P_PEER_MS_MIN,
+				   IVSHM_P_PEER_MS_MAX);
 }
 
 /* Context: process (see the locking note above). */
@@ -191,5 +203,6 @@ void ivshm_params_write(struct ivshm_dev *idev, const struct ivshm_params *p)
 	WRITE_ONCE(d->coalesce_us, p->coalesce_us);
 	WRITE_ONCE(d->coalesce_bulk, p->coalesce_bulk);
 	WRITE_ONCE(d->coalesce_idle_us, p->coalesce_idle_us);
+	WRITE_ONCE(d->peer_timeout_ms, p->peer_timeout_ms);
 	write_sequnlock(&idev->params_lock);
 }

@@ -21,6 +21,7 @@ struct ivshm_params {
 	u32 coalesce_us;		/* bulk transfers: poll interval, 0: off */
 	u32 coalesce_bulk;		/* bytes waiting that start a bulk period */
 	u32 coalesce_idle_us;		/* a bulk period ends this long after */
+	u32 peer_timeout_ms;		/* a peer silent this long is dead */
 };
 
 /* Limits a device's parameters must keep, checked by ivshm_params_check()
@@ -32,6 +33,8 @@ struct ivshm_params {
 #define IVSHM_P_POLL_US_MAX	1000000u
 #define IVSHM_P_COALESCE_US_MAX	100000u
 #define IVSHM_P_IDLE_US_MAX	10000000u
+#define IVSHM_P_PEER_MS_MIN	500u
+#define IVSHM_P_PEER_MS_MAX	3600000u
 
 void ivshm_params_init(struct ivshm_dev *idev);
 void ivshm_params_read(struct ivshm_dev *idev, struct ivshm_params *out);

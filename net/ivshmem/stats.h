@@ -39,6 +39,8 @@ enum ivshm_stat {
 	IVSHM_STAT_GROWN,		/* channels of ours grown */
 	IVSHM_STAT_SHRUNK,		/* ... and shrunk */
 	IVSHM_STAT_GROW_FAILED,		/* growths the region had no room for */
+	IVSHM_STAT_LOCK_BREAKS,		/* control locks we took over */
+	IVSHM_STAT_LOCK_LOST,		/* ... and others took from us */
 	IVSHM_STAT_NR,
 };
 

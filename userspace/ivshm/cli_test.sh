@@ -158,7 +158,7 @@ usage_ok "monitor help" monitor help
 usage_ok "-j dev help" -j dev help
 for p in rebalance rebalance-interval rebalance-ms rebalance-idle-ms \
 	 chan-initial chan-min chan-max poll-min-us poll-max-us coalesce-us \
-	 coalesce-bulk coalesce-idle-us; do
+	 coalesce-bulk coalesce-idle-us peer-timeout-ms; do
 	check "dev set help lists $p" 0 "re:^$p +" -- dev set help
 done
 check "-V" 0 're:^ivshm [0-9]' -- -V
@@ -256,6 +256,9 @@ bad "coalesce-bulk above 16m" "'16777217'" -- \
 bad "coalesce-idle-us 0" "'0'" -- dev set ivshm0 coalesce-idle-us 0
 bad "coalesce-idle-us above 10000000" "'10000001'" -- \
 	dev set ivshm0 coalesce-idle-us 10000001
+bad "peer-timeout-ms below 500" "'499'" -- dev set ivshm0 peer-timeout-ms 499
+bad "peer-timeout-ms above 3600000" "'3600001'" -- \
+	dev set ivshm0 peer-timeout-ms 3600001
 bad "chan size below 16k" "'8k'" "out of range" -- dev set ivshm0 chan-min 8k
 bad "chan size above 16m" "'17m'" "out of range" -- \
 	dev set ivshm0 chan-max 17m
@@ -283,12 +286,14 @@ nl "d se dev DEV rebalance off" d se dev ivshm0 rebalance off
 nl "dev set every parameter at its lower bound" dev set ivshm0 \
 	rebalance off rebalance-interval 0 rebalance-ms 1 rebalance-idle-ms 1 \
 	chan-initial 16384 chan-min 16k chan-max 16K poll-min-us 1 \
-	poll-max-us 1 coalesce-us 0 coalesce-bulk 1 coalesce-idle-us 1
+	poll-max-us 1 coalesce-us 0 coalesce-bulk 1 coalesce-idle-us 1 \
+	peer-timeout-ms 500
 nl "dev set every parameter at its upper bound" dev set ivshm0 \
 	rebalance on rebalance-interval 1000000 rebalance-ms 60000 \
 	rebalance-idle-ms 600000 chan-initial 16777216 chan-min 16m \
 	chan-max 16M poll-min-us 1000000 poll-max-us 1000000 \
-	coalesce-us 100000 coalesce-bulk 16m coalesce-idle-us 10000000
+	coalesce-us 100000 coalesce-bulk 16m coalesce-idle-us 10000000 \
+	peer-timeout-ms 3600000
 nl "dev set unique prefixes" dev set ivshm0 rebalance-in 5 rebalance-id 5 \
 	chan-i 64k chan-mi 16k chan-ma 1m poll-mi 10 poll-ma 100 coalesce-u 5 \
 	coalesce-b 4k coalesce-i 50

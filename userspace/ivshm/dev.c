@@ -95,6 +95,11 @@ static const struct dev_param params[] = {
 		.attr = IVSHMEM_PARAM_COALESCE_IDLE_US, .kind = PARAM_U32,
 		.min = 1, .max = 10000000, .line = 2, .value = "US",
 		.help = "a bulk period ends this long after its last bulk poll",
+	}, {
+		.name = "peer-timeout-ms", .key = "peer_timeout_ms",
+		.attr = IVSHMEM_PARAM_PEER_TIMEOUT_MS, .kind = PARAM_U32,
+		.min = 500, .max = 3600000, .line = 3, .value = "MS",
+		.help = "a peer whose heartbeat stands still this long is dead",
 	},
 };
 
@@ -129,6 +134,8 @@ static const struct dev_stat stats[] = {
 	{ IVSHMEM_STAT_GROWN,		"grown",		4 },
 	{ IVSHMEM_STAT_SHRUNK,		"shrunk",		4 },
 	{ IVSHMEM_STAT_GROW_FAILED,	"grow_failed",		4 },
+	{ IVSHMEM_STAT_LOCK_BREAKS,	"lock_breaks",		5 },
+	{ IVSHMEM_STAT_LOCK_LOST,	"lock_lost",		5 },
 };
 
 #define NSTATS ARRAY_SIZE(stats)

@@ -92,6 +92,7 @@ static const enum mnl_attr_data_type param_types[IVSHMEM_PARAM_MAX + 1] = {
 	[IVSHMEM_PARAM_COALESCE_US]		= MNL_TYPE_U32,
 	[IVSHMEM_PARAM_COALESCE_BULK]		= MNL_TYPE_U32,
 	[IVSHMEM_PARAM_COALESCE_IDLE_US]	= MNL_TYPE_U32,
+	[IVSHMEM_PARAM_PEER_TIMEOUT_MS]	= MNL_TYPE_U32,
 };
 
 struct nl_policy ivshm_param_policy = {
@@ -124,6 +125,8 @@ static const enum mnl_attr_data_type stat_types[IVSHMEM_STAT_MAX + 1] = {
 	[IVSHMEM_STAT_GROWN]		= MNL_TYPE_U64,
 	[IVSHMEM_STAT_SHRUNK]		= MNL_TYPE_U64,
 	[IVSHMEM_STAT_GROW_FAILED]	= MNL_TYPE_U64,
+	[IVSHMEM_STAT_LOCK_BREAKS]	= MNL_TYPE_U64,
+	[IVSHMEM_STAT_LOCK_LOST]	= MNL_TYPE_U64,
 };
 
 struct nl_policy ivshm_stat_policy = {

@@ -200,6 +200,9 @@ enum ivshmem_param_attr {
 	IVSHMEM_PARAM_COALESCE_US,		/* u32: bulk poll interval, 0 .. 100000, 0: off */
 	IVSHMEM_PARAM_COALESCE_BULK,		/* u32: bytes starting a bulk period, 1 .. 16 MiB */
 	IVSHMEM_PARAM_COALESCE_IDLE_US,		/* u32: a bulk period ends after, 1 .. 10000000 */
+	IVSHMEM_PARAM_PEER_TIMEOUT_MS,		/* u32: a peer whose heartbeat stands still
+						 * this long is dead, 500 .. 3600000
+						 */
 
 	__IVSHMEM_PARAM_MAX
 };
@@ -232,6 +235,10 @@ enum ivshmem_stat_attr {
 	IVSHMEM_STAT_GROWN,		/* channels of this guest grown */
 	IVSHMEM_STAT_SHRUNK,		/* ... and shrunk */
 	IVSHMEM_STAT_GROW_FAILED,	/* growths the region had no room for */
+	IVSHMEM_STAT_LOCK_BREAKS,	/* control locks taken from a dead,
+					 * stalled or forged holder
+					 */
+	IVSHMEM_STAT_LOCK_LOST,		/* control locks others took from us */
 
 	__IVSHMEM_STAT_MAX
 };
