@@ -48,7 +48,8 @@ SERVER_SRCS := $(wildcard userspace/ivshmem-server/*.c)
 CORE_SRCS := net/ivshmem/layout.c net/ivshmem/alloc.c net/ivshmem/ring.c
 CORE_HDRS := $(wildcard net/ivshmem/*.h) userspace/include/ivshm_kcompat.h
 NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
-	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem
+	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem \
+	-DIVSHM_ACCESS_HOOK
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
 	demo clean native-test tool-test fuzz bench-ring bench \
@@ -150,7 +151,7 @@ $(BUILD)/selftests/hostile_test: selftests/ivshmem/hostile_test.c \
 		selftests/ivshmem/tjson.c selftests/ivshmem/tjson.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -o $@ $< selftests/ivshmem/ivshm_test.c \
-		selftests/ivshmem/tjson.c
+		selftests/ivshmem/ivshm_nl.c selftests/ivshmem/tjson.c
 
 # The examples again, static, for the guests.
 $(BUILD)/selftests/ivshmem_%: userspace/examples/ivshmem_%.c $(EXAMPLE_DEPS)

@@ -13,6 +13,12 @@
  * in hard interrupt context and reports each pending vector. Rings that
  * arrive before the handler runs coalesce, as edge interrupts do.
  *
+ * A transport must stop a device's interrupts before it unregisters it
+ * (device.h). Here the other virtual peers would keep ringing until they
+ * go too, so every peer is marked gone first, which the ringing side reads
+ * in an RCU read-side section: after synchronize_rcu() no ring can queue an
+ * irq_work any more, and irq_work_sync() waits for the last one queued.
+ *
  * Root-only debugfs files under /sys/kernel/debug/dev_shm/ play the part of
  * the other guests for tests: "region" reads and writes raw region bytes,
  * "ring" takes "SRC DST VECTOR" to ring DST's doorbell as peer SRC, and
@@ -33,6 +39,7 @@
 #include <linux/fs.h>
 #include <linux/irq_work.h>
 #include <linux/module.h>
+#include <linux/rcupdate.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -62,6 +69,7 @@ struct devshm_peer {
 	struct irq_work irq_work;
 	unsigned long pending;		/* vectors rung, not yet delivered */
 	bool held;			/* debugfs "hold": do not deliver */
+	bool gone;			/* unregistering: rings are dropped */
 	bool registered;
 };
 
@@ -94,11 +102,17 @@ static int devshm_ring(struct ivshm_dev *idev, u32 dst, u32 vector)
 		return -EINVAL;
 
 	peer = &devshm->peer[dst];
+	rcu_read_lock();
+	if (READ_ONCE(peer->gone)) {
+		rcu_read_unlock();
+		return -ENODEV;
+	}
 	set_bit(vector, &peer->pending);
 	/* Pairs with the release of a hold: a ring is never lost. */
 	smp_mb__after_atomic();
 	if (!READ_ONCE(peer->held))
 		irq_work_queue(&peer->irq_work);
+	rcu_read_unlock();
 	return 0;
 }
 
@@ -301,18 +315,19 @@ static void devshm_unregister_peers(struct devshm *shm)
 {
 	unsigned int i;
 
-	/*
-	 * Unregister every peer before waiting for irq_work: a peer still
-	 * registered may ring one already gone, and the wait below must see
-	 * the last of those rings.
+	/* Every peer's interrupts stop before any is unregistered: no ring
+	 * reaches a peer once it is gone, and its last irq_work has run.
 	 */
+	for (i = 0; i < shm->nr_peers; i++)
+		WRITE_ONCE(shm->peer[i].gone, true);
+	synchronize_rcu();
+	for (i = 0; i < shm->nr_peers; i++)
+		irq_work_sync(&shm->peer[i].irq_work);
 	for (i = 0; i < shm->nr_peers; i++) {
 		if (shm->peer[i].registered)
 			ivshm_dev_unregister(&shm->peer[i].idev);
 		shm->peer[i].registered = false;
 	}
-	for (i = 0; i < shm->nr_peers; i++)
-		irq_work_sync(&shm->peer[i].irq_work);
 }
 
 static int __init devshm_init(void)

@@ -3,8 +3,8 @@
  * The control lock and the block allocator.
  *
  * The lock word in the control section holds 0 or the owner's VM id and
- * incarnation. It is taken with a fully ordered compare-and-exchange and
- * released with a release store (protocol.md, barrier B2), and protects
+ * incarnation. It is taken and released with fully ordered
+ * compare-and-exchanges (protocol.md, barrier B2), and protects
  * only allocation bookkeeping: the block bitmap, free_blocks,
  * free_start_offset, num_active_channel and the FREE <-> ALLOC transition of
  * channel slots. A holder that died (its peer slot is no longer ALIVE with
@@ -45,12 +45,19 @@ bool ivshm_lock_owner_dead(const struct ivshm_layout *l, u64 word)
  * @l: layout
  * @vm: our VM id
  * @inc: our incarnation
+ * @holder: when a live VM holds it, the lock word found (may be NULL)
  *
- * Return: 0 when taken; 1 when taken from a dead holder, in which case the
- * caller must call ivshm_blocks_rebuild() before relying on the bitmap;
- * -EBUSY when a live peer holds it.
+ * The caller is the only one of its VM that competes for the lock (the
+ * kernel serialises its users with a mutex), so a lock word that names the
+ * caller is never its own: another guest wrote it, or it was left behind.
+ * It is taken over like a dead holder's.
+ *
+ * Return: 0 when taken; 1 when taken from a dead holder or from a word
+ * naming us, in which case the caller must call ivshm_blocks_rebuild()
+ * before relying on the bitmap; -EBUSY when a live peer holds it.
  */
-int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc)
+int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc,
+		       u64 *holder)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
 	u64 me = IVSHM_LOCK_OWNER(vm, inc);
@@ -59,69 +66,155 @@ int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc)
 	seen = ivshm_cmpxchg64(&c->lock, 0, me);
 	if (!seen)
 		return 0;
-	if (seen == me || !ivshm_lock_owner_dead(l, seen))
+	if (seen != me && !ivshm_lock_owner_dead(l, seen)) {
+		if (holder)
+			*holder = seen;
 		return -EBUSY;
-	if (ivshm_cmpxchg64(&c->lock, seen, me) != seen)
+	}
+	return ivshm_ctrl_break(l, vm, inc, seen);
+}
+
+/**
+ * ivshm_ctrl_break() - take the control lock from the holder @seen names
+ * @l: layout
+ * @vm: our VM id
+ * @inc: our incarnation
+ * @seen: the lock word as found, unchanged for as long as the caller
+ *	decides a live holder may keep the lock (the caller's policy)
+ *
+ * Only if the word still is @seen: a holder that released it meanwhile,
+ * and whoever took it next, keep it.
+ *
+ * Return: 1 when taken (rebuild before relying on the bitmap), -EBUSY.
+ */
+int ivshm_ctrl_break(const struct ivshm_layout *l, u32 vm, u32 inc, u64 seen)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+
+	if (!seen ||
+	    ivshm_cmpxchg64(&c->lock, seen, IVSHM_LOCK_OWNER(vm, inc)) != seen)
 		return -EBUSY;
 	ivshm_put32(&c->lock_breaks, ivshm_get32(&c->lock_breaks) + 1);
 	return 1;
 }
 
-void ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc)
+/**
+ * ivshm_ctrl_unlock() - release the control lock
+ * @l: layout
+ * @vm: our VM id
+ * @inc: our incarnation
+ *
+ * One fully ordered compare-and-exchange (barrier B2: the bookkeeping
+ * stores are visible before the lock is free), so a word that another VM
+ * wrote after breaking our lock is never cleared.
+ *
+ * Return: true if we still held it; false if it was broken meanwhile, in
+ * which case what we changed under it may have raced the breaker's own
+ * changes (its rebuild made the bookkeeping match the channel table, which
+ * is what the next rebuild trusts too).
+ */
+bool ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc)
 {
-	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u64 me = IVSHM_LOCK_OWNER(vm, inc);
 
-	/* B2: bookkeeping stores are visible before the lock is free. */
-	if (ivshm_get64(&c->lock) == IVSHM_LOCK_OWNER(vm, inc))
-		ivshm_store_release64(&c->lock, 0);
+	return ivshm_cmpxchg64(&ivshm_ctrl(l)->lock, me, 0) == me;
 }
 
-static bool ivshm_bit_test(const struct ivshm_layout *l, u32 b)
+/* The bitmap is read and written a word at a time: marking, counting and
+ * finding blocks costs one access per 64 blocks, so the work under the
+ * control lock grows with the region's size / 256 KiB at most, and with
+ * the run's size for the operations on one run (IVSHM_RUN_MAX bounds it).
+ */
+
+/* Bits [lo, hi) of a word, 0 <= lo < hi <= 64. */
+static u64 ivshm_mask(u32 lo, u32 hi)
 {
-	return ivshm_get64(ivshm_bitmap(l) + b / 64) >> (b % 64) & 1;
+	u64 m = hi == 64 ? ~0ull : (1ull << hi) - 1;
+
+	return m & ~((1ull << lo) - 1);
 }
 
+/* Mark blocks [first, first + n) used or free; the range is valid. */
 static void ivshm_bits_assign(const struct ivshm_layout *l, u32 first,
 			      u32 n, bool used)
 {
 	__le64 *bm = ivshm_bitmap(l);
-	u32 b;
+	u32 b = first, end = first + n;
 
-	for (b = first; b < first + n; b++) {
+	while (b < end) {
+		u32 lo = b % 64, hi = end - b < 64 - lo ? lo + (end - b) : 64;
 		__le64 *w = bm + b / 64;
-		u64 mask = 1ull << (b % 64);
-		u64 v = ivshm_get64(w);
+		u64 m = ivshm_mask(lo, hi), v = ivshm_get64(w);
 
-		ivshm_put64(w, used ? v | mask : v & ~mask);
+		ivshm_put64(w, used ? v | m : v & ~m);
+		b += hi - lo;
 	}
+}
+
+/* Used blocks among [first, first + n); the range is valid. */
+static u32 ivshm_bits_count(const struct ivshm_layout *l, u32 first, u32 n)
+{
+	__le64 *bm = ivshm_bitmap(l);
+	u32 b = first, end = first + n, used = 0;
+
+	while (b < end) {
+		u32 lo = b % 64, hi = end - b < 64 - lo ? lo + (end - b) : 64;
+
+		used += hweight64(ivshm_get64(bm + b / 64) & ivshm_mask(lo, hi));
+		b += hi - lo;
+	}
+	return used;
+}
+
+/* The first block in [b, end) that is used (@used) or free, else @end;
+ * @end is at most nr_blocks.
+ */
+static u32 ivshm_bits_next(const struct ivshm_layout *l, u32 b, u32 end,
+			   bool used)
+{
+	__le64 *bm = ivshm_bitmap(l);
+
+	while (b < end) {
+		u64 v = ivshm_get64(bm + b / 64);
+
+		if (!used)
+			v = ~v;
+		v &= ~0ull << (b % 64);
+		if (v) {
+			b = (b & ~63u) + __ffs64(v);
+			return b < end ? b : end;
+		}
+		b = (b & ~63u) + 64;
+	}
+	return end;
 }
 
 static int ivshm_blocks_take(const struct ivshm_layout *l, u32 nblocks,
 			     u32 hint, bool next_fit, u64 *off)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
-	u32 start, run = 0, b, i;
-	u32 free_blocks;
+	u32 start, b, e, to, pass, free_blocks;
 
 	if (!nblocks || nblocks > l->nr_blocks)
 		return -EINVAL;
 	if (hint >= l->nr_blocks)
 		hint = 0;
 
-	/* Scan nr_blocks + nblocks positions so a run may start anywhere. */
-	start = hint;
-	for (i = 0; i < l->nr_blocks + nblocks; i++) {
-		b = (hint + i) % l->nr_blocks;
-		if (b == 0)
-			run = 0;	/* runs do not wrap */
-		if (ivshm_bit_test(l, b)) {
-			run = 0;
-			continue;
+	/* Free extents from the hint on, then those that start before it:
+	 * a next fit that wraps once. Runs do not wrap.
+	 */
+	for (pass = 0; pass < 2; pass++) {
+		b = pass ? 0 : hint;
+		to = pass ? hint : l->nr_blocks;
+		while (b < to) {
+			start = ivshm_bits_next(l, b, to, false);
+			if (start >= to)
+				break;
+			e = ivshm_bits_next(l, start, l->nr_blocks, true);
+			if (e - start >= nblocks)
+				goto found;
+			b = e;
 		}
-		if (!run)
-			start = b;
-		if (++run == nblocks)
-			goto found;
 	}
 	return -ENOBUFS;
 
@@ -190,13 +283,17 @@ bool ivshm_blocks_fit_below(const struct ivshm_layout *l, u32 nblocks,
 {
 	u64 first = off >> IVSHM_BLOCK_SHIFT;
 	u32 end = first < l->nr_blocks ? (u32)first : l->nr_blocks;
-	u32 b, run = 0;
+	u32 b = 0;
 
 	if (!nblocks)
 		return false;
-	for (b = 0; b < end; b++) {
-		run = ivshm_bit_test(l, b) ? 0 : run + 1;
-		if (run == nblocks)
+	while (b < end) {
+		u32 start = ivshm_bits_next(l, b, end, false);
+
+		if (start >= end)
+			break;
+		b = ivshm_bits_next(l, start, end, true);
+		if (b - start >= nblocks)
 			return true;
 	}
 	return false;
@@ -216,29 +313,17 @@ int ivshm_blocks_extend(const struct ivshm_layout *l, u64 off, u32 nblocks,
 			u32 more)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
-	u32 first = (u32)(off >> IVSHM_BLOCK_SHIFT) + nblocks, b, free_blocks;
+	u32 first = (u32)(off >> IVSHM_BLOCK_SHIFT) + nblocks, free_blocks;
 
 	if (!more || !ivshm_run_valid(l, off, (u64)(nblocks + more) <<
-				      IVSHM_BLOCK_SHIFT))
+				      IVSHM_BLOCK_SHIFT) ||
+	    ivshm_bits_count(l, first, more))
 		return -ENOBUFS;
-	for (b = first; b < first + more; b++)
-		if (ivshm_bit_test(l, b))
-			return -ENOBUFS;
 	ivshm_bits_assign(l, first, more, true);
 	free_blocks = ivshm_get32(&c->free_blocks);
 	ivshm_put32(&c->free_blocks,
 		    free_blocks >= more ? free_blocks - more : 0);
 	return 0;
-}
-
-/* Free blocks from block @b on, up to the first used one. */
-static u32 ivshm_free_from(const struct ivshm_layout *l, u32 b)
-{
-	u32 n = 0;
-
-	while (b + n < l->nr_blocks && !ivshm_bit_test(l, b + n))
-		n++;
-	return n;
 }
 
 /**
@@ -267,14 +352,14 @@ u32 ivshm_blocks_alloc_grow(const struct ivshm_layout *l, u32 nblocks,
 	u32 best = 0, best_len = 0, best_start = 0, free_blocks;
 
 	while (b < l->nr_blocks) {
-		len = ivshm_free_from(l, b);
-		if (!len) {
-			b++;
-			continue;
-		}
+		b = ivshm_bits_next(l, b, l->nr_blocks, false);
+		if (b >= l->nr_blocks)
+			break;
+		len = ivshm_bits_next(l, b, l->nr_blocks, true) - b;
 		room = len;
 		if (b + len == first && first + cur <= l->nr_blocks)
-			room += cur + ivshm_free_from(l, first + cur);
+			room += ivshm_bits_next(l, first + cur, l->nr_blocks,
+						true) - first;
 		if (len > cur && room > best) {
 			best = room;
 			best_len = len;
@@ -306,13 +391,12 @@ u32 ivshm_blocks_alloc_grow(const struct ivshm_layout *l, u32 nblocks,
 int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks)
 {
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
-	u32 first, b, freed = 0;
+	u32 first, freed;
 
 	if (!ivshm_run_valid(l, off, (u64)nblocks << IVSHM_BLOCK_SHIFT))
 		return -EINVAL;
 	first = (u32)(off >> IVSHM_BLOCK_SHIFT);
-	for (b = first; b < first + nblocks; b++)
-		freed += ivshm_bit_test(l, b);
+	freed = ivshm_bits_count(l, first, nblocks);
 	ivshm_bits_assign(l, first, nblocks, false);
 	ivshm_put32(&c->free_blocks, ivshm_get32(&c->free_blocks) + freed);
 	return freed == nblocks ? 0 : -EPROTO;
@@ -342,19 +426,21 @@ u32 ivshm_blocks_count_free(const struct ivshm_layout *l)
 	return l->nr_blocks - used;
 }
 
-/* Mark a run used for a rebuild, unless it is invalid or overlaps. */
+/* Mark a run used for a rebuild, unless it is invalid, longer than any
+ * channel's run can be, or overlaps one marked before: a word-wise look at
+ * IVSHM_RUN_MAX / 256 KiB + 2 words at most, whatever the region's size.
+ */
 static bool ivshm_rebuild_claim(const struct ivshm_layout *l, u64 off,
 				u32 size, u32 *used)
 {
-	u32 first, n, b;
+	u32 first, n;
 
-	if (!ivshm_run_valid(l, off, size))
+	if (size > IVSHM_RUN_MAX || !ivshm_run_valid(l, off, size))
 		return false;
 	first = (u32)(off >> IVSHM_BLOCK_SHIFT);
 	n = size >> IVSHM_BLOCK_SHIFT;
-	for (b = first; b < first + n; b++)
-		if (ivshm_bit_test(l, b))
-			return false;
+	if (ivshm_bits_count(l, first, n))
+		return false;
 	ivshm_bits_assign(l, first, n, true);
 	*used += n;
 	return true;
@@ -366,8 +452,13 @@ static bool ivshm_rebuild_claim(const struct ivshm_layout *l, u64 off,
  *
  * Used after taking the lock from a dead holder. Every channel that is not
  * FREE keeps the blocks of its run, and of the run a pending move left, when
- * the run is valid and does not overlap an earlier one; the rest of the
- * data area becomes free.
+ * the run is valid, no longer than IVSHM_RUN_MAX and does not overlap an
+ * earlier one; the rest of the data area becomes free.
+ *
+ * Bounded whatever the table says: the bitmap is cleared a word at a time
+ * (region size / 256 KiB words) and each of at most 2 * max_channels runs
+ * costs at most IVSHM_RUN_MAX / 256 KiB + 2 word reads and as many writes:
+ * about 0.6 million word accesses for 4096 channels, on any region size.
  *
  * Return: the number of channel runs that were invalid or overlapping.
  */
@@ -514,7 +605,8 @@ bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc)
 /**
  * ivshm_chan_reclaim() - free every channel a VM sends on, lock held
  * @l: layout
- * @vm: the VM: an earlier incarnation of ourselves, or a dead peer
+ * @vm: the VM: ourselves, or a dead peer
+ * @keep: an incarnation of @vm whose channels stay (ours, now), or 0
  *
  * The runs those channels name are not freed one by one, since they were
  * written by a VM we no longer trust to have left them consistent: the slots
@@ -522,7 +614,7 @@ bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc)
  *
  * Return: the number of channels freed.
  */
-u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm)
+u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep)
 {
 	u32 i, n = 0;
 
@@ -530,7 +622,8 @@ u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm)
 		struct ivshm_chan *ch = ivshm_chan(l, i);
 
 		if (ivshm_get32(&ch->state) == IVSHM_CHAN_FREE ||
-		    ivshm_get16(&ch->sender_vm) != vm)
+		    ivshm_get16(&ch->sender_vm) != vm ||
+		    (keep && ivshm_get32(&ch->sender_inc) == keep))
 			continue;
 		ivshm_chan_free(l, i);
 		n++;
@@ -633,7 +726,7 @@ bool ivshm_peer_declare_dead(const struct ivshm_layout *l, u32 vm, u32 inc)
  */
 u32 ivshm_peer_reap(const struct ivshm_layout *l, u32 vm)
 {
-	u32 n = ivshm_chan_reclaim(l, vm);
+	u32 n = ivshm_chan_reclaim(l, vm, 0);
 
 	ivshm_cmpxchg32(&ivshm_peer(l, vm)->state, IVSHM_PEER_DEAD,
 			IVSHM_PEER_FREE);

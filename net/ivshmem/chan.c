@@ -33,7 +33,10 @@
  * while sleeping or while a socket lock is taken, so socket.c may take it
  * under lock_sock(). Every slot holding a socket holds a reference to it.
  * idev->ctrl_mutex serialises this guest's users of the region's control
- * lock, so that only one of our threads at a time competes for it.
+ * lock, so that only one of our threads at a time competes for it; it also
+ * guards idev->inc, which changes only with it held (peer.c, rejoining),
+ * so that whoever holds it sees our channels under one incarnation, and
+ * the staleness record of the lock word (ctrl_seen, ctrl_seen_at).
  * idev->users counts the sockets and lookups using the device; unregister
  * waits for it to drain after detaching every socket.
  */
@@ -57,58 +60,142 @@
 #include "socket.h"
 #include "stats.h"
 
-/* How long we try for the region's control lock before giving up. */
+/* How long a caller waits for the region's control lock before giving up,
+ * ctrl_mutex included: the deadline is set before the mutex is asked for,
+ * so callers queued behind one that waits add nothing to it.
+ */
 #define IVSHM_CTRL_WAIT_MS	1000
+/* Honest holders keep the lock for microseconds of bookkeeping. A lock word
+ * naming a live VM that stays the same this long is a stalled holder or a
+ * forgery: it is broken, and the bookkeeping rebuilt.
+ */
+#define IVSHM_CTRL_STALE_MS	500
 /* An orphan whose receiver never acknowledges is freed after this. */
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
 /* Channels the control work handles per run, at most (plus the rest of
- * the word it is in); a peer that keeps setting bits past that (a flood)
+ * the word it is in), and times it looks at the whole set; a peer that
+ * keeps setting bits past that (a flood), or setting and clearing them,
  * gets the rest handled a jiffy later, so that it cannot keep a CPU busy
  * with our control work.
  */
 #define IVSHM_CTRL_BUDGET	256
+#define IVSHM_CTRL_ROUNDS	4
 /* A doorbell also triggers a liveness check, at most this often. */
 #define IVSHM_LIVENESS_KICK_GAP	(HZ / 100 ? : 1)
+
+/* Our users of the control lock, one at a time, until @end (jiffies).
+ * Return: 0 with ctrl_mutex held; -EBUSY past @end; -EINTR for a task
+ * that is being killed.
+ */
+static int ivshm_ctrl_mutex_lock(struct ivshm_dev *idev, unsigned long end)
+{
+	while (!mutex_trylock(&idev->ctrl_mutex)) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (time_after(jiffies, end))
+			return -EBUSY;
+		usleep_range(50, 200);
+	}
+	return 0;
+}
+
+/* One attempt at the region's lock, ctrl_mutex held. A lock word that a
+ * live VM keeps unchanged for IVSHM_CTRL_STALE_MS (across attempts, by
+ * this device's clock) is broken. Taken from a dead holder, a stale one or
+ * a word naming us, the bookkeeping is repaired before we rely on it.
+ * Return: 0 or -EBUSY.
+ */
+static int ivshm_ctrl_try(struct ivshm_dev *idev)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	u64 holder = 0;
+	u32 swept;
+	int ret;
+
+	lockdep_assert_held(&idev->ctrl_mutex);
+	ret = ivshm_ctrl_trylock(l, idev->own_id, idev->inc, &holder);
+	if (ret == -EBUSY) {
+		if (holder != idev->ctrl_seen) {
+			idev->ctrl_seen = holder;
+			idev->ctrl_seen_at = jiffies;
+			return -EBUSY;
+		}
+		if (time_before(jiffies, idev->ctrl_seen_at +
+				msecs_to_jiffies(IVSHM_CTRL_STALE_MS)))
+			return -EBUSY;
+		ret = ivshm_ctrl_break(l, idev->own_id, idev->inc, holder);
+		if (ret < 0)
+			return ret;
+	}
+	idev->ctrl_seen = 0;
+	if (!ret)
+		return 0;
+	swept = ivshm_chan_sweep(l);
+	ivshm_blocks_rebuild(l);
+	ivshm_stat_inc(idev, IVSHM_STAT_LOCK_BREAKS);
+	/* A hostile peer can make this happen at will. */
+	pr_warn_ratelimited("%s: control lock taken from a dead, stalled or forged holder; bookkeeping rebuilt, %u orphaned channels freed\n",
+			    idev->name, swept);
+	return 0;
+}
 
 /**
  * ivshm_ctrl_lock() - take the region's control lock for this device
  * @idev: a joined device
  *
- * Context: process; sleeps. Returns with idev->ctrl_mutex held on success.
- * A lock taken from a dead holder is repaired before we rely on it.
+ * Context: process; sleeps, at most IVSHM_CTRL_WAIT_MS in all, and a task
+ * that is being killed stops waiting. Returns with idev->ctrl_mutex held on
+ * success.
  *
- * Return: 0, or -EBUSY when a live peer kept it for IVSHM_CTRL_WAIT_MS.
+ * Return: 0; -EBUSY when the lock (or our mutex) stayed busy until the
+ * deadline; -EINTR for a task being killed.
  */
 int ivshm_ctrl_lock(struct ivshm_dev *idev)
 {
 	unsigned long end = jiffies + msecs_to_jiffies(IVSHM_CTRL_WAIT_MS);
 	int ret;
 
-	mutex_lock(&idev->ctrl_mutex);
+	ret = ivshm_ctrl_mutex_lock(idev, end);
+	if (ret)
+		return ret;
 	for (;;) {
-		ret = ivshm_ctrl_trylock(&idev->layout, idev->own_id, idev->inc);
-		if (ret == 1) {
-			u32 swept = ivshm_chan_sweep(&idev->layout);
-
-			ivshm_blocks_rebuild(&idev->layout);
-			/* A hostile peer can make this happen at will. */
-			pr_warn_ratelimited("%s: control lock taken from a dead holder; bookkeeping rebuilt, %u orphaned channels freed\n",
-					    idev->name, swept);
+		if (!ivshm_ctrl_try(idev))
 			return 0;
-		}
-		if (!ret)
-			return 0;
-		if (time_after(jiffies, end))
+		if (time_after(jiffies, end) || fatal_signal_pending(current))
 			break;
 		usleep_range(20, 100);
 	}
+	mutex_unlock(&idev->ctrl_mutex);
+	return fatal_signal_pending(current) ? -EINTR : -EBUSY;
+}
+
+/**
+ * ivshm_ctrl_lock_nowait() - take the control lock if it is free now
+ * @idev: a joined device
+ *
+ * For the liveness work, which must keep beating: it never waits, and
+ * comes back a period later. A stale lock word is still broken once it
+ * has been seen unchanged for IVSHM_CTRL_STALE_MS.
+ *
+ * Return: 0 with ctrl_mutex held, or -EBUSY.
+ */
+int ivshm_ctrl_lock_nowait(struct ivshm_dev *idev)
+{
+	if (!mutex_trylock(&idev->ctrl_mutex))
+		return -EBUSY;
+	if (!ivshm_ctrl_try(idev))
+		return 0;
 	mutex_unlock(&idev->ctrl_mutex);
 	return -EBUSY;
 }
 
 void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
 {
-	ivshm_ctrl_unlock(&idev->layout, idev->own_id, idev->inc);
+	if (!ivshm_ctrl_unlock(&idev->layout, idev->own_id, idev->inc)) {
+		ivshm_stat_inc(idev, IVSHM_STAT_LOCK_LOST);
+		pr_warn_ratelimited("%s: our control lock was broken while we held it\n",
+				    idev->name);
+	}
 	mutex_unlock(&idev->ctrl_mutex);
 }
 
@@ -170,6 +257,27 @@ out_unlock:
 	return ret;
 }
 
+/* The control lock was busy: keep channel @idx as an orphan whose time is
+ * up, for the reaper (ivshm_dev_reap()) to free next time round. A device
+ * that is going away frees nothing more: once it left its peer slot, the
+ * others' sweep reclaims what it held.
+ */
+static void ivshm_chan_close_later(struct ivshm_dev *idev, u32 idx,
+				   const struct ivshm_runs *runs)
+{
+	struct ivshm_slot *s = &idev->slots[idx];
+
+	spin_lock_bh(&idev->lock);
+	if (!idev->dying) {
+		s->orphan = true;
+		s->runs = *runs;
+		s->since = jiffies - IVSHM_ORPHAN_TIMEOUT - 1;
+	}
+	spin_unlock_bh(&idev->lock);
+	pr_warn_ratelimited("%s: channel %u not freed yet: control lock busy; trying again\n",
+			    idev->name, idx);
+}
+
 /* Is slot @idx still the channel of generation @gen that we took? A
  * device that was declared dead while it stood still may find its channels
  * reaped and taken by others meanwhile; what it frees or rewrites then is
@@ -193,8 +301,9 @@ static bool ivshm_chan_ours(struct ivshm_dev *idev, u32 idx, u32 gen)
  *	region; a run left by a pending move is freed too
  *
  * The receiver has acknowledged, is dead, or never will (timeout). If the
- * control lock cannot be had, the runs stay allocated until the next
- * rebuild; nothing else depends on them.
+ * control lock cannot be had now (another VM holds it, or a forged word
+ * that is not stale yet), the channel stays with the device as an orphan
+ * due at once, and the reaper tries again every second until it is freed.
  */
 void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 		      const struct ivshm_runs *runs)
@@ -206,8 +315,7 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 	bool ours, bad = false;
 
 	if (ivshm_ctrl_lock(idev)) {
-		pr_warn_ratelimited("%s: channel %u not freed: control lock busy\n",
-				    idev->name, idx);
+		ivshm_chan_close_later(idev, idx, runs);
 		return;
 	}
 	ours = ivshm_chan_ours(idev, idx, runs->gen);
@@ -241,6 +349,40 @@ void ivshm_chan_drop(struct ivshm_dev *idev,
 	};
 
 	ivshm_chan_close(idev, p->idx, &runs);
+}
+
+/**
+ * ivshm_chan_publish() - write the state of a channel we just opened
+ * @idev: the device
+ * @idx: the channel
+ * @gen: its generation
+ * @state: IVSHM_CHAN_CONNECT
+ *
+ * Only if the channel is still ours: a rejoin (which changes our
+ * incarnation and reclaims every channel of the old one, both under
+ * ctrl_mutex) may have come between ivshm_chan_open() and here, and the
+ * slot may be someone else's by now.
+ *
+ * Context: process; sleeps for ctrl_mutex, as ivshm_ctrl_lock() bounds it.
+ * Return: 0, -ENOLINK if the channel is no longer ours, or as for
+ * ivshm_ctrl_lock() when ctrl_mutex cannot be had.
+ */
+int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(IVSHM_CTRL_WAIT_MS);
+	int ret;
+
+	ret = ivshm_ctrl_mutex_lock(idev, end);
+	if (ret)
+		return ret;
+	ret = -ENOLINK;
+	if (ivshm_chan_ours(idev, idx, gen)) {
+		ivshm_store_release32(&ivshm_chan(&idev->layout, idx)->state,
+				      state);
+		ret = 0;
+	}
+	mutex_unlock(&idev->ctrl_mutex);
+	return ret;
 }
 
 /* The runs of the channel that producer ring @r writes, generation @gen. */
@@ -729,10 +871,13 @@ static void ivshm_ctrl_work(struct work_struct *work)
 	u64 events = 0;
 	u32 w;
 
+	u32 round;
+
 	if (READ_ONCE(idev->frozen))
 		return;		/* a stopped VM: the bits wait */
 	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_POLLS);
-	while (events < IVSHM_CTRL_BUDGET) {
+	for (round = 0; round < IVSHM_CTRL_ROUNDS &&
+	     events < IVSHM_CTRL_BUDGET; round++) {
 		if (doorbells)
 			ivshm_put32(&me->doorbell_armed, 0);
 		for (w = 0; w < l->pending_words &&
@@ -799,7 +944,8 @@ void ivshm_conn_kick(struct ivshm_dev *idev)
 {
 	unsigned long last = READ_ONCE(idev->liveness_kicked);
 
-	if (!READ_ONCE(idev->joined))
+	/* Leaving: the works are being cancelled and must stay so. */
+	if (!READ_ONCE(idev->joined) || READ_ONCE(idev->dying))
 		return;
 	ivshm_ctrl_kick(idev);
 	/* A flood of doorbells must not become a flood of peer checks. */
@@ -812,7 +958,7 @@ void ivshm_conn_kick(struct ivshm_dev *idev)
 /* Everything may have news: both sets, and the peer table. */
 void ivshm_conn_kick_all(struct ivshm_dev *idev)
 {
-	if (!READ_ONCE(idev->joined))
+	if (!READ_ONCE(idev->joined) || READ_ONCE(idev->dying))
 		return;
 	ivshm_conn_kick(idev);
 	ivshm_napi_kick(idev);
@@ -859,8 +1005,11 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 	idev->joined = false;
 	idev->dying = false;
 	idev->frozen = false;
-	if (idev->own_id != IVSHM_ID_NONE && idev->own_id >= l->max_peers)
+	if (idev->own_id != IVSHM_ID_NONE && idev->own_id >= l->max_peers) {
+		pr_warn("%s: VM id %u is beyond the region's %u peer slots; device left without connections (have the ivshmem server serve fewer peers)\n",
+			idev->name, idev->own_id, l->max_peers);
 		return 0;
+	}
 
 	idev->slots = kvcalloc(l->max_channels, sizeof(*idev->slots),
 			       GFP_KERNEL);
@@ -882,7 +1031,7 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 		idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
 	}
 	if (!ivshm_ctrl_lock(idev)) {
-		n = ivshm_chan_reclaim(l, idev->own_id);
+		n = ivshm_chan_reclaim(l, idev->own_id, idev->inc);
 		ivshm_ctrl_unlock_dev(idev);
 		if (n)
 			pr_info("%s: reclaimed %u channels of an earlier incarnation\n",

@@ -37,12 +37,14 @@ struct ivshm_runs {
 struct ivshm_ring;
 
 int ivshm_ctrl_lock(struct ivshm_dev *idev);
+int ivshm_ctrl_lock_nowait(struct ivshm_dev *idev);
 void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev);
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p);
 void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 		      const struct ivshm_runs *runs);
 void ivshm_chan_drop(struct ivshm_dev *idev,
 		     const struct ivshm_chan_params *p);
+int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state);
 void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
 		     struct ivshm_runs *runs);
 int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,

@@ -95,8 +95,10 @@ static inline bool ivshm_passed(u64 event, u64 new, u64 old)
 
 /* Control lock and allocator (alloc.c). */
 bool ivshm_lock_owner_dead(const struct ivshm_layout *l, u64 word);
-int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc);
-void ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc);
+int ivshm_ctrl_trylock(const struct ivshm_layout *l, u32 vm, u32 inc,
+		       u64 *holder);
+int ivshm_ctrl_break(const struct ivshm_layout *l, u32 vm, u32 inc, u64 seen);
+bool ivshm_ctrl_unlock(const struct ivshm_layout *l, u32 vm, u32 inc);
 int ivshm_blocks_alloc(const struct ivshm_layout *l, u32 nblocks, u64 *off);
 int ivshm_blocks_alloc_low(const struct ivshm_layout *l, u32 nblocks,
 			   u64 *off);
@@ -111,7 +113,7 @@ u32 ivshm_blocks_rebuild(const struct ivshm_layout *l);
 u32 ivshm_blocks_count_free(const struct ivshm_layout *l);
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
-u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm);
+u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep);
 u32 ivshm_chan_sweep(const struct ivshm_layout *l);
 
 /* Peer slots (alloc.c). */
@@ -150,6 +152,10 @@ struct ivshm_ring {
 	u16 res_flags;
 	/* rx: the record peeked */
 	u32 rec_need;
+	/* rx: the MOVED rules (ring.c) */
+	bool may_move;			/* the caller allows one move */
+	bool head_before_move;		/* no head loaded since the last move */
+	bool move_pending;		/* a MOVED record waits for a call */
 	/* the run left by the last move: tx frees it, rx only reports it */
 	u64 old_off;
 	u32 old_size;
@@ -167,6 +173,8 @@ struct ivshm_rec {
 
 /* ivshm_rx_peek() result when the ring moved; old_off/old_size are set. */
 #define IVSHM_RX_MOVED		1
+/* ... when a MOVED record is next but the caller allowed no move. */
+#define IVSHM_RX_MOVE_PENDING	2
 
 int ivshm_ring_init(struct ivshm_ring *r, const struct ivshm_layout *l,
 		    u32 chan_idx, u64 buff_offset, u32 buff_size);
@@ -181,7 +189,10 @@ int ivshm_tx_extend(struct ivshm_ring *r, u32 buff_size);
 int ivshm_tx_move_done(struct ivshm_ring *r, u64 *off, u32 *size);
 int ivshm_tx_can_move(struct ivshm_ring *r);
 u64 ivshm_ring_run(const struct ivshm_ring *r);
+void ivshm_rx_allow_move(struct ivshm_ring *r);
 int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
+bool ivshm_rx_changed(const struct ivshm_ring *r, u64 pos);
+bool ivshm_tx_changed(const struct ivshm_ring *r);
 void ivshm_rx_release(struct ivshm_ring *r);
 s64 ivshm_rx_avail(struct ivshm_ring *r);
 int ivshm_tx_room(struct ivshm_ring *r, u32 len);

@@ -176,7 +176,7 @@ void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector)
 {
 	if (vector < IVSHM_MAX_VECTORS)
 		atomic64_inc(&idev->doorbells[vector]);
-	if (!READ_ONCE(idev->joined))
+	if (!READ_ONCE(idev->joined) || READ_ONCE(idev->dying))
 		return;
 	ivshm_rebal_doorbell(idev);
 	if (vector == IVSHM_VEC_CTRL)

@@ -108,10 +108,14 @@ struct ivshm_dev {
 	ktime_t bulk_until;		/* moderation: end of the bulk period */
 
 	/* core, connections (chan.c). */
-	u32 inc;			/* our incarnation in the region */
+	u32 inc;			/* our incarnation; ctrl_mutex to change */
 	bool joined;			/* own_id valid and our peer slot ALIVE */
 	bool dying;			/* under lock: no new slots */
-	struct mutex ctrl_mutex;	/* our users of the control lock, one at a time */
+	struct mutex ctrl_mutex;	/* our users of the control lock, one at a
+					 * time; guards inc and ctrl_seen*
+					 */
+	u64 ctrl_seen;			/* a live holder's lock word we last saw */
+	unsigned long ctrl_seen_at;	/* jiffies when we first saw it */
 	spinlock_t lock;		/* slots[], dying; bottom halves off */
 	struct ivshm_slot *slots;	/* by channel index, max_channels */
 	struct delayed_work ctrl_work;	/* drains our control set */
@@ -127,6 +131,7 @@ struct ivshm_dev {
 	unsigned long liveness_kicked;	/* jiffies of the last doorbell's check */
 	u64 beat;
 	bool frozen;			/* test hook: act as a stopped VM */
+	bool reclaim;			/* an old incarnation's channels remain */
 	struct ivshm_peer_seen seen[IVSHM_MAX_PEERS];
 };
 

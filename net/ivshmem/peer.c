@@ -3,8 +3,12 @@
  * Peer liveness: every joined device beats a heartbeat in its peer slot and
  * watches the others'.
  *
- * A peer whose heartbeat has not moved for IVSHM_PEER_TIMEOUT is declared
- * DEAD in its slot (compare-and-exchange, so one declaration wins); a peer
+ * A peer whose heartbeat has not moved for the device's peer_timeout_ms
+ * (params.c; 10 s unless set, so that a VM paused for a snapshot, a
+ * migration or a debugger keeps its connections) is declared DEAD in its
+ * slot (compare-and-exchange, so one declaration wins). A VM that really
+ * went away is found faster where the transport can tell: on doorbell
+ * regions the host's server marks it DEAD and rings us at once. A peer
  * found DEAD (by us or by anyone, the host's ivshmem server included) is
  * lost: every socket here connected to it is reset (ECONNRESET, blocked
  * calls wake up), channels of ours it should have acknowledged are freed,
@@ -20,7 +24,10 @@
  * Everything here runs in the device's liveness work, once per
  * IVSHM_BEAT_PERIOD, on the high-priority workqueue: a guest busy with a
  * flood of events (or anything else) must keep beating, or its peers would
- * declare it dead and reset its connections. Values read from other slots
+ * declare it dead and reset its connections. So the work never waits for
+ * the region's control lock: reaping and reclaiming take it only if it is
+ * free now (ivshm_ctrl_lock_nowait()) and are tried again a period later.
+ * Its heartbeat is the first thing it writes. Values read from other slots
  * are only compared with what we saw before, never used as indices or
  * sizes.
  */
@@ -39,7 +46,6 @@
 #include "stats.h"
 
 #define IVSHM_BEAT_PERIOD	(HZ / 10)
-#define IVSHM_PEER_TIMEOUT	(HZ * 3 / 2)
 
 /* Reset what we have with @vm (below max_peers, or IVSHM_ALL_PEERS). */
 static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
@@ -72,6 +78,23 @@ static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
 	}
 }
 
+/* Channels an earlier incarnation of ours left in the region, once the
+ * control lock is free; until then, every period.
+ */
+static void ivshm_peer_reclaim_own(struct ivshm_dev *idev)
+{
+	u32 n;
+
+	if (!idev->reclaim || ivshm_ctrl_lock_nowait(idev))
+		return;
+	n = ivshm_chan_reclaim(&idev->layout, idev->own_id, idev->inc);
+	idev->reclaim = false;
+	ivshm_ctrl_unlock_dev(idev);
+	if (n)
+		pr_info_ratelimited("%s: reclaimed %u channels of an earlier incarnation\n",
+				    idev->name, n);
+}
+
 /* Our slot was taken from us: start over as a new incarnation. */
 static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 {
@@ -89,11 +112,17 @@ static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 					    min(ivshm_load_acquire32(&ivshm_peer(l, vm)->state),
 						255u));
 	memset(idev->seen, 0, sizeof(idev->seen));
+	/* The new incarnation under ctrl_mutex: a connect that opened its
+	 * channel under the old one finds it no longer ours when it comes to
+	 * publish CONNECT (ivshm_chan_publish()). The old incarnation's
+	 * channels are reclaimed once the control lock is free; channels of
+	 * the new one are left alone.
+	 */
+	mutex_lock(&idev->ctrl_mutex);
 	idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
-	if (!ivshm_ctrl_lock(idev)) {
-		ivshm_chan_reclaim(l, idev->own_id);
-		ivshm_ctrl_unlock_dev(idev);
-	}
+	idev->reclaim = true;
+	mutex_unlock(&idev->ctrl_mutex);
+	ivshm_peer_reclaim_own(idev);
 	/* Joining disarmed our doorbells: the work and NAPI arm them. */
 	ivshm_conn_kick_all(idev);
 }
@@ -102,7 +131,7 @@ static void ivshm_peer_reap_dev(struct ivshm_dev *idev, u32 vm)
 {
 	u32 n, swept;
 
-	if (ivshm_ctrl_lock(idev))
+	if (ivshm_ctrl_lock_nowait(idev))
 		return;		/* next period */
 	n = ivshm_peer_reap(&idev->layout, vm);
 	/* Whatever else no live peer owns goes too (a VM that died long
@@ -156,7 +185,8 @@ static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 			WRITE_ONCE(s->changed, jiffies);
 			return;
 		}
-		if (!time_after(jiffies, s->changed + IVSHM_PEER_TIMEOUT))
+		if (!time_after(jiffies, s->changed +
+				msecs_to_jiffies(READ_ONCE(idev->params.peer_timeout_ms))))
 			return;
 		if (ivshm_peer_declare_dead(l, vm, inc))
 			pr_warn_ratelimited("%s: VM %u stopped beating; declared dead\n",
@@ -183,12 +213,16 @@ static void ivshm_liveness_work(struct work_struct *work)
 	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
 	u32 vm;
 
+	/* Leaving: ivshm_liveness_stop() cancels us, and we stay cancelled. */
+	if (READ_ONCE(idev->dying))
+		return;
 	if (READ_ONCE(idev->frozen))
 		goto out;
 	if (ivshm_load_acquire32(&me->state) != IVSHM_PEER_ALIVE ||
 	    ivshm_get32(&me->incarnation) != idev->inc)
 		ivshm_peer_rejoin(idev);
 	ivshm_put64(&me->heartbeat, ++idev->beat);
+	ivshm_peer_reclaim_own(idev);
 	for (vm = 0; vm < l->max_peers; vm++)
 		if (vm != idev->own_id)
 			ivshm_peer_check(idev, vm);

@@ -23,6 +23,14 @@
 #define IVSHM_MIN_REGION	(64ull << 10)
 #define IVSHM_MAX_REGION	BIT_ULL(36)	/* 64 GiB */
 
+/* The longest run a channel may have: the largest ring a socket can ask
+ * for (IVSHMEM_RING_MAX in the ABI). Every run read from the region, in a
+ * descriptor or a MOVED record, is refused past it, which bounds what one
+ * channel can make a reader or a rebuild walk over, whatever the region's
+ * size.
+ */
+#define IVSHM_RUN_MAX		(16u << 20)
+
 /* VM ids 0 .. IVSHM_MAX_PEERS - 1 have a slot in the peer table. */
 #define IVSHM_MAX_PEERS		64
 
@@ -191,9 +199,10 @@ enum ivshm_rec_type {
 	IVSHM_REC_NR_TYPES,
 };
 
-/* Record flags. */
-#define IVSHM_REC_F_MORE	0x0001	/* a later record continues this one */
-#define IVSHM_REC_F_ALL		IVSHM_REC_F_MORE
+/* Record flags: none are defined in version 1; a record with any set is
+ * refused, so that a later version can give them a meaning.
+ */
+#define IVSHM_REC_F_ALL		0
 
 /* The header as one little-endian 64-bit word, so that the reader takes it
  * with a single load: bits 0-31 payload length, 32-47 type, 48-63 flags.

@@ -28,10 +28,28 @@
  * The peer's counter is validated on every load: the producer requires
  * tail <= head and head - tail <= size (the consumer cannot have read what
  * was not written, nor be more than a ring behind; the counters are 64-bit
- * and never wrap), the consumer requires the same of head, and every header
- * it reads must describe a record that fits in what head says is available.
+ * and never wrap), the consumer requires the same of head, both require
+ * that the counter never goes back, and every header the consumer reads
+ * must describe a record that fits in what head says is available.
  * A failed check returns -EPROTO and the caller fails the channel; nothing
  * read is ever used unchecked.
+ *
+ * MOVED records, the one thing that makes the consumer go somewhere else
+ * on the producer's word, come under three rules (protocol.md, Receiver
+ * rules), so that no sequence of them can keep a consumer busy:
+ *  - the run named is valid and at most IVSHM_RUN_MAX bytes;
+ *  - at most one is followed per head loaded: an honest producer writes
+ *    its next move only after it saw our tail past the last one, which we
+ *    publish after loading the head that covered it, so a second MOVED
+ *    under the same head is a violation (-EPROTO);
+ *  - the consumer follows one only when its caller allowed it, once per
+ *    call (ivshm_rx_allow_move()); a further one waits for the next call,
+ *    which the producer's notification of the move brings.
+ *
+ * Private state that a waiter looks at without the caller's lock (pos,
+ * peer and move_pending on the consumer's side, pos and peer on the
+ * producer's) is written with WRITE_ONCE(), for ivshm_rx_changed() and
+ * ivshm_tx_changed().
  */
 
 #include "core.h"
@@ -127,9 +145,9 @@ static int ivshm_tx_refresh(struct ivshm_ring *r)
 {
 	u64 t = ivshm_load_acquire64(&r->chan->tail);	/* R2 */
 
-	if (t > r->published || r->pos - t > r->bound)
+	if (t > r->published || t < r->peer || r->pos - t > r->bound)
 		return -EPROTO;
-	r->peer = t;
+	WRITE_ONCE(r->peer, t);
 	if (r->cap_until && t >= r->cap_until) {
 		/* The reader has left the old run. */
 		r->cap = r->size;
@@ -216,7 +234,7 @@ void ivshm_tx_queue(struct ivshm_ring *r)
 	u32 batch = r->size / 4 < IVSHM_TX_BATCH ? r->size / 4 : IVSHM_TX_BATCH;
 
 	ivshm_put64(hdr, IVSHM_REC_WORD(r->res_len, r->res_type, r->res_flags));
-	r->pos += need;
+	WRITE_ONCE(r->pos, r->pos + need);
 	r->off = ivshm_ring_add(r->off, need, r->size);
 	r->touch++;
 	if (r->pos - r->published >= batch)
@@ -396,10 +414,25 @@ static int ivshm_rx_refresh(struct ivshm_ring *r)
 {
 	u64 h = ivshm_load_acquire64(&r->chan->head);		/* R1 */
 
-	if (h < r->pos || h - r->pos > r->size)
+	if (h < r->pos || h < r->peer || h - r->pos > r->size)
 		return -EPROTO;
-	r->peer = h;
+	WRITE_ONCE(r->peer, h);
+	r->head_before_move = false;
 	return 0;
+}
+
+/**
+ * ivshm_rx_allow_move() - let the next peek follow one MOVED record
+ * @r: consumer ring
+ *
+ * Called once per call that reads the ring (a receive, a poll, a control
+ * event, a wakeup): however many MOVED records a producer chains, a call
+ * follows one of them; the next is followed by the next call, which the
+ * producer's notification of its move brings.
+ */
+void ivshm_rx_allow_move(struct ivshm_ring *r)
+{
+	r->may_move = true;
 }
 
 /**
@@ -407,13 +440,16 @@ static int ivshm_rx_refresh(struct ivshm_ring *r)
  * @r: consumer ring
  * @rec: the record: type, flags, length and where its payload is
  *
- * A MOVED record is handled here: the ring switches to the new run, the old
- * run is noted in @r->old_off/@r->old_size (the producer frees it once it
- * sees the tail past the MOVED record), and IVSHM_RX_MOVED is returned;
- * call again for the next record.
+ * A MOVED record is handled here, under the rules at the top of this
+ * file: if the caller allowed a move (ivshm_rx_allow_move()), the ring
+ * switches to the new run, the old run is noted in @r->old_off/@r->old_size
+ * (the producer frees it once it sees the tail past the MOVED record), and
+ * IVSHM_RX_MOVED is returned: call again for the next record. Otherwise the
+ * record stays, @r->move_pending says so, and IVSHM_RX_MOVE_PENDING is
+ * returned.
  *
- * Return: 0; IVSHM_RX_MOVED; -EAGAIN when empty; -EPROTO when the producer
- * published something impossible.
+ * Return: 0; IVSHM_RX_MOVED; IVSHM_RX_MOVE_PENDING; -EAGAIN when empty;
+ * -EPROTO when the producer published something impossible.
  */
 int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
 {
@@ -457,15 +493,22 @@ int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
 		u64 noff, ooff = ivshm_ring_run(r);
 		u32 nsize, mflags, off;
 
-		if (len != sizeof(m) || flags)
+		if (len != sizeof(m) || flags || r->head_before_move)
 			return -EPROTO;
+		if (!r->may_move) {
+			WRITE_ONCE(r->move_pending, true);
+			return IVSHM_RX_MOVE_PENDING;
+		}
 		ivshm_span_read(&rec->span, &m);
 		noff = le64_to_cpu(m.buff_offset);
 		nsize = le32_to_cpu(m.buff_size);
 		mflags = le32_to_cpu(m.flags);
-		if (!ivshm_run_valid(r->l, noff, nsize) ||
+		if (nsize > IVSHM_RUN_MAX || !ivshm_run_valid(r->l, noff, nsize) ||
 		    mflags & ~IVSHM_MOVED_F_EXTEND)
 			return -EPROTO;
+		r->may_move = false;
+		r->head_before_move = true;
+		WRITE_ONCE(r->move_pending, false);
 		if (mflags & IVSHM_MOVED_F_EXTEND) {
 			/* Same start, longer, and a record that did not wrap:
 			 * the ring goes on right after it.
@@ -495,7 +538,7 @@ int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
 /* Consume the record last returned by ivshm_rx_peek(). */
 void ivshm_rx_release(struct ivshm_ring *r)
 {
-	r->pos += r->rec_need;
+	WRITE_ONCE(r->pos, r->pos + r->rec_need);
 	r->off = ivshm_ring_add(r->off, r->rec_need, r->size);
 	r->rec_need = 0;
 	ivshm_store_release64(&r->chan->tail, r->pos);		/* R2 */
@@ -561,6 +604,41 @@ u64 ivshm_tx_wake_tail(const struct ivshm_ring *r, u32 len)
 	if (want > cap)
 		want = cap;
 	return r->pos + want > cap ? r->pos + want - cap : 0;
+}
+
+/**
+ * ivshm_rx_changed() - may a waiting consumer find something new?
+ * @r: consumer ring; the caller need not hold the lock its users take
+ * @pos: @r->pos when the waiter looked last
+ *
+ * For wait conditions, which run without that lock: it only loads and
+ * compares, and changes nothing. True when someone else consumed meanwhile
+ * (a MOVED record followed by another call), or, unless a MOVED record
+ * waits for such a call, when the producer's head moved past what we
+ * loaded last: a head that moves while a MOVED waits is no reason to
+ * look again, however often a peer moves it.
+ */
+bool ivshm_rx_changed(const struct ivshm_ring *r, u64 pos)
+{
+	if (READ_ONCE(r->pos) != pos)
+		return true;
+	if (READ_ONCE(r->move_pending))
+		return false;
+	return ivshm_get64(&r->chan->head) != READ_ONCE(r->peer);
+}
+
+/**
+ * ivshm_tx_changed() - may a waiting producer find room now?
+ * @r: producer ring; the caller need not hold the lock its users take
+ *
+ * For wait conditions: only loads and compares. True when the consumer's
+ * tail is not the one we loaded last. The tail only moves forward (a tail
+ * that goes back fails the next refresh), so a peer can make this true at
+ * most once per byte of the ring between two of our refreshes.
+ */
+bool ivshm_tx_changed(const struct ivshm_ring *r)
+{
+	return ivshm_get64(&r->chan->tail) != READ_ONCE(r->peer);
 }
 
 /* Producer: bytes published that the consumer has not consumed. */

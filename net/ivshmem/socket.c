@@ -319,13 +319,18 @@ static void ivshm_rx_consumed(struct ivshm_sock *isk);
 
 /* The sender moved its ring: follow a MOVED record that is next in it, so
  * that the sender can free its old run even while our user reads nothing.
- * Anything else (records, a broken ring) waits for recvmsg().
+ * One per call: a sender announces each move on the control set, so a
+ * further one brings its own call (ring.c, the MOVED rules). Anything else
+ * (records, a broken ring) waits for recvmsg().
  */
 static void ivshm_rx_pass_moves(struct ivshm_sock *isk)
 {
 	struct ivshm_rec rec;
 
-	while (isk->has_rx && ivshm_rx_peek(&isk->rx, &rec) == IVSHM_RX_MOVED)
+	if (!isk->has_rx)
+		return;
+	ivshm_rx_allow_move(&isk->rx);
+	if (ivshm_rx_peek(&isk->rx, &rec) == IVSHM_RX_MOVED)
 		ivshm_rx_consumed(isk);
 }
 
@@ -804,6 +809,11 @@ static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender,
 
 /* Set up a child for the request on channel @idx: attach to the sender's
  * channel, open ours in the other direction, and answer ACCEPTED.
+ *
+ * The child is built whole, under its own lock, before it goes into the
+ * device's slots, where the control work, a peer's loss or a rejoin can
+ * find it: whoever does waits for the lock and sees a complete socket.
+ * Context: the listener's lock held (the child's nests inside it).
  */
 static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 			       struct ivshm_dev *idev, u32 idx, u32 gen,
@@ -825,21 +835,17 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	};
 	int ret;
 
+	sock_owned_by_me(parent);
+	lock_sock_nested(sk, SINGLE_DEPTH_NESTING);
 	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
 	if (ret)
-		return ret;
+		goto out;
 	ret = ivshm_chan_open(idev, &p);
 	if (ret)
-		return ret;
+		goto out;
 	ret = ivshm_ring_init(&isk->tx, l, p.idx, p.off, p.size);
 	if (ret)
 		goto err_close;
-	ret = ivshm_slot_set(idev, p.idx, false, isk);
-	if (ret)
-		goto err_close;
-	ret = ivshm_slot_set(idev, idx, true, isk);
-	if (ret)
-		goto err_clear_tx;
 
 	ivshm_dev_hold(idev);
 	isk->idev = idev;
@@ -864,17 +870,33 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->remote.sivshm_dev = idev->index + 1;
 	sk->sk_state = TCP_ESTABLISHED;
 
+	ret = ivshm_slot_set(idev, p.idx, false, isk);
+	if (ret)
+		goto err_unbuild;
+	ret = ivshm_slot_set(idev, idx, true, isk);
+	if (ret)
+		goto err_clear_tx;
+
 	ivshm_put32(&ch->receiver_inc, idev->inc);
 	ivshm_put32(&ch->rx_peer_chan, p.idx);
 	ivshm_put32(&ch->rx_peer_gen, p.gen);
 	ivshm_store_release32(&ch->rx_state, IVSHM_RX_ACCEPTED);
 	ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
+	release_sock(sk);
 	return 0;
 
 err_clear_tx:
 	ivshm_slot_leave_tx(idev, p.idx, isk);
+err_unbuild:
+	sk->sk_state = TCP_CLOSE;
+	isk->has_tx = false;
+	isk->has_rx = false;
+	isk->idev = NULL;
+	ivshm_dev_put(idev);
 err_close:
 	ivshm_chan_drop(idev, &p);
+out:
+	release_sock(sk);
 	return ret;
 }
 
@@ -935,7 +957,10 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	ret = ivshm_child_connect(parent, sk, idev, idx, gen, sender, sport,
 				  off, size, pid);
 	if (ret) {
-		sk_free(sk);
+		/* Whoever found it in a slot meanwhile holds its own
+		 * reference: the last one frees it.
+		 */
+		sock_put(sk);
 		if (ret == -ENOBUFS)
 			answer = IVSHM_RX_NOBUFS;
 		goto refuse;
@@ -1077,12 +1102,24 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	sk->sk_socket->state = SS_CONNECTING;
 	/* The receiver may answer a CONNECT it finds before we notify (a
 	 * stale bit of the slot's last channel): the answer must find this
-	 * socket in the slot, or it would be news for nobody.
+	 * socket in the slot, or it would be news for nobody. And only a
+	 * channel that is still ours is asked for: a rejoin since we opened
+	 * it has reclaimed it.
 	 */
-	ivshm_store_release32(&isk->tx.chan->state, IVSHM_CHAN_CONNECT);
+	ret = ivshm_chan_publish(idev, p.idx, p.gen, IVSHM_CHAN_CONNECT);
+	if (ret)
+		goto err_unbuild;
 	ivshm_notify(idev, vm, p.idx, IVSHM_PEND_CTRL);
 	return 0;
 
+err_unbuild:
+	sk->sk_state = TCP_CLOSE;
+	sk->sk_socket->state = SS_UNCONNECTED;
+	isk->has_tx = false;
+	isk->idev = NULL;
+	ivshm_slot_leave_tx(idev, p.idx, isk);
+	if (ret == -ENOLINK)
+		ret = -ECONNRESET;
 err_close:
 	ivshm_chan_drop(idev, &p);
 err_put:
@@ -1091,12 +1128,14 @@ err_put:
 }
 
 /* Sleep until @ready(isk, arg) holds, the timeout runs out or a signal
- * comes. The socket lock is held; sk_wait_event() drops it while asleep.
+ * comes. The socket lock is held; sk_wait_event() drops it and evaluates
+ * @ready without it, so @ready only loads and compares: it must change no
+ * state, and whoever wakes looks again under the lock.
  * Return: 0 to look again, -EAGAIN when the time is up, or the signal's
  * errno.
  */
 static int ivshm_wait(struct ivshm_sock *isk, long *timeo,
-		      bool (*ready)(struct ivshm_sock *isk, u32 arg), u32 arg)
+		      bool (*ready)(struct ivshm_sock *isk, u64 arg), u64 arg)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct sock *sk = &isk->sk;
@@ -1111,9 +1150,9 @@ static int ivshm_wait(struct ivshm_sock *isk, long *timeo,
 	return 0;
 }
 
-static bool ivshm_connect_done(struct ivshm_sock *isk, u32 unused)
+static bool ivshm_connect_done(struct ivshm_sock *isk, u64 unused)
 {
-	return isk->sk.sk_state != TCP_SYN_SENT;
+	return READ_ONCE(isk->sk.sk_state) != TCP_SYN_SENT;
 }
 
 static int ivshm_connect(struct socket *sock, struct sockaddr *addr,
@@ -1217,9 +1256,10 @@ out:
 	return ret;
 }
 
-static bool ivshm_accept_ready(struct ivshm_sock *isk, u32 unused)
+static bool ivshm_accept_ready(struct ivshm_sock *isk, u64 unused)
 {
-	return !list_empty(&isk->accept_q) || isk->sk.sk_state != TCP_LISTEN;
+	return !list_empty_careful(&isk->accept_q) ||
+	       READ_ONCE(isk->sk.sk_state) != TCP_LISTEN;
 }
 
 static int ivshm_do_accept(struct socket *sock, struct socket *newsock,
@@ -1317,14 +1357,19 @@ static int ivshm_tx_space(struct ivshm_sock *isk, u32 len)
 	return ret;
 }
 
-/* Is there room for a record of @len, or a reason to stop waiting? */
-static bool ivshm_tx_ready(struct ivshm_sock *isk, u32 len)
+/* A reason for a waiting sender to look again: an error, a shutdown, or
+ * a tail the reader moved since we last looked (ring.c; room grows only
+ * when it does). A wait condition: it only loads and compares.
+ */
+static bool ivshm_tx_ready(struct ivshm_sock *isk, u64 unused)
 {
 	struct sock *sk = &isk->sk;
 
-	if (sk->sk_err || (sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx)
+	if (READ_ONCE(sk->sk_err) ||
+	    (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
+	    !READ_ONCE(isk->has_tx))
 		return true;
-	return ivshm_tx_space(isk, len) != 0;
+	return ivshm_tx_changed(&isk->tx);
 }
 
 /* Ask the receiver to notify us once it has freed room for @len bytes,
@@ -1470,7 +1515,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ivshm_tx_want_room(isk, (u32)len);
 		if (ivshm_tx_space(isk, (u32)len))
 			continue;
-		ret = ivshm_wait(isk, &timeo, ivshm_tx_ready, (u32)len);
+		ret = ivshm_wait(isk, &timeo, ivshm_tx_ready, 0);
 		if (ret)
 			goto out;
 		ret = sock_error(sk);
@@ -1603,13 +1648,19 @@ fail:
 	release_sock(sk);
 }
 
-static bool ivshm_rx_ready(struct ivshm_sock *isk, u32 unused)
+/* A reason for a waiting reader, whose tail was @pos, to look again: an
+ * error, a shutdown, or news in the ring (ivshm_rx_changed()). A wait
+ * condition: it only loads and compares.
+ */
+static bool ivshm_rx_ready(struct ivshm_sock *isk, u64 pos)
 {
 	struct sock *sk = &isk->sk;
 
-	if (sk->sk_err || (sk->sk_shutdown & RCV_SHUTDOWN) || !isk->has_rx)
+	if (READ_ONCE(sk->sk_err) ||
+	    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) ||
+	    !READ_ONCE(isk->has_rx))
 		return true;
-	return ivshm_rx_avail(&isk->rx) != 0;
+	return ivshm_rx_changed(&isk->rx, pos);
 }
 
 /* We consumed records: notify the sender if it waits for room our tail
@@ -1643,6 +1694,23 @@ static void ivshm_rx_want_data(struct ivshm_sock *isk)
 		ivshm_put32(&isk->rx.chan->rx_flags, IVSHM_RXF_WAIT);
 	}
 	ivshm_mb();						/* N3 */
+}
+
+/* Is a record there for the user (or a broken ring that recv reports)?
+ * Follows one MOVED record on the way, as any call may.
+ */
+static bool ivshm_rx_readable(struct ivshm_sock *isk)
+{
+	struct ivshm_rec rec;
+	int ret;
+
+	ivshm_rx_allow_move(&isk->rx);
+	ret = ivshm_rx_peek(&isk->rx, &rec);
+	if (ret == IVSHM_RX_MOVED) {
+		ivshm_rx_consumed(isk);
+		ret = ivshm_rx_peek(&isk->rx, &rec);
+	}
+	return ret != -EAGAIN && ret != IVSHM_RX_MOVE_PENDING;
 }
 
 static void ivshm_rx_have_data(struct ivshm_sock *isk)
@@ -1708,7 +1776,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 {
 	struct sock *sk = sock->sk;
 	struct ivshm_sock *isk = ivshm_isk(sk);
-	bool spun = false;
+	bool spun = false, armed = false;
 	struct ivshm_rec rec;
 	long timeo;
 	size_t n;
@@ -1723,6 +1791,11 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		goto out;
 	}
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	/* One MOVED record per call and per wakeup (ring.c): each trip
+	 * round this loop returns, sleeps, or follows at most that one.
+	 */
+	if (isk->has_rx)
+		ivshm_rx_allow_move(&isk->rx);
 	for (;;) {
 		if (isk->has_rx) {
 			ret = ivshm_rx_peek(&isk->rx, &rec);
@@ -1731,12 +1804,9 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 				ivshm_rx_consumed(isk);
 				continue;
 			}
-			if (!ret) {
-				if (rec.type == IVSHM_REC_DATA && !rec.flags)
-					break;
-				ret = -EPROTO;
-			}
-			if (ret != -EAGAIN) {
+			if (!ret)
+				break;
+			if (ret != -EAGAIN && ret != IVSHM_RX_MOVE_PENDING) {
 				ivshm_conn_proto_error(isk, isk->rx_idx, "record invalid");
 				ret = sock_error(sk);
 				goto out;
@@ -1754,17 +1824,27 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 			goto out;
 		}
 		/* Once per call, and only for a reader that would sleep. */
-		if (timeo && !spun && isk->has_rx && sk_can_busy_loop(sk)) {
+		if (timeo && !spun && isk->has_rx && sk_can_busy_loop(sk) &&
+		    !isk->rx.move_pending) {
 			spun = true;
 			ivshm_rx_busy_poll(isk);
 			continue;
 		}
-		/* The condition is checked again after the flag is set. */
-		if (timeo)
+		/* Nothing to read: ask for a notification, whether we sleep
+		 * or return EAGAIN (an edge-triggered poller waits for the
+		 * next record too), and look once more after asking (N3).
+		 */
+		if (!armed && isk->has_rx) {
 			ivshm_rx_want_data(isk);
-		ret = ivshm_wait(isk, &timeo, ivshm_rx_ready, 0);
+			armed = true;
+			continue;
+		}
+		ret = ivshm_wait(isk, &timeo, ivshm_rx_ready, isk->rx.pos);
 		if (ret)
 			goto out;
+		armed = false;
+		if (isk->has_rx)
+			ivshm_rx_allow_move(&isk->rx);
 	}
 
 	ivshm_rx_have_data(isk);
@@ -1779,6 +1859,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		memcpy(msg->msg_name, &isk->remote, sizeof(isk->remote));
 		msg->msg_namelen = sizeof(isk->remote);
 	}
+	/* Records are shorter than IVSHM_RUN_MAX (ring.c): an int holds them. */
 	ret = (flags & MSG_TRUNC) ? (int)rec.len : (int)n;
 	if (!(flags & MSG_PEEK)) {
 		ivshm_rx_release(&isk->rx);
@@ -1825,7 +1906,7 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 	struct sock *sk = sock->sk;
 	struct ivshm_sock *isk = ivshm_isk(sk);
 	__poll_t mask = 0;
-	s64 avail;
+	bool readable;
 	int room;
 
 	sock_poll_wait(file, sock, wait);
@@ -1844,15 +1925,18 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 		goto out;
 	}
 	if (isk->has_rx) {
-		/* Readable means a record, not a MOVED marker. */
-		ivshm_rx_pass_moves(isk);
-		avail = ivshm_rx_avail(&isk->rx);
-		if (!avail) {
-			/* A poller sleeps too: ask for a notification. */
+		/* Readable means a record, or a broken ring that recv
+		 * reports; not a MOVED marker.
+		 */
+		readable = ivshm_rx_readable(isk);
+		if (!readable) {
+			/* A poller sleeps too: ask for a notification, then
+			 * look again (N3).
+			 */
 			ivshm_rx_want_data(isk);
-			avail = ivshm_rx_avail(&isk->rx);
+			readable = ivshm_rx_readable(isk);
 		}
-		if (avail)	/* records, or a broken ring recv reports */
+		if (readable)
 			mask |= EPOLLIN | EPOLLRDNORM;
 	}
 	if (sk->sk_state != TCP_ESTABLISHED)
@@ -1900,9 +1984,13 @@ static int ivshm_ioctl(struct socket *sock, unsigned int cmd,
 		goto out;
 	}
 	if (cmd == SIOCINQ && isk->has_rx) {
-		while ((ret = ivshm_rx_peek(&isk->rx, &rec)) ==
-		       IVSHM_RX_MOVED)
+		ivshm_rx_allow_move(&isk->rx);
+		ret = ivshm_rx_peek(&isk->rx, &rec);
+		if (ret == IVSHM_RX_MOVED) {
 			ivshm_rx_consumed(isk);
+			ret = ivshm_rx_peek(&isk->rx, &rec);
+		}
+		/* Shorter than IVSHM_RUN_MAX (ring.c): an int holds it. */
 		val = ret ? 0 : (int)rec.len;
 		ret = 0;
 	} else if (cmd == SIOCOUTQ && isk->has_tx) {

@@ -295,7 +295,7 @@ static int trylock_checked(struct st *s, u32 vm, u32 inc)
 			die("lock_owner_dead(%#llx) = %d", (unsigned long long)w,
 			    dead);
 	}
-	ret = ivshm_ctrl_trylock(&s->l, vm, inc);
+	ret = ivshm_ctrl_trylock(&s->l, vm, inc, NULL);
 	T("  trylock(%u, %u) on %#llx = %d\n", vm, inc, (unsigned long long)w,
 	  ret);
 	if (ret != want)
@@ -1671,7 +1671,7 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 		rebuild_checked(s);
 		/* Whatever a VM the region names left behind goes. */
 		ivshm_chan_reclaim(&s->l, ivshm_get32(&ivshm_hdr(&s->l)->init_peer) %
-				   (IVSHM_MAX_PEERS + 2));
+				   (IVSHM_MAX_PEERS + 2), 0);
 		rebuild_checked(s);
 		ivshm_ctrl_unlock(&s->l, FZ_VM_RAW, s->inc[FZ_VM_RAW]);
 	}

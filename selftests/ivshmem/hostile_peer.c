@@ -199,7 +199,7 @@ static int lock_take(unsigned int ms)
 	int ret;
 
 	for (;;) {
-		ret = ivshm_ctrl_trylock(&l, own, own_inc);
+		ret = ivshm_ctrl_trylock(&l, own, own_inc, NULL);
 		if (ret == 1)
 			ivshm_blocks_rebuild(&l);
 		if (ret >= 0)

@@ -45,7 +45,7 @@ FIXTURE_SETUP(core)
 		  ivshm_region_open(&self->l, self->mem, REGION, 0, &why));
 	ivshm_put32(&ivshm_peer(&self->l, 0)->state, IVSHM_PEER_ALIVE);
 	ivshm_put32(&ivshm_peer(&self->l, 0)->incarnation, 1);
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
 	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &self->chan));
 	self->size = 4 * IVSHM_BLOCK_SIZE;
 	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &self->off));
@@ -75,6 +75,13 @@ static int send_rec(struct ivshm_ring *r, const void *buf, u32 len)
 	return 0;
 }
 
+/* One call of a reader: it may follow one MOVED record (ring.c). */
+static int rx_call(struct ivshm_ring *r, struct ivshm_rec *rec)
+{
+	ivshm_rx_allow_move(r);
+	return ivshm_rx_peek(r, rec);
+}
+
 /* Receive one DATA record into @buf (of @cap bytes); length or -errno. */
 static int recv_rec(struct ivshm_ring *r, void *buf, u32 cap)
 {
@@ -82,7 +89,7 @@ static int recv_rec(struct ivshm_ring *r, void *buf, u32 cap)
 	int ret;
 
 	do
-		ret = ivshm_rx_peek(r, &rec);
+		ret = rx_call(r, &rec);
 	while (ret == IVSHM_RX_MOVED);
 	if (ret)
 		return ret;
@@ -294,12 +301,12 @@ TEST_F(core, peek_does_not_consume)
 	char buf[4];
 
 	ASSERT_EQ(0, send_rec(&self->tx, "abc", 3));
-	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &a));
-	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &b));
+	ASSERT_EQ(0, rx_call(&self->rx, &a));
+	ASSERT_EQ(0, rx_call(&self->rx, &b));
 	ASSERT_EQ(a.span.p[0], b.span.p[0]);
 	ASSERT_EQ(3, a.len);
 	ASSERT_EQ(3, recv_rec(&self->rx, buf, sizeof(buf)));
-	ASSERT_EQ(-EAGAIN, ivshm_rx_peek(&self->rx, &a));
+	ASSERT_EQ(-EAGAIN, rx_call(&self->rx, &a));
 }
 
 TEST_F(core, descriptor_counters_published)
@@ -396,7 +403,7 @@ static void move_and_check(struct __test_metadata *_metadata,
 	}
 	ASSERT_LE(10, sent);
 	for (;;) {
-		ret = ivshm_rx_peek(&self->rx, &rec);
+		ret = rx_call(&self->rx, &rec);
 		if (ret == IVSHM_RX_MOVED) {
 			ASSERT_EQ(10, got);
 			ASSERT_EQ(self->off, self->rx.old_off);
@@ -528,10 +535,10 @@ TEST_F(core, extend_that_does_not_extend_is_refused)
 	ASSERT_EQ(0, ivshm_tx_move(&self->tx, noff, 8 * IVSHM_BLOCK_SIZE));
 	ivshm_put32((__le32 *)(self->rx.ring + IVSHM_REC_HDR + 12),
 		    IVSHM_MOVED_F_EXTEND);
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	/* Unknown flags too. */
 	ivshm_put32((__le32 *)(self->rx.ring + IVSHM_REC_HDR + 12), 0x10);
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 }
 
 /* Growth elsewhere starts at the largest free extent, where it can go on
@@ -653,44 +660,44 @@ TEST_F(core, hostile_head_and_headers)
 
 	/* A head more than a ring ahead. */
 	ivshm_put64(&ch->head, self->size + 8);
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	/* A head that is not a whole header. */
 	ivshm_put64(&ch->head, 4);
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 
 	ivshm_put64(&ch->head, 64);
 	/* Length beyond what head covers. */
 	ivshm_put64(hdr, IVSHM_REC_WORD(57, IVSHM_REC_DATA, 0));
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	/* Length beyond the ring. */
 	ivshm_put64(hdr, IVSHM_REC_WORD(UINT32_MAX, IVSHM_REC_DATA, 0));
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	/* Unknown type, unknown flags. */
 	ivshm_put64(hdr, IVSHM_REC_WORD(8, 0, 0));
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	ivshm_put64(hdr, IVSHM_REC_WORD(8, 9, 0));
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	ivshm_put64(hdr, IVSHM_REC_WORD(8, IVSHM_REC_DATA, 0x8000));
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	/* A MOVED record pointing outside the data area, or unaligned. */
 	ivshm_put64(hdr, IVSHM_REC_WORD(16, IVSHM_REC_MOVED, 0));
 	ivshm_put64(hdr + 1, (u64)self->l.nr_blocks * IVSHM_BLOCK_SIZE);
 	ivshm_put64(hdr + 2, IVSHM_BLOCK_SIZE);
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	ivshm_put64(hdr + 1, 100);
 	self->rx = saved;
-	ASSERT_EQ(-EPROTO, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 	/* A well-formed record is accepted after all that. */
 	ivshm_put64(hdr, IVSHM_REC_WORD(56, IVSHM_REC_DATA, 0));
 	self->rx = saved;
-	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_EQ(0, rx_call(&self->rx, &rec));
 	ASSERT_EQ(56, rec.len);
 }
 
@@ -768,20 +775,20 @@ TEST_F(core, control_lock_and_dead_holder)
 	ivshm_put32(&p1->state, IVSHM_PEER_ALIVE);
 	ivshm_put32(&p1->incarnation, 5);
 
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5));
-	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1));
-	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 1, 5));
-	ivshm_ctrl_unlock(&self->l, 0, 1);	/* not ours: no effect */
-	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1));
-	ivshm_ctrl_unlock(&self->l, 1, 5);
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1));
-	ivshm_ctrl_unlock(&self->l, 0, 1);
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5, NULL));
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1, &a));
+	ASSERT_EQ(IVSHM_LOCK_OWNER(1, 5), a);
+	ASSERT_FALSE(ivshm_ctrl_unlock(&self->l, 0, 1));	/* not ours */
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	ASSERT_TRUE(ivshm_ctrl_unlock(&self->l, 1, 5));
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	ASSERT_TRUE(ivshm_ctrl_unlock(&self->l, 0, 1));
 
 	/* VM 1 takes the lock, corrupts the bitmap half-way and dies. */
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5));
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5, NULL));
 	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 7, &a));
 	ivshm_put32(&p1->state, IVSHM_PEER_DEAD);
-	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
 	ASSERT_EQ(1, ivshm_get32(&c->lock_breaks));
 	/* The rebuild keeps our channel's blocks and frees the leaked run. */
 	ASSERT_EQ(0, ivshm_blocks_rebuild(&self->l));
@@ -791,13 +798,13 @@ TEST_F(core, control_lock_and_dead_holder)
 
 	/* A restarted VM 1 (new incarnation) also breaks its old lock. */
 	ivshm_put32(&p1->state, IVSHM_PEER_ALIVE);
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5));
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5, NULL));
 	ivshm_put32(&p1->incarnation, 6);
-	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
 	ivshm_ctrl_unlock(&self->l, 0, 1);
 	/* A lock word naming an impossible VM is dead by definition. */
 	ivshm_put64(&c->lock, IVSHM_LOCK_OWNER(1000, 1));
-	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
 	ivshm_ctrl_unlock(&self->l, 0, 1);
 	ASSERT_EQ(0, ivshm_get64(&c->lock));
 }
@@ -983,7 +990,7 @@ static void *spsc_consumer(void *arg)
 
 	pin(1);
 	while (seq < SPSC_RECORDS) {
-		ret = ivshm_rx_peek(s->r, &rec);
+		ret = rx_call(s->r, &rec);
 		if (ret == -EAGAIN) {
 			sched_yield();
 			continue;
@@ -1018,7 +1025,7 @@ TEST_F(core, peer_claim_declare_and_reap)
 	EXPECT_EQ(2, vm2);		/* never the same slot twice */
 
 	/* vm sends on a channel of its own, then stops. */
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, vm, inc));
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, vm, inc, NULL));
 	free0 = ivshm_get32(&c->free_blocks);
 	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &idx));
 	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 3, &off));
@@ -1033,7 +1040,7 @@ TEST_F(core, peer_claim_declare_and_reap)
 	EXPECT_FALSE(ivshm_peer_declare_dead(&self->l, vm, inc));
 	EXPECT_FALSE(ivshm_peer_alive(&self->l, vm, NULL));
 
-	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1));
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
 	EXPECT_EQ(1, ivshm_peer_reap(&self->l, vm));
 	ivshm_ctrl_unlock(&self->l, 0, 1);
 	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ivshm_chan(&self->l, idx)->state));
@@ -1055,7 +1062,342 @@ TEST_F_TIMEOUT(core, spsc_ten_million_records, 600)
 	pthread_join(tp, NULL);
 	pthread_join(tc, NULL);
 	ASSERT_EQ(0, cons.bad);
-	ASSERT_EQ(-EAGAIN, ivshm_rx_peek(&self->rx, &(struct ivshm_rec){ 0 }));
+	ASSERT_EQ(-EAGAIN, rx_call(&self->rx, &(struct ivshm_rec){ 0 }));
+}
+
+/* ---- sequences a hostile peer writes ----
+ *
+ * ivshm_access_fn (ivshm_kcompat.h) runs after each access the core makes
+ * to the region: these tests play the other machine there, between two of
+ * the core's accesses, and count what a call costs.
+ */
+
+void (*ivshm_access_fn)(const volatile void *p);
+
+static const volatile void *hook_at;	/* the word the peer watches */
+static u64 hook_calls, hook_count;	/* accesses seen, to @hook_at */
+static void (*hook_act)(void);		/* what the peer does after one */
+
+static void hook(const volatile void *p)
+{
+	static bool acting;
+
+	/* The peer's own writes are not ours to count. */
+	if (acting)
+		return;
+	hook_calls++;
+	if (p != hook_at)
+		return;
+	hook_count++;
+	if (hook_act) {
+		acting = true;
+		hook_act();
+		acting = false;
+	}
+}
+
+static void hook_set(const volatile void *at, void (*act)(void))
+{
+	hook_at = at;
+	hook_act = act;
+	hook_calls = 0;
+	hook_count = 0;
+	ivshm_access_fn = hook;
+}
+
+static void hook_clear(void)
+{
+	ivshm_access_fn = NULL;
+	hook_at = NULL;
+	hook_act = NULL;
+}
+
+/* A MOVED record at data-area offset @at, naming [@noff, @noff + @size). */
+static void put_moved(const struct ivshm_layout *l, u64 at, u64 noff,
+		      u32 size, u32 flags)
+{
+	__le64 *hdr = (__le64 *)(l->base + l->data_off + at);
+
+	ivshm_put64(hdr, IVSHM_REC_WORD(sizeof(struct ivshm_rec_moved),
+					IVSHM_REC_MOVED, 0));
+	ivshm_put64(hdr + 1, noff);
+	ivshm_put64(hdr + 2, (u64)size | (u64)flags << 32);
+}
+
+#define MOVED_NEED	(IVSHM_REC_HDR + sizeof(struct ivshm_rec_moved))
+
+/* A MOVED record naming run X whose first record names X again, the
+ * head published far ahead once: honest producers never have two moves
+ * under one head, so the second is refused rather than followed, where
+ * the old receiver followed one every 24 bytes of the head's lead.
+ */
+TEST_F(core, moved_chain_under_one_head_is_refused)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	struct ivshm_rec rec;
+	u64 x;
+	int ret, n = 0;
+
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &x));
+	put_moved(&self->l, self->off, x, 4 * IVSHM_BLOCK_SIZE, 0);
+	put_moved(&self->l, x, x, 4 * IVSHM_BLOCK_SIZE, 0);
+	ivshm_put64(&ch->head, 4 * IVSHM_BLOCK_SIZE);
+	while ((ret = rx_call(&self->rx, &rec)) == IVSHM_RX_MOVED && n < 1000)
+		n++;
+	EXPECT_EQ(1, n);
+	EXPECT_EQ(-EPROTO, ret);
+}
+
+/* The same chain, with the head nudged just past each MOVED record as
+ * soon as the receiver has read it: every move comes under a new head,
+ * so the second rule holds, and only the third bounds the work: one
+ * call follows one move, however long the peer goes on.
+ */
+static struct ivshm_chan *nudge_chan;
+
+static void nudge_head(void)
+{
+	/* After each load of the head, the producer publishes one more. */
+	ivshm_put64(&nudge_chan->head, ivshm_get64(&nudge_chan->head) +
+		    (hook_count < 100000 ? MOVED_NEED : 0));
+}
+
+TEST_F(core, moved_chain_with_nudged_head_costs_one_move_per_call)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	struct ivshm_rec rec;
+	int ret = 0, call, n;
+	u64 x;
+
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 4, &x));
+	put_moved(&self->l, self->off, x, 4 * IVSHM_BLOCK_SIZE, 0);
+	put_moved(&self->l, x, x, 4 * IVSHM_BLOCK_SIZE, 0);
+	ivshm_put64(&ch->head, MOVED_NEED);
+	nudge_chan = ch;
+	for (call = 0; call < 10; call++) {
+		/* A caller that loops while the ring moves, as the old
+		 * callers did: the ring itself stops it after one.
+		 */
+		hook_set(&ch->head, NULL);
+		ivshm_rx_allow_move(&self->rx);
+		n = 0;
+		while ((ret = ivshm_rx_peek(&self->rx, &rec)) == IVSHM_RX_MOVED &&
+		       n < 1000) {
+			n++;
+			hook_act = nudge_head;
+		}
+		hook_clear();
+		ASSERT_EQ(1, n) TH_LOG("call %d", call);
+		/* The next move waits for the next call (or, when the peer's
+		 * nudge came after our look at the head, nothing was seen).
+		 */
+		if (ret == -EAGAIN)
+			continue;
+		ASSERT_EQ(IVSHM_RX_MOVE_PENDING, ret);
+		ASSERT_TRUE(self->rx.move_pending);
+		/* Waiting for the next call, a moving head is no news. */
+		nudge_head();
+		ASSERT_FALSE(ivshm_rx_changed(&self->rx, self->rx.pos));
+	}
+}
+
+/* A move to a run longer than any channel may have is refused: it would
+ * let one MOVED record give the reader the whole data area to walk.
+ */
+TEST(moved_run_past_the_longest_is_refused)
+{
+	const u64 size = 64ull << 20;
+	struct ivshm_layout l;
+	struct ivshm_ring rx;
+	struct ivshm_rec rec;
+	const char *why;
+	void *mem = region_alloc(size);
+	u64 a, x;
+	u32 idx;
+
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(IVSHM_OPEN_INITIALISED,
+		  ivshm_region_open(&l, mem, size, 0, &why));
+	ASSERT_EQ(0, ivshm_chan_alloc(&l, &idx));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&l, 4, &a));
+	ASSERT_EQ(0, ivshm_blocks_alloc(&l, IVSHM_RUN_MAX / IVSHM_BLOCK_SIZE + 1,
+					&x));
+	ASSERT_EQ(0, ivshm_ring_init(&rx, &l, idx, a, 4 * IVSHM_BLOCK_SIZE));
+	put_moved(&l, a, x, IVSHM_RUN_MAX + IVSHM_BLOCK_SIZE, 0);
+	ivshm_put64(&ivshm_chan(&l, idx)->head, MOVED_NEED);
+	ivshm_rx_allow_move(&rx);
+	EXPECT_EQ(-EPROTO, ivshm_rx_peek(&rx, &rec));
+	/* The longest allowed is followed. */
+	put_moved(&l, a, x, IVSHM_RUN_MAX, 0);
+	ASSERT_EQ(0, ivshm_ring_init(&rx, &l, idx, a, 4 * IVSHM_BLOCK_SIZE));
+	ivshm_rx_allow_move(&rx);
+	EXPECT_EQ(IVSHM_RX_MOVED, ivshm_rx_peek(&rx, &rec));
+	free(mem);
+}
+
+/* Counters only go forward: a head or a tail that goes back is refused,
+ * so a peer cannot make a waiter look again and again at the same bytes.
+ */
+TEST_F(core, counters_that_go_back_are_refused)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	u8 rec[100] = { 0 };
+	struct ivshm_rec r;
+
+	ASSERT_EQ(0, send_rec(&self->tx, rec, sizeof(rec)));
+	ASSERT_EQ(0, send_rec(&self->tx, rec, sizeof(rec)));
+	ASSERT_EQ(0, rx_call(&self->rx, &r));
+	ivshm_rx_release(&self->rx);
+	/* The head goes back to the record we consumed, still >= tail. */
+	ivshm_put64(&ch->head, self->rx.pos);
+	ASSERT_EQ(-EPROTO, ivshm_rx_avail(&self->rx));
+	/* The tail went to 112 and comes back to 0. */
+	ASSERT_EQ(1, ivshm_tx_room(&self->tx, 8));
+	ivshm_put64(&ch->tail, 0);
+	ASSERT_EQ(-EPROTO, ivshm_tx_room(&self->tx, 8));
+}
+
+/* The bookkeeping rebuild on a 256 MiB region whose 4096 channels each
+ * name a run of the longest size, all free but their last block, taken
+ * by the channel before: every check goes as far as it can. The work
+ * stays within the bound alloc.c states, whatever the region's size.
+ */
+TEST(rebuild_bomb_costs_a_bounded_number_of_accesses)
+{
+	const u64 size = 256ull << 20;
+	const u32 run = IVSHM_RUN_MAX / IVSHM_BLOCK_SIZE;
+	struct ivshm_layout l;
+	const char *why;
+	void *mem = region_alloc(size);
+	u64 bound;
+	u32 i, bad;
+
+	ASSERT_NE(NULL, mem);
+	ASSERT_EQ(IVSHM_OPEN_INITIALISED,
+		  ivshm_region_open(&l, mem, size, 0, &why));
+	ASSERT_EQ(4096, l.max_channels);
+	for (i = 0; i < l.max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(&l, i);
+
+		ivshm_put32(&ch->state, IVSHM_CHAN_OPEN);
+		/* Channel 0 holds the last block of the first longest run;
+		 * every other channel names that run, and so does the run
+		 * its last move left.
+		 */
+		if (!i) {
+			ivshm_put64(&ch->buff_offset, (u64)(run - 1) << 12);
+			ivshm_put32(&ch->buff_size, IVSHM_BLOCK_SIZE);
+			continue;
+		}
+		ivshm_put64(&ch->buff_offset, 0);
+		ivshm_put32(&ch->buff_size, IVSHM_RUN_MAX);
+		ivshm_put64(&ch->old_offset, 0);
+		ivshm_put32(&ch->old_size, IVSHM_RUN_MAX);
+	}
+	hook_set(NULL, NULL);
+	bad = ivshm_blocks_rebuild(&l);
+	hook_clear();
+	EXPECT_LT(0, bad);
+	/* Clearing the bitmap, reading 6 fields of each channel, and per
+	 * run at most RUN_MAX / 256 KiB + 2 words read twice (count) and
+	 * written once, plus the three counters.
+	 */
+	bound = l.bitmap_words + 6ull * l.max_channels +
+		2ull * l.max_channels * 3 * (run / 64 + 2) + 3;
+	EXPECT_GE(bound, hook_calls) TH_LOG("%llu accesses",
+					    (unsigned long long)hook_calls);
+	TH_LOG("rebuild of a 256 MiB bomb: %llu accesses, bound %llu",
+	       (unsigned long long)hook_calls, (unsigned long long)bound);
+	free(mem);
+}
+
+/* A lock word that names us, which we cannot be holding (one caller at a
+ * time), is a forgery: it is taken over, not waited for.
+ */
+TEST_F(core, lock_word_naming_us_is_taken_over)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+
+	ivshm_put64(&c->lock, IVSHM_LOCK_OWNER(0, 1));
+	ASSERT_EQ(1, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	ASSERT_TRUE(ivshm_ctrl_unlock(&self->l, 0, 1));
+	ASSERT_EQ(0, ivshm_get64(&c->lock));
+}
+
+/* A live holder's word is broken only as it was seen: a holder that let
+ * go meanwhile, and whoever took the lock next, keep it.
+ */
+TEST_F(core, lock_break_takes_only_the_word_seen)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	struct ivshm_peer *p1 = ivshm_peer(&self->l, 1);
+	u64 seen = 0;
+
+	ivshm_put32(&p1->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&p1->incarnation, 5);
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 1, 5, NULL));
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_trylock(&self->l, 0, 1, &seen));
+	ASSERT_EQ(IVSHM_LOCK_OWNER(1, 5), seen);
+	/* VM 1 let go and took it again with a new incarnation. */
+	ivshm_put32(&p1->incarnation, 6);
+	ivshm_put64(&c->lock, IVSHM_LOCK_OWNER(1, 6));
+	ASSERT_EQ(-EBUSY, ivshm_ctrl_break(&self->l, 0, 1, seen));
+	ASSERT_EQ(IVSHM_LOCK_OWNER(1, 6), ivshm_get64(&c->lock));
+	/* The word seen, unchanged: broken, and counted. */
+	ASSERT_EQ(1, ivshm_ctrl_break(&self->l, 0, 1, IVSHM_LOCK_OWNER(1, 6)));
+	ASSERT_EQ(1, ivshm_get32(&c->lock_breaks));
+	/* VM 1's unlock, coming late, finds the lock no longer its own. */
+	ASSERT_FALSE(ivshm_ctrl_unlock(&self->l, 1, 6));
+	ASSERT_TRUE(ivshm_ctrl_unlock(&self->l, 0, 1));
+}
+
+/* Our unlock meets a peer that broke our lock (we had stalled) right
+ * after our first look at the lock word: the peer's ownership stands.
+ */
+static struct ivshm_ctrl *break_ctrl;
+
+static void break_our_lock(void)
+{
+	if (hook_count == 1)
+		ivshm_put64(&break_ctrl->lock, IVSHM_LOCK_OWNER(1, 5));
+}
+
+TEST_F(core, unlock_never_clears_a_breakers_word)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	break_ctrl = c;
+	hook_set(&c->lock, break_our_lock);
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	hook_clear();
+	ASSERT_EQ(IVSHM_LOCK_OWNER(1, 5), ivshm_get64(&c->lock));
+}
+
+/* A peer that writes a pending word after every access we make to it
+ * costs us nothing more: setting and taking a bit are one access each.
+ */
+static __le64 *hammered;
+
+static void hammer_word(void)
+{
+	if (hook_count < 10000)
+		ivshm_put64(hammered, ivshm_get64(hammered) ^ (1ull << 63));
+}
+
+TEST_F(core, pending_words_hammered_by_a_peer_cost_one_access)
+{
+	u64 got;
+
+	hammered = ivshm_pending(&self->l, 1, IVSHM_PEND_CTRL);
+	hook_set(hammered, hammer_word);
+	ivshm_pending_set(&self->l, 1, IVSHM_PEND_CTRL, 3);
+	EXPECT_GE(3, hook_count);
+	hook_count = 0;
+	got = ivshm_pending_take(&self->l, 1, IVSHM_PEND_CTRL, 0);
+	EXPECT_GE(3, hook_count);
+	hook_clear();
+	EXPECT_TRUE(got & (1ull << 3));
 }
 
 TEST_HARNESS_MAIN

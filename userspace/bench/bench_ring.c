@@ -548,7 +548,7 @@ static int ring_prepare(struct bench *b)
 	    (u64)l.nr_blocks << IVSHM_BLOCK_SHIFT)
 		b->ring_bytes = l.nr_blocks / (u32)c->nprod << IVSHM_BLOCK_SHIFT;
 	b->ring_bytes &= ~(IVSHM_BLOCK_SIZE - 1);
-	ret = ivshm_ctrl_trylock(&l, 0, 1);
+	ret = ivshm_ctrl_trylock(&l, 0, 1, NULL);
 	if (ret) {
 		fprintf(stderr, "bench: ivshm_ctrl_trylock: %d\n", ret);
 		ret = -1;
