@@ -36,8 +36,10 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <linux/ivshmem.h>
+#include <linux/ivshmem_netlink.h>
 
 #include "ivshm_test.h"
+#include "ivshm_nl.h"
 #include "hostile.h"
 #include "tjson.h"
 
@@ -663,6 +665,11 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	af = ivshm_family();
+	/* The attacker's fake peers never beat: declared dead 1.5 s on. */
+	if (ivshm_nl_set_param("ivshm0", IVSHMEM_PARAM_PEER_TIMEOUT_MS, 1500)) {
+		printf("not ok 1 hostile: cannot set peer-timeout-ms\n");
+		return 1;
+	}
 	l = ivshm_listen_on(af, HOSTILE_PORT_LISTEN, DEV, 16);
 	lf = ivshm_listen_on(af, HOSTILE_PORT_FORGED, DEV, 16);
 	lr = ivshm_listen_on(af, HOSTILE_PORT_REPORT, DEV, 1);

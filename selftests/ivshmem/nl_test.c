@@ -297,6 +297,8 @@ TEST(dev_show_matches_the_devices)
 		EXPECT_EQ(IVSHMEM_RING_MAX, tj_num(p, "chan_max"));
 		EXPECT_TRUE(tj_bool(p, "rebalance"));
 		EXPECT_EQ(100, tj_num(p, "rebalance_interval"));
+		/* Long enough for a paused VM to keep its connections. */
+		EXPECT_EQ(10000, tj_num(p, "peer_timeout_ms"));
 		EXPECT_EQ(NULL, tj_get(d, "stats"));	/* only with -s */
 	}
 	tj_release(v);
@@ -307,7 +309,19 @@ TEST(dev_show_matches_the_devices)
 	EXPECT_STREQ("ivshm1", tj_str(tj_at(v, 0), "name"));
 	EXPECT_LE(0, tj_num(tj_get(tj_at(v, 0), "stats"), "tx_records"));
 	EXPECT_LE(0, tj_num(tj_get(tj_at(v, 0), "stats"), "doorbells_rx"));
+	EXPECT_LE(0, tj_num(tj_get(tj_at(v, 0), "stats"), "lock_breaks"));
 	tj_release(v);
+
+	/* The liveness bound is a device's own, set like the others. */
+	tool(r, 0, "dev set ivshm1 peer-timeout-ms 2500");
+	EXPECT_EQ(0, r->rc);
+	v = tool_json(r, "-j dev show ivshm1");
+	ASSERT_NE(NULL, v);
+	EXPECT_EQ(2500, tj_num(tj_get(tj_at(v, 0), "params"),
+			       "peer_timeout_ms"));
+	tj_release(v);
+	tool(r, 0, "dev set ivshm1 peer-timeout-ms 10000");
+	EXPECT_EQ(0, r->rc);
 
 	/* Plain text, abbreviated, and a device that does not exist. */
 	tool(r, 0, "d sh ivshm0");
@@ -889,7 +903,11 @@ TEST(monitor_sees_channels_parameters_and_peers)
 	EXPECT_TRUE(mon_wait(m, 3000, "\"event\":\"chan_del\"",
 			     "\"dev\":\"ivshm1\"", NULL));
 
-	/* VM 3 stands still: the others declare it dead, then it returns. */
+	/* VM 3 stands still: the others declare it dead (past a liveness
+	 * bound made short for the test), then it returns.
+	 */
+	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+					1500));
 	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "3 1"));
 	snprintf(want, sizeof(want), "\"vm\":%lld", vm3);
 	EXPECT_TRUE(mon_wait(m, 5000, "\"event\":\"peer_down\"",

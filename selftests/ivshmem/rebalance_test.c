@@ -505,6 +505,8 @@ TEST(peer_dying_mid_resize_leaks_nothing)
 	if (strcmp(mode, "bulk"))
 		SKIP(return, "runs as \"rebalance_test bulk\"");
 	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
+	/* VM 2 stops below: declared dead 1.5 s after its last beat. */
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_PEER_TIMEOUT_MS, 1500));
 	for (k = 0; k < 2; k++) {
 		c = pending_move(_metadata, from[k], to[k], 7500 + k, &a);
 		ASSERT_LE(0, c);

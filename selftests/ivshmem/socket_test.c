@@ -31,9 +31,11 @@
 #include <sys/wait.h>
 #include <linux/sockios.h>
 #include <linux/ivshmem.h>
+#include <linux/ivshmem_netlink.h>
 
 #include "kselftest_harness.h"
 #include "ivshm_test.h"
+#include "ivshm_nl.h"
 
 /*
  * The harness's per-test timeout guards against hangs; it is no time
@@ -276,6 +278,19 @@ static void agent_sink(int fd, unsigned int delay_ms)
 	send(fd, reply, strlen(reply), MSG_NOSIGNAL);
 }
 
+/* @count records of 8 bytes, @gap_ms apart, then wait for the close. */
+static void agent_trickle(int fd, unsigned int count, unsigned int gap_ms)
+{
+	unsigned int i;
+
+	for (i = 0; i < count; i++) {
+		usleep(gap_ms * 1000);
+		if (send(fd, &i, sizeof(i), MSG_NOSIGNAL) != sizeof(i))
+			break;
+	}
+	agent_echo(fd);
+}
+
 static void agent_send(int fd, unsigned int count, unsigned int size)
 {
 	unsigned char *buf = malloc(size ? size : 1);
@@ -298,6 +313,8 @@ static void agent_handle(int fd, const char *mode, unsigned int a,
 		/* nothing */
 	} else if (!strcmp(mode, "sink")) {
 		agent_sink(fd, a);
+	} else if (!strcmp(mode, "trickle")) {
+		agent_trickle(fd, a, b);
 	} else if (!strcmp(mode, "send")) {
 		agent_send(fd, a, b);
 		/* Let the test read everything before we go. */
@@ -702,6 +719,9 @@ TEST(dead_peer_resets_and_comes_back)
 
 	if (agent_pid <= 0)
 		SKIP(return, "needs the agent on dev_shm, in one guest");
+	/* Death is found once a heartbeat stands still this long. */
+	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+					1500));
 	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
 	ASSERT_LT(0, free0);
 	lfd = sock_new();
@@ -766,6 +786,55 @@ TEST(dead_peer_resets_and_comes_back)
  * real device (ivshm0) and one between two dev_shm peers (ivshm1, vm 0,
  * to ivshm2, vm 1), used in turn, each keeping its own records.
  */
+/*
+ * A VM that stands still for less than the liveness bound (a paused QEMU,
+ * a snapshot: dev_shm freezes virtual peer 2 for 3 s, beyond the 1.5 s
+ * bound of earlier versions, within the 10 s default) keeps its
+ * connections: nothing is reset on either side, and records flow both
+ * ways once it runs again.
+ */
+TEST(paused_peer_keeps_its_connections)
+{
+	unsigned int port = test_port();
+	uint64_t t0;
+	int lfd, c, a;
+	char buf[8];
+
+	if (agent_pid <= 0)
+		SKIP(return, "needs the agent on dev_shm, in one guest");
+	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+					10000));
+	lfd = sock_new();
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, do_bind(lfd, IVSHMEM_VM_ANY, port, 3));	/* ivshm2 */
+	ASSERT_EQ(0, listen(lfd, 4));
+	c = sock_new();
+	ASSERT_LE(0, c);
+	ASSERT_EQ(0, do_connect(c, 2, port));
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 1"));
+	t0 = ivshm_now_ms();
+	/* Nothing comes while it stands still, and nothing fails. */
+	set_timeo(c, SO_RCVTIMEO, 3000);
+	EXPECT_EQ(-1, recv(c, buf, sizeof(buf), 0));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_LE(2900, ivshm_now_ms() - t0);
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 0"));
+
+	set_timeo(c, SO_RCVTIMEO, 5000);
+	set_timeo(a, SO_RCVTIMEO, 5000);
+	EXPECT_EQ(2, send(c, "up", 2, MSG_NOSIGNAL));
+	EXPECT_EQ(2, recv(a, buf, sizeof(buf), 0));
+	EXPECT_EQ(2, send(a, "ok", 2, MSG_NOSIGNAL));
+	EXPECT_EQ(2, recv(c, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, memcmp(buf, "ok", 2));
+	close(a);
+	close(c);
+	close(lfd);
+}
+
 TEST(two_devices_at_once)
 {
 	unsigned int port = test_port();
@@ -1279,6 +1348,68 @@ TEST(poll_epoll_select_see_records)
 	ASSERT_EQ(1, select(fd + 1, &rs, NULL, NULL, &tv));
 	ASSERT_EQ(2, recv(fd, buf, sizeof(buf), 0));
 	EXPECT_EQ(0, poll(&p, 1, 50));
+	close(ep);
+	close(fd);
+}
+
+/*
+ * The event loop of mio, tokio and libuv: wait with EPOLLET, drain with
+ * MSG_DONTWAIT until EAGAIN, wait again. Every record of a trickle 50 ms
+ * apart must bring an edge well within a second: a reader that drained
+ * asks to be told of the next record, whether it sleeps or not.
+ */
+TEST(edge_triggered_epoll_sees_every_record)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET }, out;
+	unsigned int got = 0, v;
+	uint64_t t0, worst = 0;
+	int fd = serve("trickle 20 50", NULL), ep, n;
+
+	ASSERT_LE(0, fd);
+	ep = epoll_create1(0);
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+	while (got < 20) {
+		t0 = ivshm_now_ms();
+		n = epoll_wait(ep, &out, 1, 1000);
+		if (ivshm_now_ms() - t0 > worst)
+			worst = ivshm_now_ms() - t0;
+		ASSERT_EQ(1, n) TH_LOG("no edge within 1 s after %u records", got);
+		ASSERT_TRUE(out.events & EPOLLIN);
+		while (recv(fd, &v, sizeof(v), MSG_DONTWAIT) == sizeof(v)) {
+			ASSERT_EQ(got, v);
+			got++;
+		}
+		ASSERT_EQ(EAGAIN, errno);
+	}
+	TH_LOG("20 records, longest wait for an edge %llu ms",
+	       (unsigned long long)worst);
+	close(ep);
+	close(fd);
+}
+
+/* The same for room: a writer that filled the ring until EAGAIN gets an
+ * EPOLLOUT edge once the reader frees room.
+ */
+TEST(edge_triggered_epoll_sees_room)
+{
+	struct epoll_event ev = { .events = EPOLLOUT | EPOLLET }, out;
+	static unsigned char buf[4096];
+	int fd = serve("sink 300", NULL), ep, sent = 0;
+
+	ASSERT_LE(0, fd);
+	while (send(fd, buf, sizeof(buf), MSG_DONTWAIT) == sizeof(buf))
+		sent++;
+	ASSERT_EQ(EAGAIN, errno);
+	ASSERT_LT(0, sent);
+	ep = epoll_create1(0);
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+	/* The sink starts reading after 300 ms. */
+	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 3000));
+	EXPECT_TRUE(out.events & EPOLLOUT);
+	EXPECT_EQ((ssize_t)sizeof(buf),
+		  send(fd, buf, sizeof(buf), MSG_DONTWAIT));
 	close(ep);
 	close(fd);
 }
