@@ -9,11 +9,12 @@
 #
 #   fresh-root.sh [--full]
 #
-# Quick form (the default, run by make check): make demo, then make check
-# with CHECK_PHASES="lint native quick": both W=1 builds and sparse,
+# Quick form (the default, run by make check): make demo (two guests on
+# Debian's 6.1 kernel, the ivshmem server), then make check with
+# CHECK_PHASES="lint native quick": both W=1 builds and sparse,
 # checkpatch, the native tests, a short fuzz, the server and runner tests,
-# and a guest placement on Debian's 6.1 and 6.12 kernels and on the debug
-# kernel, which is built from source on the way. That walks every
+# make bench's two doorbell guests on Debian's 6.12 kernel, and a guest on
+# the debug kernel, which is built from source on the way. That walks every
 # dependency path: each package deps.sh installs is used.
 # --full runs the whole make check there instead (about as long as make
 # check itself, plus the installs and the debug kernel build).
@@ -28,6 +29,11 @@
 # the host's /var/cache/apt/archives, empty for none) lends the root the
 # host's downloaded packages, so a run downloads only what the host never
 # did; apt still resolves and installs every package in the root.
+# Kernel packages installed there skip making an initramfs (INITRD=No, the
+# knob of Debian's kernel hooks): the guests boot the kernel image with an
+# initramfs of their own, and a chroot has nothing to boot.
+#
+# The logs of the last run stay in build/fresh-root/.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 . "$IVSHM_ROOT/scripts/tap.sh"
@@ -94,7 +100,7 @@ in_root() {
 		if [ -n "$apt_cache" ] && [ -d "$apt_cache" ]; then
 			mount --bind "$apt_cache" "$root/var/cache/apt/archives"
 		fi
-		exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
+		exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb INITRD=No \
 			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 			/bin/bash -c "$3"
 	' in_root "$root" "$apt_cache" "$cmd"
@@ -107,6 +113,9 @@ fi
 # --- one run -----------------------------------------------------------------
 
 work=$(mktemp -d /var/tmp/ivshm-fresh.XXXXXX)
+logs=$IVSHM_BUILD/fresh-root
+rm -rf "$logs"
+mkdir -p "$logs"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'ivshm_log "interrupted"; exit 130' INT TERM HUP
@@ -116,9 +125,11 @@ mkdir "$work/root"
 tar -C "$work/root" -xf "$base"
 cp /etc/resolv.conf "$work/root/etc/resolv.conf"
 mkdir -p "$work/root/mnt/origin"
-# The committed main, cloned by the root's own git, as a user would.
-git -C "$IVSHM_ROOT" bundle create "$work/root/mnt/origin/main.bundle" HEAD \
-	>/dev/null 2>&1 || ivshm_die "cannot bundle the checkout's HEAD"
+# The committed main (the checkout's branch, or HEAD when detached), cloned
+# by the root's own git, as a user would.
+branch=$(git -C "$IVSHM_ROOT" symbolic-ref -q --short HEAD || echo HEAD)
+git -C "$IVSHM_ROOT" bundle create "$work/root/mnt/origin/main.bundle" \
+	"$branch" >/dev/null 2>&1 || ivshm_die "cannot bundle the checkout's $branch"
 in_root "$work/root" "git clone -q /mnt/origin/main.bundle /root/af-ivshmem" ||
 	ivshm_die "git clone inside the fresh root failed"
 
@@ -131,13 +142,14 @@ fi
 # step NAME COMMAND: run COMMAND in the root's checkout as a background job
 # of a non-interactive shell, stdin from /dev/null; log it, time it.
 step() {
-	local name=$1 cmd=$2 t0=$SECONDS rc=0 log=$work/${1// /-}.log
+	local name=$1 cmd=$2 t0=$SECONDS rc=0 log
+	log=$logs/$(echo "$1" | tr -c 'a-z0-9\n' '-').log
 	ivshm_log "fresh-root: $name"
 	in_root "$work/root" "cd /root/af-ivshmem && { $cmd </dev/null & wait \$!; }" \
 		>"$log" 2>&1 || rc=$?
 	tap_result "$rc" "fresh root: $name ($((SECONDS - t0)) s)" "$log"
 	grep -h '^installing: ' "$log" | sed 's/^/#   /' || true
-	grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | sed 's/^/#   /' || true
+	sed -n '/^==== summary/,$p' "$log" | sed 's/^/#   /'
 	return 0
 }
 
