@@ -31,6 +31,8 @@ static const char *const ivshm_stat_names[IVSHM_STAT_NR] = {
 	[IVSHM_STAT_GROWN] = "grown",
 	[IVSHM_STAT_SHRUNK] = "shrunk",
 	[IVSHM_STAT_GROW_FAILED] = "grow_failed",
+	[IVSHM_STAT_LOCK_BREAKS] = "lock_breaks",
+	[IVSHM_STAT_LOCK_LOST] = "lock_lost",
 };
 
 const char *ivshm_stat_name(enum ivshm_stat s)
