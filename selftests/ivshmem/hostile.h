@@ -39,6 +39,10 @@ enum hostile_phase {
 	HP_STATE_FLIP,		/* states, flags, generations; first moves back */
 	HP_FORGED_CLOSE,	/* CLOSED / RESET written by someone else */
 	HP_DESC_REWRITE,	/* offsets, sizes, peer links rewritten */
+	HP_MOVED_CHAIN,		/* MOVED records naming their own run, the
+				 * head nudged one record at a time or
+				 * published far ahead
+				 */
 	HP_NR_PHASES,
 };
 
@@ -51,7 +55,7 @@ static inline int hostile_phase_fails(unsigned int phase)
 static const char *const hostile_phase_name[HP_NR_PHASES] = {
 	"head-ahead", "head-behind", "tail-past", "record-length",
 	"record-type", "record-moved", "state-flip", "forged-close",
-	"descriptor-rewrite",
+	"descriptor-rewrite", "moved-chain",
 };
 
 /* Each phase attacks this many target connections, one after another. */

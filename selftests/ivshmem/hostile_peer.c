@@ -6,10 +6,15 @@
  * attacks on one connection of the victim at a time (hostile.h lists
  * them), then attacks on the whole region: forged connection requests,
  * fake peers, a header rewritten, a doorbell flood, the control lock held
- * forever by a fake owner, random bytes flipped anywhere at a high rate,
- * and the victim's own peer slot taken from it. Then it stops: it no
- * longer beats any heartbeat, so the victim declares it and its fake peers
- * dead, and the attack is over.
+ * forever by a fake owner that beats, the lock word naming the victim
+ * itself, forged DEAD slots while the lock is held, a rebuild bomb (every
+ * free channel slot naming a longest run that overlaps another, rebuilt
+ * whenever the victim takes the lock from a dead owner), random bytes
+ * flipped anywhere at a high rate, and the victim's own peer slot taken
+ * from it. All along it watches the victim's heartbeat: a victim that
+ * stops beating for a second (its liveness work held up) fails the run.
+ * Then it stops: it no longer beats any heartbeat, so the victim declares
+ * it and its fake peers dead, and the attack is over.
  *
  * It uses the region core (layout, allocator, ring) to find its way and to
  * make the one honest connection it needs, the report connection on which
@@ -52,6 +57,7 @@ enum kind {
 	K_REC_MOVED, K_STATE_FLIP, K_FORGED_CLOSE, K_DESC_REWRITE,
 	K_FORGED_CONNECT, K_FAKE_PEER, K_LOCK_FOREVER, K_HEADER_REWRITE,
 	K_DOORBELL_FLOOD, K_PENDING_FLOOD, K_RANDOM_FLIP, K_OWN_SLOT,
+	K_MOVED_CHAIN, K_LOCK_NAMING_VICTIM, K_DEAD_SLOTS, K_REBUILD_BOMB,
 	K_NR,
 };
 
@@ -60,10 +66,17 @@ static const char *const kind_name[K_NR] = {
 	"record-type", "record-moved", "state-flip", "forged-close",
 	"descriptor-rewrite", "forged-connect", "fake-peer", "lock-forever",
 	"header-rewrite", "doorbell-flood", "pending-flood", "random-flip",
-	"own-slot",
+	"own-slot", "moved-chain", "lock-naming-victim", "dead-slots",
+	"rebuild-bomb",
 };
 
 static unsigned long long count[K_NR];
+
+/* The kind a targeted phase counts as: the first ones in the same order. */
+static enum kind phase_kind(unsigned int phase)
+{
+	return phase == HP_MOVED_CHAIN ? K_MOVED_CHAIN : (enum kind)phase;
+}
 static struct ivshm_layout l;
 static volatile uint32_t *regs;
 static uint32_t own, own_inc, victim;
@@ -107,7 +120,25 @@ static void notify_both(uint32_t idx)
 	notify(idx, IVSHM_PEND_DATA);
 }
 
-/* Our heartbeat and our beating fakes', every 100 ms until told to stop. */
+/* The victim's heartbeat, as we see it: its longest gap while we attack. */
+static uint64_t victim_beat, victim_beat_at, victim_gap_max;
+
+static void watch_victim(void)
+{
+	uint64_t beat = ivshm_get64(&ivshm_peer(&l, victim)->heartbeat);
+	uint64_t now = ivshm_now_ms();
+
+	if (beat != victim_beat || !victim_beat_at) {
+		victim_beat = beat;
+		victim_beat_at = now;
+	} else if (now - victim_beat_at > victim_gap_max) {
+		victim_gap_max = now - victim_beat_at;
+	}
+}
+
+/* Our heartbeat and our beating fakes', every 100 ms until told to stop;
+ * and a look at the victim's.
+ */
 static void *beater(void *arg)
 {
 	int i;
@@ -115,6 +146,8 @@ static void *beater(void *arg)
 	(void)arg;
 	while (!stop_beating) {
 		struct ivshm_peer *me = ivshm_peer(&l, own);
+
+		watch_victim();
 
 		ivshm_put64(&me->heartbeat, ivshm_get64(&me->heartbeat) + 1);
 		for (i = 0; i < FAKE_PEERS; i++) {
@@ -449,6 +482,25 @@ static void attack_once(unsigned int phase, const struct target *t,
 			break;
 		}
 		break;
+	case HP_MOVED_CHAIN:
+		/* The reader's next record names the run it is in, and so
+		 * does that run's first record: three times in four the head
+		 * covers just the one MOVED record (a new one for each look
+		 * of the reader's), else the whole run (a chain under one
+		 * head, which the reader must refuse).
+		 */
+		mv.buff_offset = htole64((uint64_t)(t->ring - l.base - l.data_off));
+		mv.buff_size = htole32(t->size);
+		mv.flags = 0;
+		forge_record(t, IVSHM_REC_WORD(sizeof(mv), IVSHM_REC_MOVED, 0),
+			     &mv, sizeof(mv));
+		ivshm_put64((__le64 *)t->ring,
+			    IVSHM_REC_WORD(sizeof(mv), IVSHM_REC_MOVED, 0));
+		memcpy(t->ring + 8, &mv, sizeof(mv));
+		ivshm_put64(&c->head, ivshm_get64(&c->tail) +
+			    ((count[K_MOVED_CHAIN] & 3) == 3 ? t->size :
+			     IVSHM_REC_HDR + sizeof(mv)));
+		break;
 	case HP_DESC_REWRITE:
 		/* Values the victim read once, at connect, and keeps. */
 		x = rnd() & 1 ? c : a;
@@ -480,7 +532,7 @@ static void attack_once(unsigned int phase, const struct target *t,
 		}
 		break;
 	}
-	count[phase]++;
+	count[phase_kind(phase)]++;
 	notify_both(t->c);
 	notify_both(t->a);
 }
@@ -493,7 +545,7 @@ static int targeted_round(unsigned int phase, unsigned int round)
 	unsigned int ms = hostile_phase_fails(phase) ? PHASE_MS : SURVIVE_MS;
 	unsigned int forced = phase == HP_STATE_FLIP && round < 2 ?
 			      FLIP_TO_CONNECT + round : FLIP_RANDOM;
-	unsigned long long before = count[phase];
+	unsigned long long before = count[phase_kind(phase)];
 	struct target t;
 	uint64_t off, end;
 	int idx, hit = 0;
@@ -520,7 +572,7 @@ static int targeted_round(unsigned int phase, unsigned int round)
 	end = ivshm_now_ms() + ms;
 	while (ivshm_now_ms() < end) {
 		/* A forced move is made once; then only the victim acts. */
-		if (forced == FLIP_RANDOM || count[phase] == before)
+		if (forced == FLIP_RANDOM || count[phase_kind(phase)] == before)
 			attack_once(phase, &t, forced);
 		if (!still_open(t.c, t.cgen) || !still_open(t.a, t.agen)) {
 			hit = 1;
@@ -529,7 +581,8 @@ static int targeted_round(unsigned int phase, unsigned int round)
 		}
 		usleep(500);
 	}
-	report(phase, round, (uint32_t)(count[phase] - before), (uint32_t)hit);
+	report(phase, round, (uint32_t)(count[phase_kind(phase)] - before),
+	       (uint32_t)hit);
 	return 0;
 }
 
@@ -801,6 +854,83 @@ static void lock_forever(void)
 	count[K_LOCK_FOREVER]++;
 }
 
+/* The lock word names the victim itself, which cannot be holding it: it
+ * must take the lock over at once, however often we write it.
+ */
+static void lock_naming_victim(void)
+{
+	struct ivshm_ctrl *ctl = ivshm_ctrl(&l);
+	uint32_t inc;
+
+	if (!ivshm_peer_alive(&l, victim, &inc))
+		return;
+	ivshm_put64(&ctl->lock, IVSHM_LOCK_OWNER(victim, inc));
+	count[K_LOCK_NAMING_VICTIM]++;
+	ivshm_sleep_ms(50);
+}
+
+/* Slots of VMs declared dead, for the victim to reap, while a peer that
+ * beats holds the control lock: the victim's liveness work must not wait
+ * for the lock, or its heartbeat stalls and everyone declares it dead.
+ */
+static void dead_slots(void)
+{
+	struct ivshm_ctrl *ctl = ivshm_ctrl(&l);
+	uint64_t owner;
+	uint32_t inc;
+	int i;
+
+	if (!ivshm_peer_alive(&l, fake[0].vm, &inc))
+		return;
+	owner = IVSHM_LOCK_OWNER(fake[0].vm, inc);
+	for (i = 1; i < FAKE_PEERS; i++) {
+		struct ivshm_peer *p = ivshm_peer(&l, fake[i].vm);
+
+		fake[i].beating = 0;
+		ivshm_put32(&p->incarnation, (uint32_t)rnd() | 1);
+		ivshm_store_release32(&p->state, IVSHM_PEER_DEAD);
+		count[K_DEAD_SLOTS]++;
+	}
+	/* Taken back as soon as the victim lets go of it. */
+	ivshm_cmpxchg64(&ctl->lock, 0, owner);
+	ring(victim, IVSHM_VEC_CTRL);
+	ivshm_sleep_ms(20);
+}
+
+/* The rebuild bomb: every free channel slot becomes a channel of a fake
+ * peer that beats, naming the longest run there is, all overlapping; and
+ * the lock word names a VM that does not exist, so the victim's next use
+ * of the lock breaks it and rebuilds the bookkeeping from that table.
+ */
+static void rebuild_bomb(void)
+{
+	const uint32_t run = IVSHM_RUN_MAX < l.nr_blocks * IVSHM_BLOCK_SIZE ?
+			     IVSHM_RUN_MAX : l.nr_blocks * IVSHM_BLOCK_SIZE;
+	uint32_t i, inc, n = 0;
+
+	if (!ivshm_peer_alive(&l, fake[0].vm, &inc))
+		return;
+	for (i = 0; i < l.max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(&l, i);
+
+		if (ivshm_get32(&ch->state) != IVSHM_CHAN_FREE)
+			continue;
+		ivshm_put16(&ch->sender_vm, fake[0].vm);
+		ivshm_put16(&ch->receiver_vm, 0xffff);
+		ivshm_put32(&ch->sender_inc, inc);
+		ivshm_put64(&ch->buff_offset, 0);
+		ivshm_put32(&ch->buff_size, run);
+		ivshm_put64(&ch->old_offset, 0);
+		ivshm_put32(&ch->old_size, run);
+		ivshm_put32(&ch->state, IVSHM_CHAN_ALLOC);
+		n++;
+	}
+	ivshm_put64(&ivshm_ctrl(&l)->lock, IVSHM_LOCK_OWNER(l.max_peers + 1, 1));
+	count[K_REBUILD_BOMB] += n;
+	ring(victim, IVSHM_VEC_CTRL);
+	ivshm_sleep_ms(100);
+}
+
 /* Take the victim's own slot from it: it must notice and join again. */
 static void own_slot(void)
 {
@@ -877,10 +1007,19 @@ int main(void)
 		run_for(4000, doorbell_flood);
 		lock_forever();
 		ivshm_sleep_ms(4000);	/* held, by a peer that beats */
+		run_for(2000, lock_naming_victim);
+		run_for(2000, rebuild_bomb);
+		run_for(3000, dead_slots);
+		ivshm_put64(&ivshm_ctrl(&l)->lock, 0);
 		run_for(4000, random_flips);
 		own_slot();
 		own_slot();
 		printf("ok 2 hostile: global attacks done\n");
+		/* Its liveness work never waited for the lock: it beat. */
+		printf("%s 3 hostile: the victim's heartbeat never stood still for a second (longest gap %llu ms)\n",
+		       victim_gap_max < 1000 ? "ok" : "not ok",
+		       (unsigned long long)victim_gap_max);
+		failed |= victim_gap_max >= 1000;
 	}
 
 	/* The attack is over: nothing of ours beats any more. */

@@ -746,6 +746,9 @@ int main(void)
 	ok = fresh_connections(l);
 	perr = ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors");
 	check(perr > 0, "protocol errors counted: %lld", perr);
+	/* Forged, stalled and dead owners' lock words were taken over. */
+	perr = ivshm_dev_attr_ll("ivshm0", "doorbells", "lock_breaks");
+	check(perr > 0, "control locks taken over: %lld", perr);
 	close(l);
 	close(lf);
 	close(lr);
