@@ -15,6 +15,9 @@
 #   trio      three doorbell guests on one region, each talking to both
 #             others at once
 #   crash     a doorbell guest killed mid-transfer, then restarted
+#   pause     two ivshmem-plain guests; the runner stops one through its
+#             QEMU monitor for PAUSE_S seconds (default 4) and lets it go
+#             on: the connection between them survives (pause_test)
 #   hostile   a guest without the module attacks the region (hostile_peer)
 #             while a victim guest runs traffic through it (hostile_test)
 #   pingpong  one dev_shm guest: 10^6 round trips (about 5 minutes under TCG)
@@ -654,6 +657,48 @@ run_bench_two() {
 	bench_collect "$placement" "$placement-b"
 }
 
+# monitor_cmd SOCKET COMMAND  One command to a QEMU's human monitor.
+monitor_cmd() {
+	python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.recv(4096)
+s.sendall((sys.argv[2] + "\n").encode())
+time.sleep(0.3)
+s.close()
+' "$1" "$2"
+}
+
+# A VM paused longer than the liveness bound of earlier versions (1.5 s)
+# and shorter than today's default: two ivshmem-plain guests, where only
+# the heartbeat tells a death; b's QEMU is stopped when a says so.
+run_pause() {
+	local a b mon=$work/pause-b.mon pause_s=${PAUSE_S:-4}
+	ivshm_log "placement pause: two guests, ivshmem-plain, one stopped for ${pause_s} s"
+	plain_args
+	start_guest pause-a "insmod-af_ivshmem,pause_test:a,rmmod-af_ivshmem" \
+		"ivshm.pause_s=$pause_s" "${region_args[@]}"
+	a=$guest_pid
+	start_guest pause-b "insmod-af_ivshmem,pause_test:b,rmmod-af_ivshmem" "" \
+		"${region_args[@]}" -monitor "unix:$mon,server=on,wait=off"
+	b=$guest_pid
+	for _ in $(seq $((timeout * 10))); do
+		grep -q 'pause_test: pause now' "$work/pause-a.results" 2>/dev/null && break
+		kill -0 "$a" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -q 'pause_test: pause now' "$work/pause-a.results" 2>/dev/null; then
+		monitor_cmd "$mon" stop || fail "pause: the monitor did not take stop"
+		sleep "$pause_s"
+		monitor_cmd "$mon" cont || fail "pause: the monitor did not take cont"
+	fi
+	wait_guests "pause-a:$a" "pause-b:$b"
+	report pause pause-a
+	report pause pause-b
+}
+
 # Rebalancing off against on, in one dev_shm guest.
 run_bench_rebal() {
 	ivshm_log "placement bench-rebal: one guest, dev_shm, a bulk transfer with rebalancing off and on"
@@ -676,6 +721,7 @@ run_placement() {
 	pingpong) run_pingpong ;;
 	sysfuzz) run_sysfuzz ;;
 	crash) run_crash ;;
+	pause) run_pause ;;
 	hostile) run_hostile ;;
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
 	soak)
