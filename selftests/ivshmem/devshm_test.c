@@ -6,9 +6,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/ivshmem.h>
 
 #include "kselftest_harness.h"
 #include "ivshm_test.h"
@@ -19,6 +24,8 @@
 /* Protocol v1 layout of a 4 MiB region (Documentation/protocol.md). */
 #define REGION_DATA_BLOCKS	1008
 #define REGION_CHANNELS		256
+/* The control section, whose first word is the lock, on every size. */
+#define REGION_CTRL_OFF		8192
 
 /* Wait up to 2 s for @dev's @vector count to reach @want. */
 static long long wait_doorbells(const char *dev, unsigned int vector,
@@ -199,6 +206,146 @@ TEST(bad_parameters_refused)
 	ASSERT_EQ(0, ivshm_rmmod("dev_shm"));
 	ASSERT_EQ(0, ivshm_insmod("dev_shm", NULL));
 	ASSERT_EQ(3, ivshm_dev_attr_ll("ivshm3", "info", "own_id"));
+}
+
+/*
+ * Traffic between virtual peers that never stops: connections made,
+ * used and closed in a loop, every error shrugged off, until killed.
+ */
+static void churn(int af, unsigned int from, unsigned int to,
+		  unsigned int port)
+{
+	char buf[64] = "churn";
+
+	for (;;) {
+		int l = ivshm_listen_on(af, port, to + 1, 4), c = -1, a = -1;
+		int i;
+
+		if (l >= 0)
+			c = ivshm_connect_to(af, to, port, from + 1);
+		if (c >= 0)
+			a = accept(l, NULL, NULL);
+		for (i = 0; a >= 0 && i < 200; i++)
+			if (send(c, buf, sizeof(buf), MSG_NOSIGNAL) < 0 ||
+			    recv(a, buf, sizeof(buf), 0) < 0 ||
+			    send(a, buf, sizeof(buf), MSG_NOSIGNAL) < 0 ||
+			    recv(c, buf, sizeof(buf), 0) < 0)
+				break;
+		if (a >= 0)
+			close(a);
+		if (c >= 0)
+			close(c);
+		if (l >= 0)
+			close(l);
+		if (a < 0)
+			usleep(1000);
+	}
+}
+
+/*
+ * dev_shm goes away with traffic on every peer: each peer's doorbells
+ * stop before it is unregistered, whatever the others still ring, and
+ * nothing runs on a peer after it is gone (the debug kernel's KASAN would
+ * say so). rmmod completes, bounded, every time.
+ */
+TEST(rmmod_with_traffic_on_every_peer)
+{
+	int af = ivshm_family(), round, k;
+	pid_t kid[3];
+
+	ASSERT_LE(0, af);
+	for (round = 0; round < 4; round++) {
+		uint64_t t0;
+
+		for (k = 0; k < 3; k++) {
+			kid[k] = fork();
+			ASSERT_LE(0, kid[k]);
+			if (!kid[k]) {
+				churn(af, k, (k + 1) % NR_PEERS, 7400 + k);
+				_exit(0);
+			}
+		}
+		ivshm_sleep_ms(300 + 200 * round);
+		t0 = ivshm_now_ms();
+		ASSERT_EQ(0, ivshm_rmmod("dev_shm"));
+		EXPECT_GT(10000, ivshm_now_ms() - t0);
+		for (k = 0; k < 3; k++) {
+			kill(kid[k], SIGKILL);
+			waitpid(kid[k], NULL, 0);
+		}
+		ASSERT_EQ(0, ivshm_insmod("dev_shm", NULL));
+	}
+}
+
+/* A lock word that a live peer keeps changing: never stale, so never
+ * broken; honest-looking, and held for longer than any caller waits.
+ */
+static void hold_lock(int fd, unsigned int ms)
+{
+	long long inc2 = ivshm_dev_attr_ll("ivshm2", "info", "incarnation");
+	long long inc3 = ivshm_dev_attr_ll("ivshm3", "info", "incarnation");
+	uint64_t end = ivshm_now_ms() + ms, word;
+	int k = 0;
+
+	while (ivshm_now_ms() < end) {
+		word = k++ & 1 ? (uint64_t)inc3 << 32 | 4 : (uint64_t)inc2 << 32 | 3;
+		if (pwrite(fd, &word, sizeof(word), REGION_CTRL_OFF) != sizeof(word))
+			return;
+		ivshm_sleep_ms(50);
+	}
+	word = 0;
+	pwrite(fd, &word, sizeof(word), REGION_CTRL_OFF);
+}
+
+/*
+ * Connections closed while another VM holds the control lock for longer
+ * than a close waits: their channels are freed once it lets go, not kept
+ * until the device joins again.
+ */
+TEST(channels_closed_while_the_lock_is_held_are_freed_later)
+{
+	int af = ivshm_family(), fd, l, c[4], a[4], k;
+	long long free0, n = -1;
+	uint64_t end;
+	pid_t holder;
+
+	ASSERT_LE(0, af);
+	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
+	ASSERT_LT(0, free0);
+	l = ivshm_listen_on(af, 7500, 2, 4);
+	ASSERT_LE(0, l);
+	for (k = 0; k < 4; k++) {
+		c[k] = ivshm_connect_to(af, 1, 7500, 1);
+		ASSERT_LE(0, c[k]);
+		a[k] = accept(l, NULL, NULL);
+		ASSERT_LE(0, a[k]);
+		ASSERT_EQ(1, send(c[k], "x", 1, 0));
+	}
+	fd = open(DEVSHM_DEBUGFS "/region", O_RDWR);
+	ASSERT_LE(0, fd);
+	holder = fork();
+	ASSERT_LE(0, holder);
+	if (!holder) {
+		hold_lock(fd, 3000);
+		_exit(0);
+	}
+	ivshm_sleep_ms(200);
+	for (k = 0; k < 4; k++) {
+		close(a[k]);
+		close(c[k]);
+	}
+	close(l);
+	waitpid(holder, NULL, 0);
+	close(fd);
+	end = ivshm_now_ms() + 6000;
+	do {
+		n = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
+		if (n == free0)
+			break;
+		ivshm_sleep_ms(100);
+	} while (ivshm_now_ms() < end);
+	EXPECT_EQ(free0, n);
+	EXPECT_EQ(0, ivshm_dev_attr_ll("ivshm0", "info", "active_channels"));
 }
 
 TEST_HARNESS_MAIN
