@@ -14,9 +14,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <linux/ivshmem.h>
+#include <linux/ivshmem_netlink.h>
 
 #include "kselftest_harness.h"
 #include "ivshm_test.h"
+#include "ivshm_nl.h"
 
 #define NR_PEERS	4
 #define NR_VECTORS	2
@@ -310,6 +312,8 @@ TEST(channels_closed_while_the_lock_is_held_are_freed_later)
 	pid_t holder;
 
 	ASSERT_LE(0, af);
+	/* Nothing but these closes wants the lock meanwhile: no resizing. */
+	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 0));
 	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
 	ASSERT_LT(0, free0);
 	l = ivshm_listen_on(af, 7500, 2, 4);
@@ -326,6 +330,12 @@ TEST(channels_closed_while_the_lock_is_held_are_freed_later)
 	holder = fork();
 	ASSERT_LE(0, holder);
 	if (!holder) {
+		/* The sockets must go when the parent closes them. */
+		for (k = 0; k < 4; k++) {
+			close(a[k]);
+			close(c[k]);
+		}
+		close(l);
 		hold_lock(fd, 3000);
 		_exit(0);
 	}
@@ -346,6 +356,7 @@ TEST(channels_closed_while_the_lock_is_held_are_freed_later)
 	} while (ivshm_now_ms() < end);
 	EXPECT_EQ(free0, n);
 	EXPECT_EQ(0, ivshm_dev_attr_ll("ivshm0", "info", "active_channels"));
+	EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 1));
 }
 
 TEST_HARNESS_MAIN
