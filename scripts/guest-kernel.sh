@@ -8,6 +8,7 @@
 #              KDIR is the matching headers package.
 #   debug      the debug kernel (its bzImage), built from linux-source-6.1
 #              and cached.
+#   kcsan      the same with KCSAN instead of KASAN, cached beside it.
 #
 # Anything that keeps a guest kernel from being prepared (no image, no
 # headers, no decompressor for the image, an image that does not unpack to
@@ -59,9 +60,9 @@ extract() {
 boot=${IVSHM_BOOT:-/boot}
 kind=${1:-6.1}
 case $kind in
-debug)
-	kdir=$("$IVSHM_ROOT/selftests/kernel/build-debug-kernel.sh") ||
-		ivshm_die "the debug kernel could not be built (see the messages above)"
+debug | kcsan)
+	kdir=$("$IVSHM_ROOT/selftests/kernel/build-debug-kernel.sh" "$kind") ||
+		ivshm_die "the $kind kernel could not be built (see the messages above)"
 	# PVH cannot boot a KASAN kernel on 6.1 (selftests/kernel/README.md).
 	echo "$kdir/arch/x86/boot/bzImage $kdir"
 	;;
@@ -82,6 +83,6 @@ debug)
 	echo "$vmlinux /usr/src/linux-headers-$kver"
 	;;
 *)
-	ivshm_die "unknown kernel '$kind' (6.1, 6.12 or debug)"
+	ivshm_die "unknown kernel '$kind' (6.1, 6.12, debug or kcsan)"
 	;;
 esac

@@ -2,7 +2,11 @@
 # Build (or reuse from cache) a small sanitizer-enabled x86_64 debug kernel for
 # running the test suite in QEMU/TCG guests.
 #
-#   KDIR=$(selftests/kernel/build-debug-kernel.sh)
+#   KDIR=$(selftests/kernel/build-debug-kernel.sh [debug|kcsan])
+#
+# debug (the default): KASAN, lockdep, UBSAN, KFENCE, kmemleak, from
+# debug.config. kcsan: the same without KASAN and with KCSAN (kcsan.config),
+# a second kernel cached beside the first, for data races.
 #
 # The only thing written to stdout is the kernel build directory ($KDIR); it
 # contains vmlinux, arch/x86/boot/bzImage and everything needed for
@@ -17,7 +21,7 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-FRAGMENT=$SCRIPT_DIR/debug.config
+VARIANT=${1:-debug}
 PKG=linux-source-6.1
 TARBALL=${LINUX_SOURCE_TARBALL:-/usr/src/$PKG.tar.xz}
 CACHE=${IVSHM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/af-ivshmem}
@@ -78,6 +82,24 @@ command -v dpkg-query >/dev/null || die "dpkg-query not found (Debian host expec
 PKG_VERSION=$(dpkg-query -W -f='${Version}' "$PKG" 2>/dev/null) ||
 	die "package $PKG is not installed (apt-get install $PKG)"
 [[ -r $TARBALL ]] || die "$TARBALL not found"
+case $VARIANT in
+debug)
+	FRAGMENT=$SCRIPT_DIR/debug.config
+	;;
+kcsan)
+	# KASAN and KCSAN exclude each other: debug.config without KASAN.
+	mkdir -p "$CACHE"
+	FRAGMENT=$(mktemp "$CACHE/kcsan.config.XXXXXX")
+	trap 'rm -f "$FRAGMENT"' EXIT
+	{
+		grep -v 'KASAN' "$SCRIPT_DIR/debug.config"
+		cat "$SCRIPT_DIR/kcsan.config"
+	} >"$FRAGMENT"
+	;;
+*)
+	die "unknown kernel variant '$VARIANT' (debug or kcsan)"
+	;;
+esac
 [[ -r $FRAGMENT ]] || die "$FRAGMENT not found"
 
 HASH=$({
@@ -88,7 +110,7 @@ HASH=$({
 } | sha256sum | cut -c1-12)
 
 SRC=$CACHE/src/$PKG-$PKG_VERSION
-OUT=$CACHE/debug-kernel-$HASH
+OUT=$CACHE/$VARIANT-kernel-$HASH
 STAMP=$OUT/$STAMP_NAME
 
 # Fast path: cache hit.
@@ -112,7 +134,10 @@ if [[ -e $STAMP && ${FORCE_REBUILD:-0} != 1 ]]; then
 fi
 
 TMP_EXTRACT=
-cleanup() { [[ -z $TMP_EXTRACT ]] || rm -rf -- "$TMP_EXTRACT"; }
+cleanup() {
+	[[ -z $TMP_EXTRACT ]] || rm -rf -- "$TMP_EXTRACT"
+	[[ $VARIANT == debug ]] || rm -f -- "$FRAGMENT"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 # Leftovers of interrupted extractions (safe to remove: we hold the lock).
@@ -135,7 +160,7 @@ mkdir -p "$OUT"
 rm -f "$STAMP"
 LOG=$OUT/build.log
 : >"$LOG"
-log "building debug kernel in $OUT (log: $LOG; takes several minutes)"
+log "building the $VARIANT kernel in $OUT (log: $LOG; takes several minutes)"
 
 run_logged() {
 	local what=$1
@@ -160,7 +185,7 @@ date -u +%FT%TZ >"$STAMP"
 log "done in ${SECONDS}s: $OUT ($(cat "$OUT/include/config/kernel.release"))"
 
 # Builds for an older fragment are never used again: about 300 MB each.
-for old in "$CACHE"/debug-kernel-*; do
+for old in "$CACHE/$VARIANT"-kernel-*; do
 	[[ -d $old && $old != "$OUT" ]] || continue
 	log "removing stale build $old"
 	rm -rf -- "$old"
