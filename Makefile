@@ -35,7 +35,7 @@ KSFT_DIR = $(shell scripts/ksrc.sh)/tools/testing/selftests
 # In-guest tests: static (the initramfs has no libc), with UBSan in trap
 # mode, which needs no run-time library.
 GUEST_TESTS := module devshm region_raw pci socket pingpong mesh rebalance nl soak perm \
-	sysfuzz pause
+	sysfuzz pause hammer
 GUEST_TEST_BINS := $(GUEST_TESTS:%=$(BUILD)/selftests/%_test)
 TEST_LIB := selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_test.h \
 	selftests/ivshmem/ivshm_nl.c selftests/ivshmem/ivshm_nl.h

@@ -23,7 +23,8 @@ rsync -rlpc --delete \
 	--exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' --exclude='*.mod' \
 	--exclude='*.mod.c' --exclude='modules.order' --exclude='Module.symvers' \
 	--include='/Kbuild' --include='/net/***' --include='/dev_shm/***' \
-	--include='/include/***' --exclude='*' \
+	--include='/include/***' --include='/selftests/' \
+	--include='/selftests/kmod/***' --exclude='*' \
 	"$IVSHM_ROOT/" "$out/src/"
 # Debian kernels offer BTF for modules but ship no vmlinux to build it from.
 make -s -C "$kdir" M="$out/src" CONFIG_DEBUG_INFO_BTF_MODULES= "$@" modules

@@ -77,7 +77,7 @@ for ph in $phases; do
 		phase bench-report scripts/test-bench-report.sh
 		;;
 	guests) phase guests-6.1 selftests/runner/run.sh --kernel 6.1 \
-		--placements devshm,netlink,doorbell,plain,trio,crash,pause,sysfuzz ;;
+		--placements devshm,netlink,doorbell,plain,trio,crash,pause,hammer,sysfuzz ;;
 	pingpong) phase pingpong selftests/runner/run.sh --kernel 6.1 --placements pingpong ;;
 	# make bench's guests, briefly: every measurement is made once, so
 	# that the benchmark keeps working; the figures are not judged.

@@ -4,7 +4,7 @@
 # Boot QEMU guests (TCG, uncompressed kernel, busybox initramfs), run the
 # kselftest-harness tests inside them and report.
 #
-#   run.sh [--kernel 6.1|6.12|debug] [--placements LIST] [--timeout SEC]
+#   run.sh [--kernel 6.1|6.12|debug|kcsan] [--placements LIST] [--timeout SEC]
 #          [--keep]
 #
 # Placements (comma-separated; default devshm,netlink,doorbell,plain,trio,crash):
@@ -15,6 +15,9 @@
 #   trio      three doorbell guests on one region, each talking to both
 #             others at once
 #   crash     a doorbell guest killed mid-transfer, then restarted
+#   hammer    two ivshmem-plain guests, one on a single vCPU, hammering the
+#             same words of the region (ivshm_hammer.ko, hammer_test): the
+#             region core's read-modify-writes lose no update
 #   pause     two ivshmem-plain guests; the runner stops one through its
 #             QEMU monitor for PAUSE_S seconds (default 4) and lets it go
 #             on: the connection between them survives (pause_test)
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
 done
 case $kernel in
 debug) timeout=${timeout:-600}; mem=1G; extra_append="kasan_multi_shot" ;;
+kcsan) timeout=${timeout:-600}; mem=1G; extra_append= ;;
 6.1 | 6.12) timeout=${timeout:-240}; mem=512M; extra_append= ;;
 *) ivshm_die "unknown kernel '$kernel'" ;;
 esac
@@ -141,7 +145,7 @@ read -r vmlinux kdir <<<"$kline"
 
 ivshm_log "building modules against $kdir"
 kmod=$IVSHM_BUILD/kmod/$kernel
-"$IVSHM_ROOT/scripts/build-modules.sh" "$kdir" "$kmod" >&2
+"$IVSHM_ROOT/scripts/build-modules.sh" "$kdir" "$kmod" IVSHM_TEST_MODULES=1 >&2
 make -s -C "$IVSHM_ROOT" selftests-bin userspace-bin >&2
 
 tests_dir=$IVSHM_BUILD/selftests
@@ -157,7 +161,7 @@ initrd=$work/initramfs.cpio
 	cp "$IVSHM_ROOT/selftests/runner/guest-init.sh" "$root/init"
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
-		"$root/lib/modules/ivshmem/"
+		"$kmod"/src/selftests/kmod/ivshm_hammer.ko "$root/lib/modules/ivshmem/"
 	cp "$tests_dir"/*_test "$tests_dir"/hostile_peer "$tests_dir"/net_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	# The tool links libmnl, which has no static library, and the
 	# sanitizer runtimes: the guest gets them and the loader too.
@@ -172,7 +176,7 @@ initrd=$work/initramfs.cpio
 	# .ko.xz fails unless the kernel decompresses, which 6.1 does not),
 	# and the kernel's configuration to /boot (Debian's kernels have no
 	# /proc/config.gz). The debug kernel has both built in.
-	if [ "$kernel" != debug ]; then
+	if [ "$kernel" = 6.1 ] || [ "$kernel" = 6.12 ]; then
 		gkver=$(ivshm_kver "$kernel")
 		mkdir -p "$root/lib/modules/extra" "$root/boot"
 		cp "/boot/config-$gkver" "$root/boot/"
@@ -194,7 +198,7 @@ initrd=$work/initramfs.cpio
 	# where its drivers are modules, they go to /lib/modules/net, with
 	# their load order as modprobe computes it from the host's copy of
 	# the guest kernel's modules.
-	if [ "$kernel" != debug ]; then
+	if [ "$kernel" = 6.1 ] || [ "$kernel" = 6.12 ]; then
 		mkdir -p "$root/lib/modules/net"
 		: >"$root/lib/modules/net/order"
 		for src in $(modprobe -S "$gkver" -a --show-depends virtio_pci virtio_net |
@@ -219,12 +223,12 @@ token=$(od -An -N5 -tu8 /dev/urandom | tr -d ' ')
 token=$((token + 1))
 
 # start_guest NAME PLAN "EXTRA APPEND" QEMU-ARGS...  (pid in $guest_pid)
-# GUEST_KERNEL and GUEST_MEM in the environment override the run's kernel
-# image and memory for this guest.
+# GUEST_KERNEL, GUEST_MEM and GUEST_SMP in the environment override the
+# run's kernel image, memory and vCPUs (2) for this guest.
 start_guest() {
 	local name=$1 plan=$2 append=$3
 	shift 3
-	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp 2 -m "${GUEST_MEM:-$mem}" \
+	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp "${GUEST_SMP:-2}" -m "${GUEST_MEM:-$mem}" \
 		-nodefaults -display none -no-reboot \
 		-kernel "${GUEST_KERNEL:-$vmlinux}" -initrd "$initrd" \
 		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS ${STRESS_S:+ivshm.stress_s=$STRESS_S} ${SOAK_S:+ivshm.soak_s=$SOAK_S} $extra_append $append" \
@@ -367,7 +371,7 @@ run_devshm() {
 run_netlink() {
 	ivshm_log "placement netlink: one guest, dev_shm virtual peers, the ivshm tool"
 	# The debug kernel takes 6 ms a request: a quarter of the fuzzing.
-	start_guest netlink "$plan_netlink" "$([ "$kernel" = debug ] && echo ivshm.fuzz=5000)"
+	start_guest netlink "$plan_netlink" "$([ "$kernel" = debug ] || [ "$kernel" = kcsan ] && echo ivshm.fuzz=5000)"
 	wait_guests "netlink:$guest_pid"
 	report netlink netlink
 }
@@ -657,6 +661,25 @@ run_bench_two() {
 	bench_collect "$placement" "$placement-b"
 }
 
+# A kernel that boots on one CPU patches the lock prefix out of cmpxchg():
+# guest a runs on one vCPU, b on two, and both hammer the same words.
+run_hammer() {
+	local a b
+	ivshm_log "placement hammer: two guests, ivshmem-plain, one of them on one vCPU"
+	plain_args
+	GUEST_SMP=1 start_guest hammer-a "insmod-ivshm_hammer,hammer_test:0" "" \
+		"${region_args[@]}"
+	a=$guest_pid
+	start_guest hammer-b "insmod-ivshm_hammer,hammer_test:1" "" \
+		"${region_args[@]}"
+	b=$guest_pid
+	wait_guests "hammer-a:$a" "hammer-b:$b"
+	report hammer hammer-a
+	report hammer hammer-b
+	grep -h '^ok .*hammer:\|^not ok .*hammer:' "$work/hammer-a.results" \
+		"$work/hammer-b.results" 2>/dev/null | tr -d '\r' | sed 's/^/  /' || true
+}
+
 # monitor_cmd SOCKET COMMAND  One command to a QEMU's human monitor.
 monitor_cmd() {
 	python3 -c '
@@ -722,6 +745,7 @@ run_placement() {
 	sysfuzz) run_sysfuzz ;;
 	crash) run_crash ;;
 	pause) run_pause ;;
+	hammer) run_hammer ;;
 	hostile) run_hostile ;;
 	demo) run_doorbell demo "$plan_demo_a" "$plan_demo_b" ;;
 	soak)
