@@ -15,7 +15,10 @@
 #   4. debug       most of the suite on the debug kernel (KASAN, lockdep,
 #                  UBSAN, KFENCE, kmemleak), built and cached on first use,
 #                  with the hostile peer, random system calls and the soak
-#   5. fresh-root  the committed main on a minimal Debian 12 root with only
+#   5. kcsan       socket, rebalance and sysfuzz tests on the KCSAN kernel
+#                  (built and cached beside the debug kernel): any data race
+#                  KCSAN reports in af_ivshmem or dev_shm fails
+#   6. fresh-root  the committed main on a minimal Debian 12 root with only
 #                  git and make: make demo, then make check's quick form
 #                  (scripts/fresh-root.sh)
 #
@@ -31,7 +34,7 @@ set -uo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$IVSHM_ROOT" || exit 1
 
-phases=${CHECK_PHASES:-lint native guests pingpong bench guests-6.12 debug fresh-root}
+phases=${CHECK_PHASES:-lint native guests pingpong bench guests-6.12 debug kcsan fresh-root}
 total_p=0 total_f=0 total_s=0
 summary=()
 
@@ -103,6 +106,8 @@ for ph in $phases; do
 			selftests/runner/run.sh --kernel 6.12 --placements bench-doorbell
 		phase quick-debug selftests/runner/run.sh --kernel debug --placements netlink
 		;;
+	kcsan) STRESS_S=15 phase guests-kcsan selftests/runner/run.sh --kernel kcsan \
+		--placements devshm,sysfuzz ;;
 	fresh-root) phase fresh-root scripts/fresh-root.sh ;;
 	*) ivshm_die "unknown phase '$ph'" ;;
 	esac
