@@ -434,7 +434,7 @@ static void raws(void)
 	ivshm_tx_move(&r, noff, 2 << IVSHM_BLOCK_SHIFT);
 	ivshm_put64(&ivshm_chan(&l, idx)->buff_offset, off);
 	send(&r, 3000, 0);	/* capacity is the old run's until read */
-	send(&r, 7, IVSHM_REC_F_MORE);
+	send(&r, 7, 0x0001);	/* a flag version 1 does not define */
 	ivshm_pending_set(&l, FZ_VM_RAW, IVSHM_PEND_CTRL, 0);
 	ivshm_pending_set(&l, FZ_VM_RAW, IVSHM_PEND_DATA, idx);
 	emit_raw("raw-traffic");
@@ -461,6 +461,52 @@ static void raws(void)
 	}
 	ivshm_put32(&ivshm_chan(&l, 0)->state, 77);
 	emit_raw("raw-bad-move");
+
+	/* The findings of a review, as regions (selftests/native has each
+	 * as a sequence too). A MOVED record naming its own run, whose first
+	 * record names it again, under a head far ahead: the reader follows
+	 * one, then refuses the second under the same head.
+	 */
+	memset(region, 0, sizeof(region));
+	ivshm_region_open(&l, region, sizeof(region), 0, &why);
+	ivshm_put32(&ivshm_peer(&l, 1)->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&ivshm_peer(&l, 1)->incarnation, 1);
+	ivshm_put32(&ivshm_peer(&l, FZ_VM_RAW)->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&ivshm_peer(&l, FZ_VM_RAW)->incarnation, 1);
+	idx = chan(&l, 2, &off, &r);
+	{
+		struct ivshm_rec_moved m = { htole64(off), htole32(2 << 12), 0 };
+		__le64 *hdr = (__le64 *)r.ring;
+
+		ivshm_put64(hdr, IVSHM_REC_WORD(sizeof(m), IVSHM_REC_MOVED, 0));
+		memcpy(hdr + 1, &m, sizeof(m));
+		ivshm_put64(&r.chan->head, 2 << 12);
+	}
+	emit_raw("finding-moved-chain");
+
+	/* The control lock word naming the VM that attaches, which cannot be
+	 * holding it: taken over, not waited for.
+	 */
+	ivshm_put64(&ivshm_ctrl(&l)->lock, IVSHM_LOCK_OWNER(FZ_VM_RAW, 1));
+	emit_raw("finding-lock-names-us");
+
+	/* The rebuild bomb: every slot a channel of a live VM naming the
+	 * whole data area, the lock word naming a VM that cannot exist, so
+	 * that the first lock taken rebuilds from that table.
+	 */
+	for (i = 0; i < l.max_channels; i++) {
+		struct ivshm_chan *c = ivshm_chan(&l, i);
+
+		ivshm_put32(&c->state, IVSHM_CHAN_ALLOC);
+		ivshm_put16(&c->sender_vm, 1);
+		ivshm_put32(&c->sender_inc, 1);
+		ivshm_put64(&c->buff_offset, 0);
+		ivshm_put32(&c->buff_size, l.nr_blocks << IVSHM_BLOCK_SHIFT);
+		ivshm_put64(&c->old_offset, 0);
+		ivshm_put32(&c->old_size, l.nr_blocks << IVSHM_BLOCK_SHIFT);
+	}
+	ivshm_put64(&ivshm_ctrl(&l)->lock, IVSHM_LOCK_OWNER(1000, 1));
+	emit_raw("finding-rebuild-bomb");
 }
 
 int main(int argc, char **argv)

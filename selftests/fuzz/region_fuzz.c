@@ -278,7 +278,7 @@ static int trylock_checked(struct st *s, u32 vm, u32 inc)
 	if (!w) {
 		want = 0;
 	} else if (w == me) {
-		want = -EBUSY;
+		want = 1;	/* we cannot be holding it: taken over */
 	} else {
 		u32 ovm = IVSHM_LOCK_VM(w);
 
@@ -717,8 +717,7 @@ static void op_tx(struct st *s, struct in *in)
 		die("max_record %u with cap %u size %u", max, h->tx.cap,
 		    h->tx.size);
 
-	ret = ivshm_tx_reserve(&h->tx, len, IVSHM_REC_DATA,
-			       ctl & IVSHM_REC_F_MORE, &sp);
+	ret = ivshm_tx_reserve(&h->tx, len, IVSHM_REC_DATA, 0, &sp);
 	T("  tx ch%u reserve(%u) = %d  pos %llu peer %llu cap %u size %u\n",
 	  h->idx, len, ret, (unsigned long long)h->tx.pos,
 	  (unsigned long long)h->tx.peer, h->tx.cap, h->tx.size);
@@ -760,7 +759,7 @@ static void op_tx(struct st *s, struct in *in)
 
 	h->res = true;
 	h->res_len = len;
-	h->res_flags = ctl & IVSHM_REC_F_MORE;
+	h->res_flags = 0;
 	h->res_seq = h->seq++;
 	ivshm_span_write(&sp, payload(h->res_seq, h->idx));
 	if (!(ctl & 2))
@@ -929,6 +928,8 @@ static int rx_one(struct st *s, struct ivshm_ring *r, struct hchan *h)
 	int ret;
 
 	memset(&rec, 0, sizeof(rec));
+	/* Each op is a call of a reader: it may follow one MOVED record. */
+	ivshm_rx_allow_move(r);
 	ret = ivshm_rx_peek(r, &rec);
 	T("  rx ch%ld peek = %d  type %u len %u  pos %llu peer %llu size %u\n",
 	  h ? (long)h->idx : -1L, ret, rec.type, rec.len,
