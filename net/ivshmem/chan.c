@@ -70,6 +70,7 @@
  * forgery: it is broken, and the bookkeeping rebuilt.
  */
 #define IVSHM_CTRL_STALE_MS	500
+#define IVSHM_CTRL_GAP_MS	10
 /* An orphan whose receiver never acknowledges is freed after this. */
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
 /* Channels the control work handles per run, at most (plus the rest of
@@ -100,9 +101,12 @@ static int ivshm_ctrl_mutex_lock(struct ivshm_dev *idev, unsigned long end)
 }
 
 /* One attempt at the region's lock, ctrl_mutex held. A lock word that a
- * live VM keeps unchanged for IVSHM_CTRL_STALE_MS (across attempts, by
- * this device's clock) is broken. Taken from a dead holder, a stale one or
- * a word naming us, the bookkeeping is repaired before we rely on it.
+ * live VM keeps unchanged for IVSHM_CTRL_STALE_MS, seen at every attempt
+ * of ours without a gap of IVSHM_CTRL_GAP_MS between two (so that an
+ * honest holder that let go and took the lock again in between is not
+ * mistaken for a stalled one), is broken. Taken from a dead holder, a
+ * stale one or a word naming us, the bookkeeping is repaired before we
+ * rely on it.
  * Return: 0 or -EBUSY.
  */
 static int ivshm_ctrl_try(struct ivshm_dev *idev)
@@ -115,7 +119,11 @@ static int ivshm_ctrl_try(struct ivshm_dev *idev)
 	lockdep_assert_held(&idev->ctrl_mutex);
 	ret = ivshm_ctrl_trylock(l, idev->own_id, idev->inc, &holder);
 	if (ret == -EBUSY) {
-		if (holder != idev->ctrl_seen) {
+		unsigned long last = idev->ctrl_seen_last;
+
+		idev->ctrl_seen_last = jiffies;
+		if (holder != idev->ctrl_seen ||
+		    time_after(jiffies, last + msecs_to_jiffies(IVSHM_CTRL_GAP_MS))) {
 			idev->ctrl_seen = holder;
 			idev->ctrl_seen_at = jiffies;
 			return -EBUSY;
@@ -173,9 +181,9 @@ int ivshm_ctrl_lock(struct ivshm_dev *idev)
  * ivshm_ctrl_lock_nowait() - take the control lock if it is free now
  * @idev: a joined device
  *
- * For the liveness work, which must keep beating: it never waits, and
- * comes back a period later. A stale lock word is still broken once it
- * has been seen unchanged for IVSHM_CTRL_STALE_MS.
+ * For the liveness work: it never waits for the region's lock, and comes
+ * back a period later. Its attempts are too far apart to find a lock word
+ * stale; whoever waits for the lock (ivshm_ctrl_lock()) does that.
  *
  * Return: 0 with ctrl_mutex held, or -EBUSY.
  */

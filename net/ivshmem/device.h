@@ -116,6 +116,7 @@ struct ivshm_dev {
 					 */
 	u64 ctrl_seen;			/* a live holder's lock word we last saw */
 	unsigned long ctrl_seen_at;	/* jiffies when we first saw it */
+	unsigned long ctrl_seen_last;	/* ... and last */
 	spinlock_t lock;		/* slots[], dying; bottom halves off */
 	struct ivshm_slot *slots;	/* by channel index, max_channels */
 	struct delayed_work ctrl_work;	/* drains our control set */
@@ -127,9 +128,10 @@ struct ivshm_dev {
 	atomic_t rebal_count;		/* doorbells since the last pass */
 
 	/* core, liveness (peer.c). */
-	struct delayed_work liveness;	/* heartbeat and peer checks */
+	struct delayed_work beat_work;	/* our heartbeat, alone */
+	struct delayed_work liveness;	/* peer checks, rejoining */
 	unsigned long liveness_kicked;	/* jiffies of the last doorbell's check */
-	u64 beat;
+	u64 beat;			/* beat_work only */
 	bool frozen;			/* test hook: act as a stopped VM */
 	bool reclaim;			/* an old incarnation's channels remain */
 	struct ivshm_peer_seen seen[IVSHM_MAX_PEERS];

@@ -21,15 +21,15 @@
  * incarnation. We reset every socket of the device, since the others may
  * have reclaimed our channels, and join again as a new incarnation.
  *
- * Everything here runs in the device's liveness work, once per
- * IVSHM_BEAT_PERIOD, on the high-priority workqueue: a guest busy with a
- * flood of events (or anything else) must keep beating, or its peers would
- * declare it dead and reset its connections. So the work never waits for
- * the region's control lock: reaping and reclaiming take it only if it is
- * free now (ivshm_ctrl_lock_nowait()) and are tried again a period later.
- * Its heartbeat is the first thing it writes. Values read from other slots
- * are only compared with what we saw before, never used as indices or
- * sizes.
+ * The heartbeat has a work of its own, on the high-priority workqueue,
+ * that does nothing else and never waits: a guest busy with a flood of
+ * events, or whose checks below wait for socket locks, keeps beating every
+ * IVSHM_BEAT_PERIOD, or its peers would declare it dead and reset its
+ * connections. The checks run in the device's liveness work, once per
+ * period: reaping and reclaiming take the region's control lock only if
+ * it is free now (ivshm_ctrl_lock_nowait()) and are tried again a period
+ * later. Values read from other slots are only compared with what we saw
+ * before, never used as indices or sizes.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -205,6 +205,22 @@ static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 	}
 }
 
+/* Our heartbeat: one store per period, whatever else is going on. */
+static void ivshm_beat_work(struct work_struct *work)
+{
+	struct ivshm_dev *idev = container_of(to_delayed_work(work),
+					      struct ivshm_dev, beat_work);
+
+	/* Leaving: ivshm_liveness_stop() cancels us, and we stay cancelled. */
+	if (READ_ONCE(idev->dying))
+		return;
+	if (!READ_ONCE(idev->frozen))
+		ivshm_put64(&ivshm_peer(&idev->layout, idev->own_id)->heartbeat,
+			    ++idev->beat);
+	queue_delayed_work(system_highpri_wq, &idev->beat_work,
+			   IVSHM_BEAT_PERIOD);
+}
+
 static void ivshm_liveness_work(struct work_struct *work)
 {
 	struct ivshm_dev *idev = container_of(to_delayed_work(work),
@@ -221,7 +237,6 @@ static void ivshm_liveness_work(struct work_struct *work)
 	if (ivshm_load_acquire32(&me->state) != IVSHM_PEER_ALIVE ||
 	    ivshm_get32(&me->incarnation) != idev->inc)
 		ivshm_peer_rejoin(idev);
-	ivshm_put64(&me->heartbeat, ++idev->beat);
 	ivshm_peer_reclaim_own(idev);
 	for (vm = 0; vm < l->max_peers; vm++)
 		if (vm != idev->own_id)
@@ -235,12 +250,15 @@ void ivshm_liveness_start(struct ivshm_dev *idev)
 {
 	memset(idev->seen, 0, sizeof(idev->seen));
 	idev->beat = 0;
+	INIT_DELAYED_WORK(&idev->beat_work, ivshm_beat_work);
 	INIT_DELAYED_WORK(&idev->liveness, ivshm_liveness_work);
+	queue_delayed_work(system_highpri_wq, &idev->beat_work, 0);
 	queue_delayed_work(system_highpri_wq, &idev->liveness,
 			   IVSHM_BEAT_PERIOD);
 }
 
 void ivshm_liveness_stop(struct ivshm_dev *idev)
 {
+	cancel_delayed_work_sync(&idev->beat_work);
 	cancel_delayed_work_sync(&idev->liveness);
 }
