@@ -1311,6 +1311,38 @@ TEST(rebuild_bomb_costs_a_bounded_number_of_accesses)
 	free(mem);
 }
 
+/* What a waiter's condition asks runs without the lock its ring's other
+ * users take: it must change nothing, however the region moves under it.
+ */
+static struct ivshm_chan *moving_chan;
+
+static void move_counters(void)
+{
+	ivshm_put64(&moving_chan->head, ivshm_get64(&moving_chan->head) + 8);
+	ivshm_put64(&moving_chan->tail, ivshm_get64(&moving_chan->tail) + 8);
+}
+
+TEST_F(core, wait_conditions_change_no_ring_state)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	struct ivshm_ring rx0, tx0;
+	u8 rec[40] = { 0 };
+	int i;
+
+	ASSERT_EQ(0, send_rec(&self->tx, rec, sizeof(rec)));
+	rx0 = self->rx;
+	tx0 = self->tx;
+	moving_chan = ch;
+	hook_set(&ch->head, move_counters);
+	for (i = 0; i < 100; i++) {
+		EXPECT_TRUE(ivshm_rx_changed(&self->rx, self->rx.pos));
+		ivshm_tx_changed(&self->tx);
+	}
+	hook_clear();
+	EXPECT_EQ(0, memcmp(&rx0, &self->rx, sizeof(rx0)));
+	EXPECT_EQ(0, memcmp(&tx0, &self->tx, sizeof(tx0)));
+}
+
 /* A lock word that names us, which we cannot be holding (one caller at a
  * time), is a forgery: it is taken over, not waited for.
  */
