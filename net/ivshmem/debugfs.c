@@ -66,7 +66,7 @@ static int info_show(struct seq_file *m, void *unused)
 		   ivshm_blocks_count_free(&idev->layout));
 	seq_printf(m, "active_channels: %u\n",
 		   ivshm_get32(&ivshm_ctrl(&idev->layout)->num_active_channel));
-	seq_printf(m, "incarnation: %u\n", idev->inc);
+	seq_printf(m, "incarnation: %u\n", READ_ONCE(idev->inc));
 	seq_printf(m, "netdev: %s\n", netdev_name(idev->netdev));
 	if (!idev->nr_vectors)
 		seq_printf(m, "poll_us: %u\n", READ_ONCE(idev->poll_us));

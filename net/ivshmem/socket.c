@@ -479,7 +479,7 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 	isk->has_rx = true;
 	isk->rx_told = 0;
 	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
-	ivshm_put32(&pc->receiver_inc, idev->inc);
+	ivshm_put32(&pc->receiver_inc, READ_ONCE(idev->inc));
 	if (state == IVSHM_CHAN_OPEN)
 		ivshm_store_release32(&pc->rx_state, IVSHM_RX_ACCEPTED);
 	ivshm_store_release32(&mine->state, IVSHM_CHAN_OPEN);
@@ -877,7 +877,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	if (ret)
 		goto err_clear_tx;
 
-	ivshm_put32(&ch->receiver_inc, idev->inc);
+	ivshm_put32(&ch->receiver_inc, READ_ONCE(idev->inc));
 	ivshm_put32(&ch->rx_peer_chan, p.idx);
 	ivshm_put32(&ch->rx_peer_gen, p.gen);
 	ivshm_store_release32(&ch->rx_state, IVSHM_RX_ACCEPTED);
@@ -1696,20 +1696,27 @@ static void ivshm_rx_want_data(struct ivshm_sock *isk)
 	ivshm_mb();						/* N3 */
 }
 
-/* Is a record there for the user (or a broken ring that recv reports)?
- * Follows one MOVED record on the way, as any call may.
+/* The next record for the user, past one MOVED record at most, as any
+ * call may follow: ivshm_rx_peek()'s result, never IVSHM_RX_MOVED.
  */
-static bool ivshm_rx_readable(struct ivshm_sock *isk)
+static int ivshm_rx_next(struct ivshm_sock *isk, struct ivshm_rec *rec)
 {
-	struct ivshm_rec rec;
 	int ret;
 
 	ivshm_rx_allow_move(&isk->rx);
-	ret = ivshm_rx_peek(&isk->rx, &rec);
-	if (ret == IVSHM_RX_MOVED) {
-		ivshm_rx_consumed(isk);
-		ret = ivshm_rx_peek(&isk->rx, &rec);
-	}
+	ret = ivshm_rx_peek(&isk->rx, rec);
+	if (ret != IVSHM_RX_MOVED)
+		return ret;
+	ivshm_rx_consumed(isk);
+	return ivshm_rx_peek(&isk->rx, rec);
+}
+
+/* Is a record there for the user (or a broken ring that recv reports)? */
+static bool ivshm_rx_readable(struct ivshm_sock *isk)
+{
+	struct ivshm_rec rec;
+	int ret = ivshm_rx_next(isk, &rec);
+
 	return ret != -EAGAIN && ret != IVSHM_RX_MOVE_PENDING;
 }
 
@@ -1984,12 +1991,7 @@ static int ivshm_ioctl(struct socket *sock, unsigned int cmd,
 		goto out;
 	}
 	if (cmd == SIOCINQ && isk->has_rx) {
-		ivshm_rx_allow_move(&isk->rx);
-		ret = ivshm_rx_peek(&isk->rx, &rec);
-		if (ret == IVSHM_RX_MOVED) {
-			ivshm_rx_consumed(isk);
-			ret = ivshm_rx_peek(&isk->rx, &rec);
-		}
+		ret = ivshm_rx_next(isk, &rec);
 		/* Shorter than IVSHM_RUN_MAX (ring.c): an int holds it. */
 		val = ret ? 0 : (int)rec.len;
 		ret = 0;
