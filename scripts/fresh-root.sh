@@ -127,10 +127,13 @@ cp /etc/resolv.conf "$work/root/etc/resolv.conf"
 mkdir -p "$work/root/mnt/origin"
 # The committed main (the checkout's branch, or HEAD when detached), cloned
 # by the root's own git, as a user would.
-branch=$(git -C "$IVSHM_ROOT" symbolic-ref -q --short HEAD || echo HEAD)
+# The bundle carries HEAD too, which a clone checks out.
+refs=(HEAD)
+branch=$(git -C "$IVSHM_ROOT" symbolic-ref -q --short HEAD) && refs+=("$branch")
 git -C "$IVSHM_ROOT" bundle create "$work/root/mnt/origin/main.bundle" \
-	"$branch" >/dev/null 2>&1 || ivshm_die "cannot bundle the checkout's $branch"
-in_root "$work/root" "git clone -q /mnt/origin/main.bundle /root/af-ivshmem" ||
+	"${refs[@]}" >/dev/null 2>&1 || ivshm_die "cannot bundle the checkout's ${refs[*]}"
+in_root "$work/root" "git clone -q /mnt/origin/main.bundle /root/af-ivshmem &&
+	test -f /root/af-ivshmem/Makefile" ||
 	ivshm_die "git clone inside the fresh root failed"
 
 if [ "$full" = 1 ]; then
