@@ -17,7 +17,7 @@
 
 #define RUN	"/sys/kernel/debug/ivshm_hammer/run"
 #define ROUNDS	5
-#define N	50000
+#define N	20000
 
 static int run(const char *mode, int role, unsigned long long lost[5])
 {

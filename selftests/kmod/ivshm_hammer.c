@@ -18,8 +18,8 @@
  * "core" uses the region core's primitives (ivshm_cmpxchg64,
  * ivshm_set_bit64), "plain" the kernel's cmpxchg() as the core did before.
  * Reading the file gives what was lost: counter, bits and lock increments
- * below what both VMs did, and lock words left set by nobody (cleared
- * after a second), as "counter N bits N lock N stuck N rounds N".
+ * below what both VMs did, and lock words left set by nobody (taken over
+ * after 20 ms), as "counter N bits N lock N stuck N rounds N".
  *
  * The words live in the region's first page; nothing else uses the region
  * while this module holds the device.
@@ -104,13 +104,14 @@ static void hammer_set_bit(bool core, __le64 *p, u32 bit)
 		old = seen;
 }
 
-/* Take the lock word, spinning for at most a second: a word left set by
- * updates that were lost, whose owner believes it let go, is counted and
- * cleared, so that the test goes on instead of hanging. 0 or -ETIMEDOUT.
+/* Take the lock word, spinning for at most 20 ms (an honest holder keeps
+ * it for a few instructions): a word left set by updates that were lost,
+ * whose owner believes it let go, is counted and taken over, so that the
+ * test goes on instead of hanging. 0 or -ETIMEDOUT.
  */
 static int hammer_lock(bool core, u64 me)
 {
-	unsigned long end = jiffies + HZ;
+	unsigned long end = jiffies + msecs_to_jiffies(20);
 	u32 spins = 0;
 
 	while (hammer_cmpxchg(core, &area->lock, 0, me)) {
