@@ -663,11 +663,15 @@ run_bench_two() {
 
 # A kernel that boots on one CPU patches the lock prefix out of cmpxchg():
 # guest a runs on one vCPU, b on two, and both hammer the same words.
+# Guest a may hot-plug a second vCPU (maxcpus=2): its kernel still patches
+# to UP, as it sees one CPU present, but QEMU's TCG then emulates locked
+# instructions atomically, as a CPU does; with one possible vCPU TCG makes
+# no instruction of it atomic against another process, locked or not.
 run_hammer() {
 	local a b
 	ivshm_log "placement hammer: two guests, ivshmem-plain, one of them on one vCPU"
 	plain_args
-	GUEST_SMP=1 start_guest hammer-a "insmod-ivshm_hammer,hammer_test:0" "" \
+	GUEST_SMP=1,maxcpus=2 start_guest hammer-a "insmod-ivshm_hammer,hammer_test:0" "" \
 		"${region_args[@]}"
 	a=$guest_pid
 	start_guest hammer-b "insmod-ivshm_hammer,hammer_test:1" "" \
