@@ -703,6 +703,28 @@ TEST(connect_times_out_and_recovers)
 	close(fd);
 }
 
+/* A connection from us to a listener on virtual peer 2 (ivshm2), after
+ * setting every device's liveness bound to @timeout_ms: the listener, the
+ * connector and the accepted socket in @fd[0..2]; 0 or -1.
+ */
+static int connect_to_peer2(unsigned int timeout_ms, int fd[3])
+{
+	unsigned int port = test_port();
+
+	fd[0] = fd[1] = fd[2] = -1;
+	if (ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS, timeout_ms))
+		return -1;
+	fd[0] = sock_new();
+	if (fd[0] < 0 || do_bind(fd[0], IVSHMEM_VM_ANY, port, 3) ||
+	    listen(fd[0], 4))
+		return -1;
+	fd[1] = sock_new();
+	if (fd[1] < 0 || do_connect(fd[1], 2, port))
+		return -1;
+	fd[2] = accept(fd[0], NULL, NULL);
+	return fd[2] < 0 ? -1 : 0;
+}
+
 /*
  * A VM that stops (dev_shm freezes virtual peer 2, as a killed QEMU): the
  * survivor's blocked recv fails with ECONNRESET within 2 s, the dead VM's
@@ -711,28 +733,22 @@ TEST(connect_times_out_and_recovers)
  */
 TEST(dead_peer_resets_and_comes_back)
 {
-	unsigned int port = test_port();
 	long long free0, n = -1;
 	uint64_t t0, deadline;
-	int lfd, c, a;
+	int lfd, c, a, fd[3];
+	unsigned int port;
 	char buf[8];
 
 	if (agent_pid <= 0)
 		SKIP(return, "needs the agent on dev_shm, in one guest");
-	/* Death is found once a heartbeat stands still this long. */
-	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
-					1500));
 	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
 	ASSERT_LT(0, free0);
-	lfd = sock_new();
-	ASSERT_LE(0, lfd);
-	ASSERT_EQ(0, do_bind(lfd, IVSHMEM_VM_ANY, port, 3));	/* ivshm2 */
-	ASSERT_EQ(0, listen(lfd, 4));
-	c = sock_new();
-	ASSERT_LE(0, c);
-	ASSERT_EQ(0, do_connect(c, 2, port));
-	a = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, a);
+	/* Death is found once a heartbeat stands still for 1.5 s. */
+	ASSERT_EQ(0, connect_to_peer2(1500, fd));
+	lfd = fd[0];
+	c = fd[1];
+	a = fd[2];
+	port = ivshm_local_port(lfd);
 	ASSERT_EQ(1, send(c, "x", 1, 0));
 	ASSERT_EQ(1, recv(a, buf, sizeof(buf), 0));
 
@@ -795,24 +811,16 @@ TEST(dead_peer_resets_and_comes_back)
  */
 TEST(paused_peer_keeps_its_connections)
 {
-	unsigned int port = test_port();
+	int lfd, c, a, fd[3];
 	uint64_t t0;
-	int lfd, c, a;
 	char buf[8];
 
 	if (agent_pid <= 0)
 		SKIP(return, "needs the agent on dev_shm, in one guest");
-	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
-					10000));
-	lfd = sock_new();
-	ASSERT_LE(0, lfd);
-	ASSERT_EQ(0, do_bind(lfd, IVSHMEM_VM_ANY, port, 3));	/* ivshm2 */
-	ASSERT_EQ(0, listen(lfd, 4));
-	c = sock_new();
-	ASSERT_LE(0, c);
-	ASSERT_EQ(0, do_connect(c, 2, port));
-	a = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, a);
+	ASSERT_EQ(0, connect_to_peer2(10000, fd));
+	lfd = fd[0];
+	c = fd[1];
+	a = fd[2];
 
 	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 1"));
 	t0 = ivshm_now_ms();
