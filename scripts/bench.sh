@@ -7,7 +7,7 @@
 #   1. the native ring benchmark (bench_ring), the ceiling;
 #   2. one guest through dev_shm: AF_IVSHMEM against AF_UNIX SEQPACKET;
 #   3. two guests on one region: AF_IVSHMEM (doorbell, then plain) against
-#      TCP over virtio-net;
+#      TCP over virtio-net on tap devices bridged in a network namespace;
 #   4. bench-report.py: the CSV, the summary with the ratios and the
 #      targets, and the plots.
 #
@@ -40,6 +40,7 @@ read -r vmlinux _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
 	echo "- QEMU: $(qemu-system-x86_64 --version | head -n 1), TCG (no KVM), -smp 2 guests"
 	echo "- Guest kernel: ${vmlinux##*/} (Debian), 512 MiB per guest"
 	echo "- Region: 32 MiB; each figure the median of $reps repetitions of $ms ms (streams after $warmup ms of warm-up); rtt-busy: SO_BUSY_POLL ${BENCH_BUSY_US:-1000} us on both ends"
+	echo "- TCP: virtio-net on tap devices bridged in a private network namespace, vhost-net $(ivshm_vhost_net)$([ "$(ivshm_vhost_net)" = on ] || echo " (no usable /dev/vhost-net)")"
 	echo "- Commit: $(git -C "$IVSHM_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "- Command: make bench"
 } >"$out/meta.txt"

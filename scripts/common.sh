@@ -22,3 +22,14 @@ ivshm_kver() {
 	done
 	printf '%s' "$best" | sort -V | tail -n 1
 }
+
+# Whether QEMU can give virtio-net the kernel's vhost-net backend here:
+# "on" where /dev/vhost-net can be opened for reading and writing, "off"
+# otherwise (make bench's TCP, selftests/runner/run.sh).
+ivshm_vhost_net() {
+	if [ -c /dev/vhost-net ] && [ -r /dev/vhost-net ] && [ -w /dev/vhost-net ]; then
+		echo on
+	else
+		echo off
+	fi
+}

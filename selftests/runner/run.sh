@@ -31,8 +31,8 @@
 #             workers killed and restarted, every record checked (soak_test)
 #   bench-one  net_bench in one dev_shm guest: AF_IVSHMEM against AF_UNIX
 #   bench-doorbell  net_bench in two doorbell guests joined by virtio-net
-#              too (a QEMU socket netdev on 127.0.0.1): AF_IVSHMEM against
-#              TCP
+#              too (tap devices on a bridge in a network namespace of the
+#              runner's own): AF_IVSHMEM against TCP
 #   bench-plain  net_bench in two ivshmem-plain guests
 #   bench-rebal  rebal_bench in one dev_shm guest (make bench-rebal)
 #
@@ -228,7 +228,11 @@ token=$((token + 1))
 start_guest() {
 	local name=$1 plan=$2 append=$3
 	shift 3
-	qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp "${GUEST_SMP:-2}" -m "${GUEST_MEM:-$mem}" \
+	# GUEST_NETNS: the PID of a process whose network namespace QEMU
+	# runs in (bench_net_up).
+	local wrap=()
+	[ -z "${GUEST_NETNS:-}" ] || wrap=(nsenter --net="/proc/$GUEST_NETNS/ns/net" --)
+	"${wrap[@]}" qemu-system-x86_64 -accel tcg -M q35 -cpu max -smp "${GUEST_SMP:-2}" -m "${GUEST_MEM:-$mem}" \
 		-nodefaults -display none -no-reboot \
 		-kernel "${GUEST_KERNEL:-$vmlinux}" -initrd "$initrd" \
 		-append "console=ttyS0,115200 panic=-1 loglevel=7 ivshm.name=$name ivshm.plan=$plan ivshm.token=$token ivshm.size=$REGION_SIZE ivshm.vectors=$VECTORS ${STRESS_S:+ivshm.stress_s=$STRESS_S} ${SOAK_S:+ivshm.soak_s=$SOAK_S} $extra_append $append" \
@@ -617,32 +621,59 @@ run_bench_one() {
 	bench_collect bench-one bench-one
 }
 
+# bench_net_up  The network users join VMs with: a tap device per guest on
+# a Linux bridge, here inside a network namespace of its own, so that no
+# address or device outside it is ever touched. A process of the runner's
+# holds the namespace; it is in pids, so stop_all ends it, and the
+# namespace goes with it and the QEMUs in it, devices and all. virtio-net
+# uses vhost-net where /dev/vhost-net can be opened. Sets netns_pid and
+# vhost (on or off).
+bench_net_up() {
+	local ours
+	ours=$(readlink /proc/self/ns/net)
+	unshare --net -- sleep infinity &
+	netns_pid=$!
+	pids+=("$netns_pid")
+	for _ in $(seq 100); do
+		[ "$(readlink "/proc/$netns_pid/ns/net" 2>/dev/null)" != "$ours" ] && break
+		sleep 0.05
+	done
+	[ "$(readlink "/proc/$netns_pid/ns/net" 2>/dev/null)" != "$ours" ] ||
+		{ fail "bench: no network namespace (unshare --net)"; return 1; }
+	nsenter --net="/proc/$netns_pid/ns/net" -- sh -e -c '
+		ip link add ivshm-br type bridge
+		for t in a b; do
+			ip tuntap add dev ivshm-tap$t mode tap
+			ip link set ivshm-tap$t master ivshm-br
+			ip link set ivshm-tap$t up
+		done
+		ip link set ivshm-br up' ||
+		{ fail "bench: cannot make a bridge and tap devices (bridge, tun)"; return 1; }
+	vhost=$(ivshm_vhost_net)
+}
+
 # The socket benchmark across two guests of one region. Doorbell guests
-# are joined by virtio-net as well, through a QEMU socket netdev on the
-# loopback address: a listens, b connects once a's QEMU is up.
+# are joined by virtio-net as well (bench_net_up), for TCP.
 run_bench_two() {
 	local placement=$1 mode=${1#bench-} timeout=$((timeout + 900))
-	local sock=$work/ivshmem.sock a b port
+	local sock=$work/ivshmem.sock a b netns_pid vhost
 	local dev_a dev_b
 	ivshm_log "placement $placement: two guests, ivshmem-$mode$([ "$mode" = doorbell ] && echo " and virtio-net")"
 	if [ "$mode" = doorbell ]; then
 		start_server "$placement" "$sock" || return 0
+		bench_net_up || return 0
+		ivshm_log "$placement: TCP over virtio-net on tap devices bridged in a network namespace, vhost-net $vhost"
 		doorbell_args "$sock"
 		dev_a=("${region_args[@]}")
 		dev_b=("${region_args[@]}")
-		port=$((20000 + RANDOM % 20000))
-		dev_a+=(-netdev "socket,id=n0,listen=127.0.0.1:$port"
+		dev_a+=(-netdev "tap,id=n0,ifname=ivshm-tapa,script=no,downscript=no,vhost=$vhost"
 			-device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:01")
-		dev_b+=(-netdev "socket,id=n0,connect=127.0.0.1:$port"
+		dev_b+=(-netdev "tap,id=n0,ifname=ivshm-tapb,script=no,downscript=no,vhost=$vhost"
 			-device "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:02")
-		start_guest "$placement-a" "$plan_bench_a" \
+		GUEST_NETNS=$netns_pid start_guest "$placement-a" "$plan_bench_a" \
 			"ivshm.role=a ivshm.mode=doorbell $(bench_append)" "${dev_a[@]}"
 		a=$guest_pid
-		for _ in $(seq 100); do
-			ss -Hltn "sport = :$port" | grep -q . && break
-			sleep 0.1
-		done
-		start_guest "$placement-b" "$plan_bench_b" \
+		GUEST_NETNS=$netns_pid start_guest "$placement-b" "$plan_bench_b" \
 			"ivshm.role=b ivshm.mode=doorbell $(bench_append)" "${dev_b[@]}"
 		b=$guest_pid
 	else
