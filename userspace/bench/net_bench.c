@@ -35,8 +35,9 @@
  *           connections' rates.
  *
  * Every record carries its phase in its first byte (warm-up, timed, end),
- * and the receiver checks its length, so TCP (a byte stream) is read
- * record by record like the others. Doorbells and NAPI polls per record
+ * and the receiver checks its length. TCP (a byte stream) carries each
+ * record behind its length, written in one call and read through a buffer
+ * until whole (struct link), with TCP_NODELAY on both ends. Doorbells and NAPI polls per record
  * come from the af_ivshmem debugfs counters of the guest's devices; in two
  * guests each side counts its own.
  *
@@ -63,6 +64,7 @@
 #include <dirent.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -180,38 +182,96 @@ static int set_busy_poll(int fd, uint32_t us)
 	return setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &v, sizeof(v));
 }
 
-/* Send all of @len bytes (one record on SOCK_SEQPACKET). */
-static int send_all(int fd, const void *buf, size_t len)
+/*
+ * One connection of any transport. SOCK_SEQPACKET keeps record boundaries
+ * itself. TCP is a byte stream, so records are framed there as a careful
+ * user frames them: a 4-byte length in network byte order before the
+ * payload, both handed to the kernel in one sendmsg() (with TCP_NODELAY
+ * set, so that no record waits for an acknowledgement), and read through
+ * a buffer that takes whatever the stream holds and reads on until a
+ * whole record is in. A record is used where it lies in that buffer.
+ */
+struct link {
+	enum kind kind;
+	int fd;
+	unsigned char *rbuf;	/* received bytes, the next record first */
+	size_t rcap;		/* rbuf's size */
+	size_t rhead, rtail;	/* TCP: the unread bytes are rbuf[rhead, rtail) */
+};
+
+#define FRAME_HDR	4
+#define TCP_RBUF	(2 * (FRAME_HDR + MAX_SIZE))
+
+static void link_init(struct link *l, enum kind kind, int fd)
 {
-	const char *p = buf;
+	*l = (struct link){ .kind = kind, .fd = fd };
+	l->rcap = kind == K_TCP ? TCP_RBUF : MAX_SIZE + 1;
+	l->rbuf = malloc(l->rcap);
+	if (!l->rbuf)
+		die("malloc");
+}
 
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+static void link_close(struct link *l)
+{
+	close(l->fd);
+	free(l->rbuf);
+	l->rbuf = NULL;
+	l->fd = -1;
+}
 
-		if (n < 0 && errno == EINTR)
+/* Send all of @iov (@n entries), however many calls the kernel needs. */
+static int send_iov(int fd, struct iovec *iov, int n)
+{
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+	while (mh.msg_iovlen) {
+		ssize_t done = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+		if (done < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (done <= 0)
 			return -1;
-		p += n;
-		len -= (size_t)n;
+		while (mh.msg_iovlen && (size_t)done >= mh.msg_iov->iov_len) {
+			done -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + done;
+			mh.msg_iov->iov_len -= (size_t)done;
+		}
 	}
 	return 0;
 }
 
-/*
- * Receive one record of @len bytes into @buf (@cap bytes): a whole record
- * on SOCK_SEQPACKET, which must be @len long; @len bytes of the stream on
- * TCP. 0, 1 at end of file, or -1 (EPROTO: a record of another length).
- */
-static int recv_record(enum kind kind, int fd, void *buf, size_t cap,
-		       size_t len)
+/* Send one record of @len bytes. */
+static int link_send(struct link *l, const void *buf, size_t len)
 {
-	size_t got = 0;
+	uint32_t hdr = htonl((uint32_t)len);
+	struct iovec iov[2] = {
+		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)buf, .iov_len = len },
+	};
+
+	if (l->kind != K_TCP)
+		return send_iov(l->fd, &iov[1], 1);
+	return send_iov(l->fd, iov, 2);
+}
+
+/*
+ * Receive one record, which must be @len bytes long: 0 with *@rec
+ * pointing at it (valid until the next call), 1 at end of file, or -1
+ * (EPROTO: a record of another length).
+ */
+static int link_recv(struct link *l, size_t len, const unsigned char **rec)
+{
+	size_t need = FRAME_HDR, have;
+	uint32_t hdr;
 	ssize_t n;
 
-	if (kind != K_TCP) {
+	if (l->kind != K_TCP) {
 		do {
-			n = recv(fd, buf, cap, 0);
+			n = recv(l->fd, l->rbuf, l->rcap, 0);
 		} while (n < 0 && errno == EINTR);
 		if (n <= 0)
 			return n ? -1 : 1;
@@ -219,24 +279,43 @@ static int recv_record(enum kind kind, int fd, void *buf, size_t cap,
 			errno = EPROTO;
 			return -1;
 		}
+		*rec = l->rbuf;
 		return 0;
 	}
-	while (got < len) {
-		n = recv(fd, (char *)buf + got, len - got, MSG_WAITALL);
+	for (;;) {
+		have = l->rtail - l->rhead;
+		if (have >= FRAME_HDR) {
+			memcpy(&hdr, l->rbuf + l->rhead, sizeof(hdr));
+			if (ntohl(hdr) != len) {
+				errno = EPROTO;
+				return -1;
+			}
+			need = FRAME_HDR + len;
+			if (have >= need) {
+				*rec = l->rbuf + l->rhead + FRAME_HDR;
+				l->rhead += need;
+				return 0;
+			}
+		}
+		/* Room for the whole record behind what is already in. */
+		if (l->rhead + need > l->rcap) {
+			memmove(l->rbuf, l->rbuf + l->rhead, have);
+			l->rhead = 0;
+			l->rtail = have;
+		}
+		n = recv(l->fd, l->rbuf + l->rtail, l->rcap - l->rtail, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return n ? -1 : 1;
-		got += (size_t)n;
+		l->rtail += (size_t)n;
 	}
-	return 0;
 }
 
 /* --- the receiving end --------------------------------------------------- */
 
 struct conn {
-	int fd;
-	enum kind kind;
+	struct link l;
 };
 
 static atomic_bool quit;
@@ -252,15 +331,14 @@ static void *serve(void *arg)
 	struct conn *c = arg;
 	struct reply rep = { 0 };
 	int64_t r0 = 0, p0 = 0, r1, p1;
-	unsigned char *buf = malloc(MAX_SIZE + 1);
+	const unsigned char *rec;
 	uint64_t t0 = 0;
 	struct cmd cmd;
 	int ret;
 
-	if (!buf)
-		die("malloc");
-	if (recv_record(c->kind, c->fd, &cmd, sizeof(cmd), sizeof(cmd)))
+	if (link_recv(&c->l, sizeof(cmd), &rec))
 		die("server: command");
+	memcpy(&cmd, rec, sizeof(cmd));
 	if (cmd.op == OP_QUIT) {
 		atomic_store(&quit, true);
 		goto out;
@@ -270,36 +348,35 @@ static void *serve(void *arg)
 		errno = EPROTO;
 		die("server: command %u of %u bytes", cmd.op, cmd.size);
 	}
-	if (cmd.busy_us && set_busy_poll(c->fd, cmd.busy_us))
+	if (cmd.busy_us && set_busy_poll(c->l.fd, cmd.busy_us))
 		die("server: SO_BUSY_POLL %u", cmd.busy_us);
 	for (;;) {
-		ret = recv_record(c->kind, c->fd, buf, MAX_SIZE + 1, cmd.size);
+		ret = link_recv(&c->l, cmd.size, &rec);
 		if (ret)
 			die("server: record of %u bytes%s", cmd.size,
 			    ret > 0 ? " (end of file)" : "");
-		if (buf[0] == PH_END)
+		if (rec[0] == PH_END)
 			break;
-		if (buf[0] == PH_TIMED) {
+		if (rec[0] == PH_TIMED) {
 			if (!rep.records++) {
 				counters(&r0, &p0);
 				t0 = now_ns();
 			}
-		} else if (buf[0] != PH_WARM) {
+		} else if (rec[0] != PH_WARM) {
 			errno = EPROTO;
-			die("server: record of phase %u", buf[0]);
+			die("server: record of phase %u", rec[0]);
 		}
-		if (cmd.op == OP_ECHO && send_all(c->fd, buf, cmd.size))
+		if (cmd.op == OP_ECHO && link_send(&c->l, rec, cmd.size))
 			die("server: echo");
 	}
 	counters(&r1, &p1);
 	rep.ns = rep.records ? now_ns() - t0 : 0;
 	rep.rings = r0 < 0 || r1 < 0 ? -1 : r1 - r0;
 	rep.polls = p0 < 0 || p1 < 0 ? -1 : p1 - p0;
-	if (send_all(c->fd, &rep, sizeof(rep)))
+	if (link_send(&c->l, &rep, sizeof(rep)))
 		die("server: reply");
 out:
-	close(c->fd);
-	free(buf);
+	link_close(&c->l);
 	free(c);
 	atomic_fetch_sub(&active, 1);
 	return NULL;
@@ -346,7 +423,7 @@ static int server(const int *lfd, const enum kind *kinds, int n)
 			c = malloc(sizeof(*c));
 			if (!c)
 				die("malloc");
-			*c = (struct conn){ .fd = fd, .kind = kinds[i] };
+			link_init(&c->l, kinds[i], fd);
 			atomic_fetch_add(&active, 1);
 			if (pthread_create(&t, &attr, serve, c)) {
 				errno = EAGAIN;
@@ -488,19 +565,29 @@ static int connect_transport(const struct transport *tp)
 	return fd;
 }
 
-static void send_cmd(const struct transport *tp, int fd, uint32_t op,
+/* A connection of @tp's, ready for records. */
+static void connect_link(const struct transport *tp, struct link *l)
+{
+	link_init(l, tp->kind, connect_transport(tp));
+}
+
+static void send_cmd(const struct transport *tp, struct link *l, uint32_t op,
 		     uint32_t size, uint32_t busy)
 {
 	struct cmd c = { .op = op, .size = size, .busy_us = busy };
 
-	if (send_all(fd, &c, sizeof(c)))
+	if (link_send(l, &c, sizeof(c)))
 		die("%s: command", tp->name);
 }
 
-static void recv_reply(const struct transport *tp, int fd, struct reply *rep)
+static void recv_reply(const struct transport *tp, struct link *l,
+		       struct reply *rep)
 {
-	if (recv_record(tp->kind, fd, rep, sizeof(*rep), sizeof(*rep)))
+	const unsigned char *rec;
+
+	if (link_recv(l, sizeof(*rep), &rec))
 		die("%s: reply", tp->name);
+	memcpy(rep, rec, sizeof(*rep));
 }
 
 /* One row of the raw CSV; a negative figure is an empty field. */
@@ -550,7 +637,7 @@ struct sender {
 	pthread_t thread;
 	pthread_barrier_t *ready;
 	unsigned int size;
-	int fd;
+	struct link l;
 	_Atomic uint64_t *t_timed, *t_end;	/* shared window, set by main */
 	struct reply rep;
 	int64_t rings, polls;	/* this side's counters (two guests) */
@@ -566,7 +653,7 @@ static void *stream_sender(void *arg)
 
 	if (!buf)
 		die("malloc");
-	send_cmd(s->tp, s->fd, OP_STREAM, s->size, 0);
+	send_cmd(s->tp, &s->l, OP_STREAM, s->size, 0);
 	pthread_barrier_wait(s->ready);
 	pthread_barrier_wait(s->ready);
 	t_timed = atomic_load(s->t_timed);
@@ -580,17 +667,17 @@ static void *stream_sender(void *arg)
 			buf[0] = PH_TIMED;
 			counters(&r0, &p0);
 		}
-		if (send_all(s->fd, buf, s->size))
+		if (link_send(&s->l, buf, s->size))
 			die("%s: send", s->tp->name);
 	}
 	buf[0] = PH_END;
-	if (send_all(s->fd, buf, s->size))
+	if (link_send(&s->l, buf, s->size))
 		die("%s: end marker", s->tp->name);
 	counters(&r1, &p1);
 	s->rings = r0 < 0 || r1 < 0 ? -1 : r1 - r0;
 	s->polls = p0 < 0 || p1 < 0 ? -1 : p1 - p0;
-	recv_reply(s->tp, s->fd, &s->rep);
-	close(s->fd);
+	recv_reply(s->tp, &s->l, &s->rep);
+	link_close(&s->l);
 	free(buf);
 	return NULL;
 }
@@ -627,8 +714,8 @@ static void run_stream(const struct transport *tp, const char *test,
 		s[i] = (struct sender){
 			.tp = tp, .size = size, .ready = &ready,
 			.t_timed = &t_timed, .t_end = &t_end,
-			.fd = connect_transport(tp),
 		};
+		connect_link(tp, &s[i].l);
 		if (pthread_create(&s[i].thread, NULL, stream_sender, &s[i])) {
 			errno = EAGAIN;
 			die("thread");
@@ -688,14 +775,16 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 	int64_t r0 = 0, p0 = 0, r1, p1;
 	uint64_t t_end, t, t1;
 	double rings, polls, p50, p99, sum = 0;
+	const unsigned char *echo;
 	unsigned int i, n = 0;
-	int fd = connect_transport(tp);
+	struct link l;
 
 	if (!buf)
 		die("malloc");
-	if (busy && set_busy_poll(fd, busy))
+	connect_link(tp, &l);
+	if (busy && set_busy_poll(l.fd, busy))
 		die("%s: SO_BUSY_POLL %u", tp->name, busy);
-	send_cmd(tp, fd, OP_ECHO, size, busy);
+	send_cmd(tp, &l, OP_ECHO, size, busy);
 	t_end = 0;
 	for (i = 0; n < RTT_MAX; i++) {
 		buf[0] = i < RTT_WARMUP ? PH_WARM : PH_TIMED;
@@ -704,8 +793,8 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 			t_end = now_ns() + bench_ms * 1000000ull;
 		}
 		t = now_ns();
-		if (send_all(fd, buf, size) ||
-		    recv_record(tp->kind, fd, buf, MAX_SIZE + 1, size))
+		if (link_send(&l, buf, size) || link_recv(&l, size, &echo) ||
+		    echo[0] != buf[0])
 			die("%s: echo of %u bytes", tp->name, size);
 		t1 = now_ns();
 		if (i >= RTT_WARMUP) {
@@ -717,10 +806,10 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 	}
 	counters(&r1, &p1);
 	buf[0] = PH_END;
-	if (send_all(fd, buf, size))
+	if (link_send(&l, buf, size))
 		die("%s: end marker", tp->name);
-	recv_reply(tp, fd, &s.rep);
-	close(fd);
+	recv_reply(tp, &l, &s.rep);
+	link_close(&l);
 	free(buf);
 	if (s.rep.records != n) {
 		errno = EPROTO;
@@ -746,13 +835,14 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 /* Stop the server; wait for it to close, lest the close undo the QUIT. */
 static void quit_server(const struct transport *tp)
 {
-	int fd = connect_transport(tp);
+	struct link l;
 	char c;
 
-	send_cmd(tp, fd, OP_QUIT, 0, 0);
-	while (recv(fd, &c, 1, 0) > 0)
+	connect_link(tp, &l);
+	send_cmd(tp, &l, OP_QUIT, 0, 0);
+	while (recv(l.fd, &c, 1, 0) > 0)
 		;
-	close(fd);
+	link_close(&l);
 }
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
