@@ -15,11 +15,18 @@
  * 10^6), 20000 between doorbell guests and 5000 between plain guests
  * (polled, slower under TCG); every record
  * carries its round number and comes back whole. Each round must finish
- * within ROUND_LIMIT_MS, far beyond any round trip here and far below
- * "forever"; with doorbells, the doorbell counters must show that the
+ * within ROUND_LIMIT_MS, far beyond any round trip here even on a loaded
+ * host, and far below "forever" (nothing but the doorbell wakes a reader
+ * that waits for a record, so a lost wakeup is a round that never comes
+ * back); with doorbells, the doorbell counters must show that the
  * rounds were carried by doorbells, not by some poll that would hide a
- * lost wakeup. With SO_BUSY_POLL on both ends the rounds need no
- * doorbell at all, and a signal or the peer's close still ends a spin.
+ * lost wakeup. With SO_BUSY_POLL on both ends a record that finds its
+ * reader spinning needs no doorbell, and a signal or the peer's close
+ * still ends a spin.
+ *
+ * How fast the rounds go, and how many doorbells a loaded host still
+ * costs a busy poller, are figures for the benchmarks (make bench); the
+ * tests print them and assert only what holds whatever the load.
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,16 +42,17 @@
 #include "ivshm_test.h"
 
 #define PP_PORT		7100
-#define ROUND_LIMIT_MS	2000
+#define ROUND_LIMIT_MS	10000
 #define FLOOD_MS	4000
 #define LOCAL_ROUNDS	20000
 #define DOORBELL_ROUNDS	20000
 #define PLAIN_ROUNDS	5000
 #define SLEEPS		50
 #define SLEEP_MS	10
-#define BUSY_US		2000		/* a spin outlasts any leg here */
+#define BUSY_US		200000		/* a spin outlasts any leg here, loaded or not */
 #define BUSY_ROUNDS	2000
-#define BUSY_LONG_US	10000000	/* a budget no test may wait out */
+#define BUSY_LONG_US	60000000	/* a budget no test may wait out */
+#define SPIN_END_MS	20000		/* a signal or close ends a spin before this */
 
 static int af;
 static bool remote;		/* across guests (else dev_shm in one guest) */
@@ -300,15 +308,39 @@ TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 1800)
 	}
 }
 
+/* Records published that found their reader not waiting for a doorbell
+ * (no IVSHM_RXF_WAIT: it was spinning, or had not asked yet), here.
+ */
+static long long suppressed(void)
+{
+	long long s = ivshm_dev_attr_ll("ivshm0", "doorbells", "suppressed");
+
+	if (!remote)
+		s += ivshm_dev_attr_ll("ivshm1", "doorbells", "suppressed");
+	return s;
+}
+
 /*
  * Busy polling: readers that spin (SO_BUSY_POLL) on both ends. Every record
- * still comes back whole and in order, and it comes while the reader spins,
- * so the writer sees no reader asleep and rings no doorbell: without busy
- * polling every round rings at least once (see above).
+ * still comes back whole and in order. A reader that spins has not asked
+ * for a doorbell, so the writer that finds it so rings none (the record
+ * is counted "suppressed"); a reader asks for one only once its spin ended
+ * without a record: the budget ran out, it was to give up the CPU, or a
+ * signal came. Without busy polling every reader asks before it sleeps,
+ * and (see above) at least half the hops of the rounds ring.
+ *
+ * The budget is far longer than any leg, so that a spin runs out only if
+ * the writer's vCPU stood still that long; on a loaded host a spinner is
+ * still told to give up its CPU now and then (a kworker wakes on it), and
+ * that hop rings, as it should. So what is asserted is the behaviour, with
+ * a margin no load takes away: more than half of the hops found their
+ * reader spinning and rang nothing, so fewer than half rang, where without
+ * busy polling more than half do. A reader that does not spin, or that
+ * spins but asks for a doorbell first, fails both.
  */
 TEST_F_TIMEOUT(pp, busy_poll_round_trips_ring_no_doorbell, 600)
 {
-	long long r0, r1;
+	long long r0, r1, s0, s1, hops;
 	struct rounds r;
 	char hello[32];
 	int fd;
@@ -322,18 +354,30 @@ TEST_F_TIMEOUT(pp, busy_poll_round_trips_ring_no_doorbell, 600)
 	round_trips(fd, 1, &r);
 	ASSERT_EQ(0, r.err);
 	r0 = rings();
+	s0 = suppressed();
 	round_trips(fd, BUSY_ROUNDS, &r);
 	r1 = rings();
+	s1 = suppressed();
 	close(fd);
-	TH_LOG("%u round trips with SO_BUSY_POLL %d us in %llu ms (%.1f us each), slowest %llu ms, %lld doorbells",
+	/* Both hops of a round are counted here with dev_shm, ours only
+	 * across guests.
+	 */
+	hops = (long long)r.done * (remote ? 1 : 2);
+	TH_LOG("%u round trips with SO_BUSY_POLL %d us in %llu ms (%.1f us each), slowest %llu ms; of %lld hops counted, %lld found the reader spinning and %lld rang a doorbell",
 	       r.done, BUSY_US, (unsigned long long)r.total_ms,
 	       r.done ? r.total_ms * 1000.0 / r.done : 0.0,
-	       (unsigned long long)r.slowest_ms, r1 - r0);
+	       (unsigned long long)r.slowest_ms, hops, s1 - s0, r1 - r0);
 	ASSERT_EQ(0, r.err) TH_LOG("round %u failed: %s", r.done,
 				   strerror(r.err));
 	ASSERT_EQ(BUSY_ROUNDS, r.done);
-	if (doorbell_mode() || !remote)
-		ASSERT_GT(BUSY_ROUNDS / 4, r1 - r0);
+	if (doorbell_mode() || !remote) {
+		/* Most hops found their reader spinning... */
+		ASSERT_LT(hops / 2, s1 - s0)
+			TH_LOG("busy polling did not keep the readers spinning");
+		/* ... and rang nothing. */
+		ASSERT_GT(hops / 2, r1 - r0)
+			TH_LOG("readers that spin were rung");
+	}
 }
 
 /* An echo connection whose reads spin for up to BUSY_LONG_US. */
@@ -343,7 +387,7 @@ static int connect_spinning(void)
 
 	if (fd < 0)
 		return -1;
-	set_rcvtimeo(fd, 30000);
+	set_rcvtimeo(fd, 2 * SPIN_END_MS);
 	if (set_busy_poll(fd, BUSY_LONG_US)) {
 		perror("pingpong_test: SO_BUSY_POLL");
 		close(fd);
@@ -360,7 +404,7 @@ static void on_signal(int sig)
 /* A spinning reader is a reader: a signal interrupts it at once (EINTR),
  * not after its budget, and the connection loses nothing.
  */
-TEST_F(pp, busy_poll_ends_on_signal)
+TEST_F_TIMEOUT(pp, busy_poll_ends_on_signal, 120)
 {
 	struct sigaction sa = { .sa_handler = on_signal };	/* no restart */
 	unsigned char buf[64];
@@ -389,7 +433,7 @@ TEST_F(pp, busy_poll_ends_on_signal)
 	       n < 0 ? strerror(err) : "-", (unsigned long long)dt);
 	ASSERT_EQ(-1, n);
 	ASSERT_EQ(EINTR, err);
-	ASSERT_GT(3000, dt) TH_LOG("the spin outlived the signal");
+	ASSERT_GT(SPIN_END_MS, dt) TH_LOG("the spin outlived the signal");
 	round_trips(fd, 10, &r);
 	ASSERT_EQ(0, r.err) TH_LOG("after the signal: %s", strerror(r.err));
 	close(fd);
@@ -398,7 +442,7 @@ TEST_F(pp, busy_poll_ends_on_signal)
 /* The peer's close ends a spin: the reader gets the last record, then end
  * of file, long before its budget runs out.
  */
-TEST_F(pp, busy_poll_sees_close)
+TEST_F_TIMEOUT(pp, busy_poll_sees_close, 120)
 {
 	unsigned char buf[64];
 	uint64_t t0, dt;
@@ -420,7 +464,7 @@ TEST_F(pp, busy_poll_sees_close)
 	dt = ivshm_now_ms() - t0;
 	TH_LOG("end of file (%zd) after %llu ms", n, (unsigned long long)dt);
 	ASSERT_EQ(0, n) TH_LOG("recv: %s", strerror(errno));
-	ASSERT_GT(3000, dt) TH_LOG("the spin outlived the close");
+	ASSERT_GT(SPIN_END_MS, dt) TH_LOG("the spin outlived the close");
 	close(fd);
 }
 
@@ -598,14 +642,19 @@ TEST_F_TIMEOUT(pp, doorbell_flood_costs_bounded_work, 120)
 	       during.ctrl_polls - before.ctrl_polls,
 	       during.ctrl_floods - before.ctrl_floods);
 	ASSERT_LT(0, rounds);
-	ASSERT_GT(SLEEPS * SLEEP_MS * 10, slept_ms);
+	/* On time, that is: not held up for the flood's length, which a
+	 * loaded host's scheduling alone never comes near.
+	 */
+	ASSERT_GT(SLEEPS * SLEEP_MS * 20, slept_ms);
 	/* It was a flood, and it was recognised as one. */
 	ASSERT_LT(remote ? 100 : 1000, during.doorbells - before.doorbells);
 	if (!remote)
 		ASSERT_LT(0, during.ctrl_floods - before.ctrl_floods);
 
-	/* Once it stops, the device goes quiet and works as before. */
-	ivshm_sleep_ms(500);
+	/* Once it stops, the device goes quiet and works as before (the
+	 * work the flood left queued given time to run, loaded host or not).
+	 */
+	ivshm_sleep_ms(2000);
 	flood_view(&after);
 	ivshm_sleep_ms(1000);
 	flood_view(&later);
