@@ -6,7 +6,10 @@
  *   crash_test receiver      in the surviving guest: receives a stream
  *                            until the sender dies, and checks that its
  *                            blocked recv fails with ECONNRESET within
- *                            2 s; then accepts the restarted VM's
+ *                            8 s (the host's server tells at once; the
+ *                            heartbeat would take 10 s, so this shows
+ *                            the server's notice acted, with room for a
+ *                            loaded host); then accepts the restarted VM's
  *                            connection and checks its whole transfer.
  *   crash_test sender        streams 4 KiB records forever
  *   crash_test sender-N      sends N records, then closes
@@ -34,7 +37,7 @@
 
 #define CRASH_PORT	5100
 #define REC		4096
-#define RESET_LIMIT_MS	2000
+#define RESET_LIMIT_MS	8000	/* below the 10 s liveness bound */
 #define MONITOR_OUT	"/tmp/monitor.json"
 
 /* "ivshm -j monitor" into MONITOR_OUT; its pid, or -1. */
@@ -179,13 +182,14 @@ static int receiver(void)
 	}
 	gap = ivshm_now_ms() - last;
 	ok = n < 0 && errno == ECONNRESET && gap <= RESET_LIMIT_MS;
-	printf("%s 1 the survivor's blocked recv fails with ECONNRESET within 2 s (%s, %llu ms after the last of %llu records)\n",
-	       ok ? "ok" : "not ok", n < 0 ? strerror(errno) : "end of file",
+	printf("%s 1 the survivor's blocked recv fails with ECONNRESET within %d s (%s, %llu ms after the last of %llu records)\n",
+	       ok ? "ok" : "not ok", RESET_LIMIT_MS / 1000,
+	       n < 0 ? strerror(errno) : "end of file",
 	       (unsigned long long)gap, (unsigned long long)seq);
 	ivshmem_close(fd);
 
 	/* The monitor saw it: a peer_down event naming the killed VM. */
-	for (i = 0; i < 30 && !down; i++) {
+	for (i = 0; i < 150 && !down; i++) {	/* up to 15 s */
 		snprintf(vm, sizeof(vm), "\"vm\":%u,", peer.sivshm_vm);
 		down = monitor_saw("\"event\":\"peer_down\"", vm);
 		snprintf(vm, sizeof(vm), "\"vm\":%u}", peer.sivshm_vm);

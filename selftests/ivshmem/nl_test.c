@@ -359,9 +359,11 @@ TEST(peer_show_lists_every_vm)
 		EXPECT_STREQ("alive", tj_str(p, "state"));
 		EXPECT_LE(1, tj_num(p, "incarnation"));
 		EXPECT_EQ(vm == info(0, "own_id"), tj_bool(p, "self"));
-		/* Beats come every 100 ms; 1.5 s without is death. */
+		/* Beats come every 100 ms; 10 s without is death. Fresh
+		 * means well within that, whatever a loaded host delays.
+		 */
 		EXPECT_LE(0, tj_num(p, "beat_age_ms"));
-		EXPECT_GT(1500, tj_num(p, "beat_age_ms"));
+		EXPECT_GT(5000, tj_num(p, "beat_age_ms"));
 	}
 	tj_release(v);
 
@@ -814,6 +816,12 @@ static int mon_start(struct mon *m)
 }
 
 /* Wait up to @ms for a line holding every one of the NULL-ended words. */
+/*
+ * How long the monitor is given for an event that must come: far beyond
+ * its way on a loaded host, and a failure, not a hang, if it never does.
+ */
+#define MON_WAIT_MS	15000
+
 static bool mon_wait(struct mon *m, unsigned int ms, ...)
 {
 	uint64_t end = ivshm_now_ms() + ms;
@@ -895,12 +903,12 @@ TEST(monitor_sees_channels_parameters_and_peers)
 	cport = ivshm_local_port(c);
 	snprintf(want, sizeof(want), "\"local_port\":%u", cport);
 	snprintf(want2, sizeof(want2), "\"peer_port\":%d", PORT + 3);
-	EXPECT_TRUE(mon_wait(m, 2000, "\"event\":\"chan_new\"",
+	EXPECT_TRUE(mon_wait(m, MON_WAIT_MS, "\"event\":\"chan_new\"",
 			     "\"dev\":\"ivshm1\"", want, want2, NULL));
 	close(c);
 	close(a);
 	close(lfd);
-	EXPECT_TRUE(mon_wait(m, 3000, "\"event\":\"chan_del\"",
+	EXPECT_TRUE(mon_wait(m, MON_WAIT_MS, "\"event\":\"chan_del\"",
 			     "\"dev\":\"ivshm1\"", NULL));
 
 	/* VM 3 stands still: the others declare it dead (past a liveness
@@ -910,11 +918,13 @@ TEST(monitor_sees_channels_parameters_and_peers)
 					1500));
 	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "3 1"));
 	snprintf(want, sizeof(want), "\"vm\":%lld", vm3);
-	EXPECT_TRUE(mon_wait(m, 5000, "\"event\":\"peer_down\"",
+	EXPECT_TRUE(mon_wait(m, MON_WAIT_MS, "\"event\":\"peer_down\"",
 			     "\"dev\":\"ivshm0\"", want, NULL));
 	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "3 0"));
-	EXPECT_TRUE(mon_wait(m, 5000, "\"event\":\"peer_up\"",
+	EXPECT_TRUE(mon_wait(m, MON_WAIT_MS, "\"event\":\"peer_up\"",
 			     "\"dev\":\"ivshm0\"", want, NULL));
+	EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+					10000));
 
 	/* SIGTERM: a clean exit, sanitizers and leak checker content. */
 	EXPECT_EQ(0, mon_stop(m));
