@@ -120,15 +120,25 @@ static void notify_both(uint32_t idx)
 	notify(idx, IVSHM_PEND_DATA);
 }
 
-/* The victim's heartbeat, as we see it: its longest gap while we attack. */
+/*
+ * The victim's heartbeat, as we see it: its longest gap while we attack.
+ * Only a gap we watched throughout counts: when our own look came late
+ * (this guest's vCPU held up by the host, or by our attacks), we start
+ * again from what we see then, since we cannot tell whose stall it was.
+ */
+#define WATCH_LATE_MS	300
 static uint64_t victim_beat, victim_beat_at, victim_gap_max;
+static uint64_t watched_at, watch_late;
 
 static void watch_victim(void)
 {
 	uint64_t beat = ivshm_get64(&ivshm_peer(&l, victim)->heartbeat);
 	uint64_t now = ivshm_now_ms();
+	bool late = watched_at && now - watched_at > WATCH_LATE_MS;
 
-	if (beat != victim_beat || !victim_beat_at) {
+	watched_at = now;
+	watch_late += late;
+	if (beat != victim_beat || !victim_beat_at || late) {
 		victim_beat = beat;
 		victim_beat_at = now;
 	} else if (now - victim_beat_at > victim_gap_max) {
@@ -1016,9 +1026,10 @@ int main(void)
 		own_slot();
 		printf("ok 2 hostile: global attacks done\n");
 		/* Its liveness work never waited for the lock: it beat. */
-		printf("%s 3 hostile: the victim's heartbeat never stood still for a second (longest gap %llu ms)\n",
+		printf("%s 3 hostile: the victim's heartbeat never stood still for a second (longest gap %llu ms; our own look came over %d ms late %llu times)\n",
 		       victim_gap_max < 1000 ? "ok" : "not ok",
-		       (unsigned long long)victim_gap_max);
+		       (unsigned long long)victim_gap_max, WATCH_LATE_MS,
+		       (unsigned long long)watch_late);
 		failed |= victim_gap_max >= 1000;
 	}
 
