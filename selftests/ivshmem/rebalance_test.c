@@ -412,7 +412,8 @@ TEST(full_region_gives_enobufs)
 	close(c[0]);
 	close(a[0]);
 	fd = -1;
-	for (i = 0; i < 50 && fd < 0; i++) {
+	/* Room once both ends have let go: soon, up to 20 s on a loaded host. */
+	for (i = 0; i < 200 && fd < 0; i++) {
 		fd = connect_to(1, 7600, 1);
 		if (fd < 0)
 			ivshm_sleep_ms(100);
