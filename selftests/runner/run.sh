@@ -73,9 +73,9 @@ while [ $# -gt 0 ]; do
 	esac
 done
 case $kernel in
-debug) timeout=${timeout:-600}; mem=1G; extra_append="kasan_multi_shot" ;;
-kcsan) timeout=${timeout:-600}; mem=1G; extra_append= ;;
-6.1 | 6.12) timeout=${timeout:-240}; mem=512M; extra_append= ;;
+debug) timeout=${timeout:-1200}; mem=1G; extra_append="kasan_multi_shot" ;;
+kcsan) timeout=${timeout:-1200}; mem=1G; extra_append= ;;
+6.1 | 6.12) timeout=${timeout:-480}; mem=512M; extra_append= ;;
 *) ivshm_die "unknown kernel '$kernel'" ;;
 esac
 
@@ -395,7 +395,7 @@ run_sysfuzz() {
 # 10^6 round trips through dev_shm, in a guest of their own: at about
 # 250 us a round under TCG they need a longer timeout than the others.
 run_pingpong() {
-	local timeout=$((timeout + 900))
+	local timeout=$((timeout + 3000))
 	ivshm_log "placement pingpong: one guest, 10^6 round trips through dev_shm"
 	start_guest pingpong "$plan_pingpong" "ivshm.rounds=1000000"
 	wait_guests "pingpong:$guest_pid"
