@@ -274,7 +274,7 @@ static long long moderated(void)
 	return m;
 }
 
-TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 1800)
+TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 3600)
 {
 	unsigned int n = rounds_wanted();
 	long long r0 = rings(), r1, m0 = moderated(), m1;
