@@ -105,7 +105,8 @@ $(BUILD)/userspace/ivshmem-server: $(SERVER_SRCS) $(wildcard userspace/ivshmem-s
 selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
 	$(BUILD)/selftests/ivshm \
 	$(BUILD)/selftests/lib_test $(BUILD)/selftests/net_bench \
-	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/crash_test \
+	$(BUILD)/selftests/rebal_bench $(BUILD)/selftests/region_bench \
+	$(BUILD)/selftests/crash_test \
 	$(BUILD)/selftests/hostile_peer $(BUILD)/selftests/hostile_test
 
 # The hostile peer writes the region itself, with the region core's help.
@@ -126,6 +127,15 @@ $(BUILD)/selftests/net_bench: userspace/bench/net_bench.c $(LIB_SRCS) \
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -Iselftests/ivshmem -o $@ $< \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
+
+# The region without the module: the core's ring and a lock-guarded
+# buffer between two guests, over BAR2 mapped from user space.
+$(BUILD)/selftests/region_bench: userspace/bench/region_bench.c $(CORE_SRCS) \
+		$(CORE_HDRS) $(TEST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/include -Inet/ivshmem -o $@ $< \
+		$(CORE_SRCS) selftests/ivshmem/ivshm_test.c \
+		selftests/ivshmem/ivshm_nl.c
 
 $(BUILD)/selftests/rebal_bench: userspace/bench/rebal_bench.c \
 		$(TEST_LIB)

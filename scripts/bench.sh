@@ -7,7 +7,9 @@
 #   1. the native ring benchmark (bench_ring), the ceiling;
 #   2. one guest through dev_shm: AF_IVSHMEM against AF_UNIX SEQPACKET;
 #   3. two guests on one region: AF_IVSHMEM (doorbell, then plain) against
-#      TCP over virtio-net on tap devices bridged in a network namespace;
+#      TCP over virtio-net on tap devices bridged in a network namespace,
+#      and the region without the module (region_bench): the core's ring
+#      from user space, the ceiling, and a lock-guarded buffer;
 #   4. bench-report.py: the CSV, the summary with the ratios and the
 #      targets, and the plots.
 #
@@ -54,7 +56,7 @@ make -s -C "$IVSHM_ROOT/userspace/bench" BUILD="$IVSHM_BUILD" >&2
 ivshm_log "bench: [2/3] the guests ($kernel kernel): $reps repetitions of $ms ms per figure"
 BENCH_OUT=$out BENCH_MS=$ms BENCH_WARMUP_MS=$warmup BENCH_REPS=$reps \
 	"$IVSHM_ROOT/selftests/runner/run.sh" --kernel "$kernel" \
-	--placements bench-one,bench-doorbell,bench-plain | tee "$out/guests.log"
+	--placements bench-one,bench-doorbell,bench-plain,bench-raw | tee "$out/guests.log"
 
 ivshm_log "bench: [3/3] the report"
 "$IVSHM_ROOT/scripts/bench-report.py" --raw "$out/raw.csv" \

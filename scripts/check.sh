@@ -85,7 +85,7 @@ for ph in $phases; do
 	# make bench's guests, briefly: every measurement is made once, so
 	# that the benchmark keeps working; the figures are not judged.
 	bench) BENCH_MS=100 BENCH_WARMUP_MS=100 BENCH_REPS=1 phase bench selftests/runner/run.sh --kernel 6.1 \
-		--placements bench-one,bench-doorbell,bench-plain ;;
+		--placements bench-one,bench-doorbell,bench-plain,bench-raw ;;
 	# To keep make check within its time, 6.12 runs the placements that
 	# exercise the most kernel interfaces (the socket suite through
 	# dev_shm and between PCI guests, rebalancing, netlink) and 20 s of

@@ -34,6 +34,9 @@
 #              too (tap devices on a bridge in a network namespace of the
 #              runner's own): AF_IVSHMEM against TCP
 #   bench-plain  net_bench in two ivshmem-plain guests
+#   bench-raw  region_bench in two ivshmem-plain guests without the module:
+#              the region core's ring from user space (the ceiling) and a
+#              lock-guarded buffer (the design the seed replaces)
 #   bench-rebal  rebal_bench in one dev_shm guest (make bench-rebal)
 #
 # A placement in which a guest died while booting, before its first step
@@ -162,7 +165,7 @@ initrd=$work/initramfs.cpio
 	chmod 755 "$root/init"
 	cp "$kmod"/src/net/ivshmem/af_ivshmem.ko "$kmod"/src/dev_shm/dev_shm.ko \
 		"$kmod"/src/selftests/kmod/ivshm_hammer.ko "$root/lib/modules/ivshmem/"
-	cp "$tests_dir"/*_test "$tests_dir"/hostile_peer "$tests_dir"/net_bench "$tests_dir"/rebal_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
+	cp "$tests_dir"/*_test "$tests_dir"/hostile_peer "$tests_dir"/net_bench "$tests_dir"/rebal_bench "$tests_dir"/region_bench "$tests_dir"/ivshmem_sender "$tests_dir"/ivshmem_receiver "$root/tests/"
 	# The tool links libmnl, which has no static library, and the
 	# sanitizer runtimes: the guest gets them and the loader too.
 	cp "$tests_dir/ivshm" "$root/tests/"
@@ -359,6 +362,8 @@ plan_bench_b="insmod-af_ivshmem,net-up:192.168.100.2,net_bench:client-doorbell,r
 plan_bench_plain_a="insmod-af_ivshmem,net_bench:server,rmmod-af_ivshmem"
 plan_bench_plain_b="insmod-af_ivshmem,net_bench:client-plain,rmmod-af_ivshmem"
 # Rebalancing off against on, one bulk connection on a 4 MiB region.
+plan_bench_raw_a="region_bench:a"
+plan_bench_raw_b="region_bench:b"
 plan_bench_rebal="insmod-af_ivshmem,insmod-dev_shm:size=4194304,rebal_bench,rmmod-dev_shm,rmmod-af_ivshmem"
 plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
@@ -591,15 +596,15 @@ bench_follow() {
 bench_collect() {
 	local n
 	[ -z "$follow_pid" ] || wait "$follow_pid" 2>/dev/null || true
-	# net_bench's own complaints, from either end.
-	grep -h '^net_bench:' "$work/$1"*.results 2>/dev/null | tr -d '\r' |
+	# The benchmark's own complaints, from either end.
+	grep -h '^net_bench:\|^region_bench:' "$work/$1"*.results 2>/dev/null | tr -d '\r' |
 		sed 's/^/  /' || true
 	n=$(grep -c '^benchcsv,' "$work/$2.results" 2>/dev/null || true)
 	if [ "${n:-0}" = 0 ]; then
-		fail "$1/$2: net_bench measured nothing"
+		fail "$1/$2: the benchmark measured nothing"
 		return
 	fi
-	pass "$1/$2: net_bench made $n measurements"
+	pass "$1/$2: the benchmark made $n measurements"
 	[ -n "${BENCH_OUT:-}" ] || return 0
 	grep '^benchcsv,' "$work/$2.results" | tr -d '\r' |
 		sed 's/^benchcsv,//' >>"$BENCH_OUT/raw.csv"
@@ -757,6 +762,25 @@ run_pause() {
 	report pause pause-b
 }
 
+# The region without the module, between two ivshmem-plain guests: the
+# ceiling under the same emulation, and the lock-guarded buffer.
+run_bench_raw() {
+	local a b timeout=$((timeout + 900))
+	ivshm_log "placement bench-raw: two guests, ivshmem-plain, no module: the region core's ring and a lock-guarded buffer from user space"
+	plain_args
+	start_guest bench-raw-a "$plan_bench_raw_a" "ivshm.role=a $(bench_append)" \
+		"${region_args[@]}"
+	a=$guest_pid
+	start_guest bench-raw-b "$plan_bench_raw_b" "ivshm.role=b $(bench_append)" \
+		"${region_args[@]}"
+	b=$guest_pid
+	bench_follow bench-raw-b "$b"
+	wait_guests "bench-raw-a:$a" "bench-raw-b:$b"
+	report bench-raw bench-raw-a
+	report bench-raw bench-raw-b
+	bench_collect bench-raw bench-raw-b
+}
+
 # Rebalancing off against on, in one dev_shm guest.
 run_bench_rebal() {
 	ivshm_log "placement bench-rebal: one guest, dev_shm, a bulk transfer with rebalancing off and on"
@@ -787,6 +811,7 @@ run_placement() {
 		REGION_SIZE=33554432 run_doorbell soak "$plan_soak_a" "$plan_soak_b" ;;
 	bench-one) run_bench_one ;;
 	bench-doorbell | bench-plain) REGION_SIZE=33554432 run_bench_two "$1" ;;
+	bench-raw) REGION_SIZE=33554432 run_bench_raw ;;
 	bench-rebal) run_bench_rebal ;;
 	selftest-hang | selftest-panic | selftest-kill) run_selftest "${1#selftest-}" ;;
 	*) ivshm_die "unknown placement '$1'" ;;
