@@ -79,12 +79,16 @@ SETUPS = [
     {
         "name": "two-guests",
         "title": "Two guests: AF_IVSHMEM (doorbell, plain) against TCP over "
-                 "virtio-net",
+                 "virtio-net, the region's raw ring and a lock-guarded "
+                 "buffer",
         "plot": "two guests",
         "transports": ["af_ivshmem-doorbell", "af_ivshmem-plain",
-                       "tcp-virtio"],
+                       "tcp-virtio", "raw-ring", "lock-buffer"],
         "ratios": [("af_ivshmem-doorbell", "tcp-virtio"),
-                   ("af_ivshmem-plain", "tcp-virtio")],
+                   ("af_ivshmem-plain", "tcp-virtio"),
+                   ("af_ivshmem-doorbell", "raw-ring"),
+                   ("af_ivshmem-plain", "raw-ring"),
+                   ("af_ivshmem-plain", "lock-buffer")],
     },
 ]
 SETUP_ORDER = [s["name"] for s in SETUPS]
@@ -95,6 +99,8 @@ LABELS = {
     "af_ivshmem-doorbell": "AF_IVSHMEM (doorbell)",
     "af_ivshmem-plain": "AF_IVSHMEM (plain)",
     "tcp-virtio": "TCP (virtio-net)",
+    "raw-ring": "raw ring (no module)",
+    "lock-buffer": "lock-guarded buffer (no module)",
 }
 # Short names for the ratio column headers.
 SHORT = {
@@ -103,6 +109,8 @@ SHORT = {
     "af_ivshmem-doorbell": "doorbell",
     "af_ivshmem-plain": "plain",
     "tcp-virtio": "TCP",
+    "raw-ring": "raw",
+    "lock-buffer": "lock",
 }
 # One colour per transport, the same in every plot.
 COLOURS = {
@@ -111,6 +119,8 @@ COLOURS = {
     "af_ivshmem-doorbell": "#2ca02c",
     "af_ivshmem-plain": "#9467bd",
     "tcp-virtio": "#d62728",
+    "raw-ring": "#444444",
+    "lock-buffer": "#8c564b",
 }
 SPARE_COLOURS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 RING_COLOUR = "#444444"
