@@ -696,7 +696,12 @@ def metric_table(data, setup, transports, ratios, test, columns,
                  ratio_metric, ratio_prefix, by_conns=False):
     """The lines of one table of @test: a row per size (and connection
     count, @by_conns), the @columns (header suffix, metric, formatter,
-    scale) of every transport, then the ratios of @ratio_metric."""
+    scale) of every transport, then the ratios of @ratio_metric. A
+    transport that did not run @test (the raw ring has no busy polling)
+    has no columns, nor do the ratios it is part of."""
+    transports = [t for t in transports if data.has(setup, t, test)]
+    ratios = [(a, b) for a, b in ratios
+              if a in transports and b in transports]
     headers = ["size"] + (["conns"] if by_conns else [])
     for t in transports:
         headers += [f"{label(t)} {suffix}" for suffix, _, _, _ in columns]
