@@ -14,8 +14,9 @@
 #   make bench-ring the region core's ring against memcpy, a mutex-guarded
 #                   buffer and AF_UNIX, natively (table + CSV in build/bench)
 #   make bench      AF_IVSHMEM against AF_UNIX (one guest) and TCP over
-#                   virtio-net (two guests), with the ring as the ceiling:
-#                   CSV, summary and plots in build/bench/results
+#                   virtio-net on a bridge (two guests), with the region's
+#                   raw ring as the ceiling and a lock-guarded buffer: CSV,
+#                   summary and plots in build/bench/results
 #   make bench-rebal  a bulk transfer with rebalancing off and on
 #
 # Build outputs go to build/; downloaded or extracted material to the cache
