@@ -31,8 +31,9 @@
  *           sleeps. AF_UNIX has no busy polling: the option changes
  *           nothing there.
  *   scale   1, 8 and 64 connections streaming 4 KiB records at once, in
- *           one window shared by all; the aggregate is the sum of the
- *           connections' rates.
+ *           one window shared by all; the aggregate is all their timed
+ *           records over the time from the first timed record of any to
+ *           the last end marker, as region_bench counts its senders.
  *
  * Every record carries its phase in its first byte (warm-up, timed, end),
  * and the receiver checks its length. TCP (a byte stream) carries each
@@ -103,6 +104,7 @@ struct cmd {
 
 struct reply {
 	uint64_t records;	/* timed records received */
+	uint64_t t0;		/* the first timed record, server's clock */
 	uint64_t ns;		/* first timed record to the end marker */
 	int64_t rings;		/* doorbells rung meanwhile, -1: unknown */
 	int64_t polls;		/* NAPI polls meanwhile, -1: unknown */
@@ -229,6 +231,8 @@ static int send_iov(int fd, struct iovec *iov, int n)
 
 		if (done < 0 && errno == EINTR)
 			continue;
+		if (!done)
+			errno = EIO;
 		if (done <= 0)
 			return -1;
 		while (mh.msg_iovlen && (size_t)done >= mh.msg_iov->iov_len) {
@@ -361,6 +365,7 @@ static void *serve(void *arg)
 			if (!rep.records++) {
 				counters(&r0, &p0);
 				t0 = now_ns();
+				rep.t0 = t0;
 			}
 		} else if (rec[0] != PH_WARM) {
 			errno = EPROTO;
@@ -706,7 +711,7 @@ static void run_stream(const struct transport *tp, const char *test,
 	_Atomic uint64_t t_timed, t_end;
 	pthread_barrier_t ready;
 	double seconds = 0, rate = 0, rings = -1, polls = -1;
-	uint64_t records = 0;
+	uint64_t records = 0, first = UINT64_MAX, last = 0;
 	unsigned int i;
 
 	pthread_barrier_init(&ready, NULL, conns + 1);
@@ -739,18 +744,21 @@ static void run_stream(const struct transport *tp, const char *test,
 			die("%s: no timed record arrived", tp->name);
 		}
 		records += s[i].rep.records;
-		rate += (double)s[i].rep.records * 1e9 / (double)s[i].rep.ns;
-		seconds = seconds > (double)s[i].rep.ns / 1e9 ?
-			  seconds : (double)s[i].rep.ns / 1e9;
+		if (s[i].rep.t0 < first)
+			first = s[i].rep.t0;
+		if (s[i].rep.t0 + s[i].rep.ns > last)
+			last = s[i].rep.t0 + s[i].rep.ns;
 	}
 	pthread_barrier_destroy(&ready);
-	if (conns == 1) {
+	/*
+	 * The aggregate: every connection's timed records over one window,
+	 * from the first timed record of any to the last end marker, on the
+	 * server's clock (one connection: its own window).
+	 */
+	seconds = (double)(last - first) / 1e9;
+	rate = (double)records / seconds;
+	if (conns == 1)
 		per_record(&s[0], &rings, &polls);
-		seconds = (double)s[0].rep.ns / 1e9;
-	} else if (rate > 0) {
-		/* The aggregate: the rate the CSV derives is the sum. */
-		seconds = (double)records / rate;
-	}
 	emit(tp, test, size, conns, rep, records, seconds, -1, -1, rings,
 	     polls);
 	progress(tp, test, size, conns, rep, "%.0f records/s, %.1f MB/s",
