@@ -42,7 +42,6 @@ read -r vmlinux _ < <("$IVSHM_ROOT/scripts/guest-kernel.sh" "$kernel")
 	echo "- QEMU: $(qemu-system-x86_64 --version | head -n 1), TCG (no KVM), -smp 2 guests"
 	echo "- Guest kernel: ${vmlinux##*/} (Debian), 512 MiB per guest"
 	echo "- Region: 32 MiB; each figure the median of $reps repetitions of $ms ms (streams after $warmup ms of warm-up); rtt-busy: SO_BUSY_POLL ${BENCH_BUSY_US:-1000} us on both ends"
-	echo "- TCP: virtio-net on tap devices bridged in a private network namespace, vhost-net $(ivshm_vhost_net)$([ "$(ivshm_vhost_net)" = on ] || echo " (no usable /dev/vhost-net)")"
 	echo "- Commit: $(git -C "$IVSHM_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "- Command: make bench"
 } >"$out/meta.txt"
@@ -57,6 +56,9 @@ ivshm_log "bench: [2/3] the guests ($kernel kernel): $reps repetitions of $ms ms
 BENCH_OUT=$out BENCH_MS=$ms BENCH_WARMUP_MS=$warmup BENCH_REPS=$reps \
 	"$IVSHM_ROOT/selftests/runner/run.sh" --kernel "$kernel" \
 	--placements bench-one,bench-doorbell,bench-plain,bench-raw | tee "$out/guests.log"
+
+# How TCP's guests were joined, as the runner found it.
+[ ! -f "$out/net.txt" ] || cat "$out/net.txt" >>"$out/meta.txt"
 
 ivshm_log "bench: [3/3] the report"
 "$IVSHM_ROOT/scripts/bench-report.py" --raw "$out/raw.csv" \
