@@ -141,11 +141,12 @@ is_png() {
 		echo "two-guests,tcp-virtio,rtt-busy,64,1,$rep,1000,1.0,12500,800000,80,200,,"
 		# The region without the module, at 64 KiB: doorbell 60 / 120
 		# = 0.50 and plain 40 / 120 = 0.33 of the raw ring, plain 40 /
-		# 20 = 2.00 of the lock-guarded buffer; a round trip of 10 µs
-		# (doorbell 20 / 10 = 2.00). Neither has busy polling.
+		# 20 = 2.00 of the lock-guarded buffer; a spinning round trip
+		# of 4 µs, beside the busy-polling ones (doorbell 8 / 4 = 2.00,
+		# plain 32 / 4 = 8.00). Neither makes interrupt-driven ones.
 		echo "two-guests,raw-ring,stream,65536,1,$rep,100,1.0,1831,120000000,,,,"
 		echo "two-guests,lock-buffer,stream,65536,1,$rep,100,1.0,305,20000000,,,,"
-		echo "two-guests,raw-ring,rtt,64,1,$rep,1000,1.0,100000,6400000,10,30,,"
+		echo "two-guests,raw-ring,rtt-busy,64,1,$rep,1000,1.0,100000,6400000,4,30,,"
 	done
 	for conns in 1 8 64; do
 		echo "two-guests,af_ivshmem-doorbell,scale,1024,$conns,0,1000,1.0,$((conns * 40000)),$((conns * 40960000)),,,0.1,"
@@ -196,10 +197,10 @@ check "summary.md: one guest, round trip p50 ratio 6/10 = 0.60" \
 	grep_in "$tmp/one" '^\| 64 B \| 6\.00 \(5\.00–7\.00\) \|.*\| 0\.60 \|$'
 check "summary.md: two guests, 64 KiB, ratios 6.00 (doorbell) 4.00 (plain), then 0.50 and 0.33 of raw and 2.00 of lock" \
 	grep_in "$tmp/two" '^\| 64 KiB \|.*\| 6\.00 \| 4\.00 \| 0\.50 \| 0\.33 \| 2\.00 \|$'
-check "summary.md: two guests, round trip p50 of doorbell / raw 20/10 = 2.00; no column for what made no round trip" \
-	grep_in "$tmp/two" '^\| 64 B \| 20\.0 \(20\.0–20\.0\) \| 50\.0 \(50\.0–50\.0\) \| 100\.0 \(100\.0–100\.0\) \| 300\.0 \(300\.0–300\.0\) \| 10\.0 \(10\.0–10\.0\) \| 30\.0 \(30\.0–30\.0\) \| 0\.20 \| 2\.00 \|$'
-check "summary.md: two guests, busy-poll round trip ratios 0.10 and 0.40, and no raw column" \
-	grep_in "$tmp/two" '^\| 64 B \| 8\.00 \(8\.00–8\.00\) \|.*\| 0\.10 \| 0\.40 \|$'
+check "summary.md: two guests, round trips without busy polling: no raw or lock column" \
+	grep_in "$tmp/two" '^\| 64 B \| 20\.0 \(20\.0–20\.0\) \| 50\.0 \(50\.0–50\.0\) \| — \| — \| 100\.0 \(100\.0–100\.0\) \| 300\.0 \(300\.0–300\.0\) \| 0\.20 \| — \|$'
+check "summary.md: two guests, busy-poll round trip ratios 0.10 and 0.40 of TCP, 2.00 and 8.00 of the spinning raw ring" \
+	grep_in "$tmp/two" '^\| 64 B \| 8\.00 \(8\.00–8\.00\) \|.*\| 4\.00 \(4\.00–4\.00\) \| 30\.0 \(30\.0–30\.0\) \| — \| — \| 0\.10 \| 0\.40 \| 2\.00 \| 8\.00 \| — \|$'
 check "summary.md: no busy-poll table where none was measured" \
 	expect_eq "busy-poll tables in one guest" \
 	"$(grep -c '^### Round trip with busy polling' "$tmp/one" || true)" 0
