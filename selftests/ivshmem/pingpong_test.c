@@ -51,6 +51,7 @@
 #define SLEEP_MS	10
 #define BUSY_US		200000		/* a spin outlasts any leg here, loaded or not */
 #define BUSY_ROUNDS	2000
+#define BUSY_PAUSE_US	2000		/* before each record: readers are back in recv */
 #define BUSY_LONG_US	60000000	/* a budget no test may wait out */
 #define SPIN_END_MS	20000		/* a signal or close ends a spin before this */
 
@@ -112,11 +113,60 @@ static void flood_peer(unsigned int vm, unsigned int ms)
 		}
 }
 
+/*
+ * The counters of the connection @fd is one end of, as this end's sender:
+ * records it sent, and of those, how many rang a doorbell and how many
+ * found the reader not waiting for one (debugfs channels); 0 or -1.
+ */
+static int sock_counters(int fd, long long *records, long long *rang,
+			 long long *suppressed)
+{
+	struct sockaddr_ivshmem me, peer;
+	socklen_t len = sizeof(me);
+	char path[64], line[512];
+	unsigned int d;
+	int found = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len))
+		return -1;
+	len = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+		return -1;
+	for (d = 0; d < 8; d++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/channels",
+			 d);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned int chan, port, pvm, pport;
+			char dir[8];
+			char *p = strstr(line, " records ");
+			long long b, notifies;
+
+			if (sscanf(line, "chan %u %7s port %u peer %u:%u", &chan,
+				   dir, &port, &pvm, &pport) != 5 ||
+			    strcmp(dir, "tx") || port != me.sivshm_port ||
+			    pvm != peer.sivshm_vm ||
+			    pport != peer.sivshm_port || !p ||
+			    sscanf(p, " records %lld bytes %lld notifies %lld rings %lld suppressed %lld",
+				   records, &b, &notifies, rang,
+				   suppressed) != 5)
+				continue;
+			found++;
+		}
+		fclose(f);
+	}
+	return found == 1 ? 0 : -1;
+}
+
 /* Serve one connection: its first record says how. */
 static int serve_one(int fd)
 {
 	unsigned char buf[256];
-	unsigned int vm, ms, us;
+	unsigned int vm, ms, us, pause_us = 0;
 	pid_t flooder = -1;
 	ssize_t n;
 
@@ -126,7 +176,7 @@ static int serve_one(int fd)
 	buf[n] = 0;
 	if (!strcmp((char *)buf, "quit"))
 		return 1;
-	if (sscanf((char *)buf, "busy %u", &us) == 1 &&
+	if (sscanf((char *)buf, "busy %u %u", &us, &pause_us) >= 1 &&
 	    set_busy_poll(fd, (int)us)) {
 		perror("pingpong_test: SO_BUSY_POLL");
 		return 0;
@@ -138,9 +188,21 @@ static int serve_one(int fd)
 			_exit(0);
 		}
 	}
-	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		long long recs, rang, supp;
+
+		if (n == 5 && !memcmp(buf, "stats", 5)) {
+			/* Our end's counters, for a test of busy polling. */
+			if (sock_counters(fd, &recs, &rang, &supp))
+				recs = rang = supp = -1;
+			n = snprintf((char *)buf, sizeof(buf), "%lld %lld %lld",
+				     recs, rang, supp);
+		} else if (pause_us) {
+			usleep(pause_us);
+		}
 		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
 			break;
+	}
 	if (flooder > 0)
 		waitpid(flooder, NULL, 0);
 	return 0;
@@ -207,6 +269,9 @@ struct rounds {
 	int err;		/* errno of the round that failed, 0 */
 };
 
+/* A pause before each record round_trips() sends, in microseconds. */
+static unsigned int send_pause_us;
+
 /* @n round trips of a 64 B record carrying its round number. */
 static void round_trips(int fd, unsigned int n, struct rounds *r)
 {
@@ -216,9 +281,13 @@ static void round_trips(int fd, unsigned int n, struct rounds *r)
 	memset(r, 0, sizeof(*r));
 	memset(buf, 0x5a, sizeof(buf));
 	for (r->done = 0; r->done < n; r->done++) {
-		uint64_t t0 = ivshm_now_ms(), dt;
+		uint64_t t0, dt;
 		unsigned int got;
 		ssize_t k;
+
+		if (send_pause_us)
+			usleep(send_pause_us);
+		t0 = ivshm_now_ms();
 
 		memcpy(buf, &r->done, sizeof(r->done));
 		if (send(fd, buf, sizeof(buf), 0) != sizeof(buf)) {
@@ -308,18 +377,6 @@ TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 3600)
 	}
 }
 
-/* Records published that found their reader not waiting for a doorbell
- * (no IVSHM_RXF_WAIT: it was spinning, or had not asked yet), here.
- */
-static long long suppressed(void)
-{
-	long long s = ivshm_dev_attr_ll("ivshm0", "doorbells", "suppressed");
-
-	if (!remote)
-		s += ivshm_dev_attr_ll("ivshm1", "doorbells", "suppressed");
-	return s;
-}
-
 /*
  * Busy polling: readers that spin (SO_BUSY_POLL) on both ends. Every record
  * still comes back whole and in order. A reader that spins has not asked
@@ -332,20 +389,32 @@ static long long suppressed(void)
  * The budget is far longer than any leg, so that a spin runs out only if
  * the writer's vCPU stood still that long; on a loaded host a spinner is
  * still told to give up its CPU now and then (a kworker wakes on it), and
- * that hop rings, as it should. So what is asserted is the behaviour, with
- * a margin no load takes away: more than half of the hops found their
- * reader spinning and rang nothing, so fewer than half rang, where without
- * busy polling more than half do. A reader that does not spin, or that
- * spins but asks for a doorbell first, fails both.
+ * that hop rings, as it should.
+ *
+ * A record also finds no request for a doorbell when its reader has not
+ * come back to recv() yet, spinning or not: a reader that does not spin
+ * would look like one that does if the writer were quicker. So each
+ * writer waits BUSY_PAUSE_US before each record (far less than the spin
+ * budget, far more than the way back into recv()): a reader that spins is
+ * spinning then, one that does not has asked for a doorbell and sleeps.
+ * And the hops are counted per direction, each by its writer's own
+ * connection counters (debugfs channels; the echo side reports its own
+ * when asked, also from the other guest), so that busy polling that works
+ * on only one end fails: in each direction more than half of the records
+ * found their reader spinning and fewer than half rang, where without
+ * busy polling nearly all ring. Load only makes a spinner ring more
+ * rarely than that margin, or a sleeper look like a spinner (a pass that
+ * would be wrong, never a failure that is).
  */
 TEST_F_TIMEOUT(pp, busy_poll_round_trips_ring_no_doorbell, 600)
 {
-	long long r0, r1, s0, s1, hops;
+	long long cr, crang, csupp, er = -1, erang = -1, esupp = -1;
 	struct rounds r;
-	char hello[32];
+	char hello[48], stats[64];
+	ssize_t n;
 	int fd;
 
-	snprintf(hello, sizeof(hello), "busy %d", BUSY_US);
+	snprintf(hello, sizeof(hello), "busy %d %d", BUSY_US, BUSY_PAUSE_US);
 	fd = connect_echo(hello);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, set_busy_poll(fd, BUSY_US))
@@ -353,30 +422,44 @@ TEST_F_TIMEOUT(pp, busy_poll_round_trips_ring_no_doorbell, 600)
 	/* The echo side spins too once it has answered once. */
 	round_trips(fd, 1, &r);
 	ASSERT_EQ(0, r.err);
-	r0 = rings();
-	s0 = suppressed();
+	send_pause_us = BUSY_PAUSE_US;
 	round_trips(fd, BUSY_ROUNDS, &r);
-	r1 = rings();
-	s1 = suppressed();
-	close(fd);
-	/* Both hops of a round are counted here with dev_shm, ours only
-	 * across guests.
-	 */
-	hops = (long long)r.done * (remote ? 1 : 2);
-	TH_LOG("%u round trips with SO_BUSY_POLL %d us in %llu ms (%.1f us each), slowest %llu ms; of %lld hops counted, %lld found the reader spinning and %lld rang a doorbell",
-	       r.done, BUSY_US, (unsigned long long)r.total_ms,
-	       r.done ? r.total_ms * 1000.0 / r.done : 0.0,
-	       (unsigned long long)r.slowest_ms, hops, s1 - s0, r1 - r0);
+	send_pause_us = 0;
 	ASSERT_EQ(0, r.err) TH_LOG("round %u failed: %s", r.done,
 				   strerror(r.err));
 	ASSERT_EQ(BUSY_ROUNDS, r.done);
+	/* Ours (the hello, the first round and BUSY_ROUNDS more), then the
+	 * echo side's (BUSY_ROUNDS + 1 answers), read before it answers.
+	 */
+	ASSERT_EQ(0, sock_counters(fd, &cr, &crang, &csupp));
+	ASSERT_EQ(5, send(fd, "stats", 5, 0));
+	n = recv(fd, stats, sizeof(stats) - 1, 0);
+	ASSERT_LT(0, n);
+	stats[n] = 0;
+	ASSERT_EQ(3, sscanf(stats, "%lld %lld %lld", &er, &erang, &esupp));
+	close(fd);
+	TH_LOG("%u round trips with SO_BUSY_POLL %d us and %d us before each record in %llu ms (%.1f us each), slowest %llu ms; to the echo side %lld records, %lld found it spinning, %lld rang; back %lld records, %lld found us spinning, %lld rang",
+	       r.done, BUSY_US, BUSY_PAUSE_US,
+	       (unsigned long long)r.total_ms,
+	       r.done ? r.total_ms * 1000.0 / r.done : 0.0,
+	       (unsigned long long)r.slowest_ms, cr, csupp, crang,
+	       er, esupp, erang);
+	ASSERT_LE(0, er) TH_LOG("the echo side found no counters");
+	ASSERT_LE(BUSY_ROUNDS + 1, cr);
+	ASSERT_LE(BUSY_ROUNDS + 1, er);
 	if (doorbell_mode() || !remote) {
-		/* Most hops found their reader spinning... */
-		ASSERT_LT(hops / 2, s1 - s0)
-			TH_LOG("busy polling did not keep the readers spinning");
+		/* In each direction most records found their reader
+		 * spinning...
+		 */
+		ASSERT_LT(cr / 2, csupp)
+			TH_LOG("the echo side did not keep spinning");
+		ASSERT_LT(er / 2, esupp)
+			TH_LOG("our reader did not keep spinning");
 		/* ... and rang nothing. */
-		ASSERT_GT(hops / 2, r1 - r0)
-			TH_LOG("readers that spin were rung");
+		ASSERT_GT(cr / 2, crang)
+			TH_LOG("the echo side, spinning, was rung");
+		ASSERT_GT(er / 2, erang)
+			TH_LOG("our reader, spinning, was rung");
 	}
 }
 
