@@ -43,12 +43,13 @@
 
 #define PP_PORT		7100
 #define ROUND_LIMIT_MS	10000
-#define FLOOD_MS	4000
+#define FLOOD_MS	8000		/* > 2 * SLEEP_LATE_MS and the sleeps */
 #define LOCAL_ROUNDS	20000
 #define DOORBELL_ROUNDS	20000
 #define PLAIN_ROUNDS	5000
 #define SLEEPS		50
 #define SLEEP_MS	10
+#define SLEEP_LATE_MS	3000		/* a 10 ms sleep, under the flood */
 #define BUSY_US		200000		/* a spin outlasts any leg here, loaded or not */
 #define BUSY_ROUNDS	2000
 #define BUSY_PAUSE_US	2000		/* before each record: readers are back in recv */
@@ -678,10 +679,20 @@ static pid_t start_flood(int *fd)
 	return pid;
 }
 
+/*
+ * A doorbell flood (every pending bit set, every vector rung, for
+ * FLOOD_MS) costs bounded work: while it runs, records cross and a
+ * sleeping process wakes on time. The sleeps start once the flood is seen
+ * and must end before it can have ended (it started after t0), so that
+ * every one of them is asleep under it; each may be late by a loaded
+ * host's scheduling, but not by the flood's length (FLOOD_MS, more than
+ * twice SLEEP_LATE_MS).
+ */
 TEST_F_TIMEOUT(pp, doorbell_flood_costs_bounded_work, 120)
 {
 	struct flood_view before, during, after, later;
-	uint64_t t0, slept_ms, end;
+	uint64_t t0, t1, slept_ms, late, late_max = 0, end;
+	long long d0, d1;
 	struct rounds r, worst = { 0 };
 	unsigned int i, rounds = 0;
 	pid_t flooder;
@@ -690,37 +701,61 @@ TEST_F_TIMEOUT(pp, doorbell_flood_costs_bounded_work, 120)
 	if (!doorbell_mode())
 		SKIP(return, "a polled device has no doorbells to flood");
 	flood_view(&before);
+	t0 = ivshm_now_ms();
 	flooder = start_flood(&fd);
 	ASSERT_LE(0, flooder);
 
-	/* Under the flood: records still cross in bounded time... */
-	ivshm_sleep_ms(300);
-	end = ivshm_now_ms() + FLOOD_MS / 2;
-	while (ivshm_now_ms() < end) {
+	/* The flood has begun... */
+	do {
+		ivshm_sleep_ms(10);
+		flood_view(&during);
+	} while (during.doorbells - before.doorbells < 10 &&
+		 ivshm_now_ms() < t0 + FLOOD_MS);
+	ASSERT_LE(10, during.doorbells - before.doorbells)
+		TH_LOG("no flood seen within %d ms", FLOOD_MS);
+	/* ... and a sleeping process wakes on time under it... */
+	d0 = during.doorbells;
+	t1 = ivshm_now_ms();
+	for (i = 0; i < SLEEPS; i++) {
+		uint64_t s0 = ivshm_now_ms();
+
+		ivshm_sleep_ms(SLEEP_MS);
+		late = ivshm_now_ms() - s0 - SLEEP_MS;
+		if (late > late_max)
+			late_max = late;
+	}
+	slept_ms = ivshm_now_ms() - t1;
+	flood_view(&during);
+	d1 = during.doorbells;
+	/* (still there after the last sleep: the flood outlasted them) */
+	if (flooder > 0)
+		ASSERT_EQ(0, waitpid(flooder, &st, WNOHANG))
+			TH_LOG("the flood ended before the sleeps did");
+	ASSERT_GT(t0 + FLOOD_MS, ivshm_now_ms())
+		TH_LOG("the sleeps took %llu ms: the flood may have ended",
+		       (unsigned long long)slept_ms);
+	/* ... and records still cross in bounded time. */
+	end = t0 + FLOOD_MS - 1000;
+	do {
 		round_trips(fd, 20, &r);
 		ASSERT_EQ(0, r.err) TH_LOG("round %u under the flood: %s",
 					   rounds + r.done, strerror(r.err));
 		rounds += r.done;
 		if (r.slowest_ms > worst.slowest_ms)
 			worst.slowest_ms = r.slowest_ms;
-	}
-	/* ... and a sleeping process wakes on time. */
-	t0 = ivshm_now_ms();
-	for (i = 0; i < SLEEPS; i++)
-		ivshm_sleep_ms(SLEEP_MS);
-	slept_ms = ivshm_now_ms() - t0;
+	} while (ivshm_now_ms() < end);
 	flood_view(&during);
 
 	if (flooder > 0) {
 		ASSERT_EQ(flooder, waitpid(flooder, &st, 0));
 		ASSERT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
-	} else {
-		ivshm_sleep_ms(FLOOD_MS);
+	} else if (ivshm_now_ms() < t0 + FLOOD_MS + 1000) {
+		ivshm_sleep_ms(t0 + FLOOD_MS + 1000 - ivshm_now_ms());
 	}
-	TH_LOG("under the flood: %u round trips, slowest %llu ms; %d sleeps of %d ms took %llu ms; %lld doorbells, %lld NAPI polls, %lld control runs (%lld cut short)",
+	TH_LOG("under the flood: %u round trips, slowest %llu ms; %d sleeps of %d ms took %llu ms, the latest %llu ms late, %lld doorbells meanwhile; %lld doorbells, %lld NAPI polls, %lld control runs (%lld cut short)",
 	       rounds, (unsigned long long)worst.slowest_ms, SLEEPS, SLEEP_MS,
-	       (unsigned long long)slept_ms,
-	       during.doorbells - before.doorbells,
+	       (unsigned long long)slept_ms, (unsigned long long)late_max,
+	       d1 - d0, during.doorbells - before.doorbells,
 	       during.napi_polls - before.napi_polls,
 	       during.ctrl_polls - before.ctrl_polls,
 	       during.ctrl_floods - before.ctrl_floods);
@@ -728,7 +763,8 @@ TEST_F_TIMEOUT(pp, doorbell_flood_costs_bounded_work, 120)
 	/* On time, that is: not held up for the flood's length, which a
 	 * loaded host's scheduling alone never comes near.
 	 */
-	ASSERT_GT(SLEEPS * SLEEP_MS * 20, slept_ms);
+	ASSERT_GT(SLEEP_LATE_MS, late_max);
+	ASSERT_LT(0, d1 - d0) TH_LOG("no doorbell while the sleeps ran");
 	/* It was a flood, and it was recognised as one. */
 	ASSERT_LT(remote ? 100 : 1000, during.doorbells - before.doorbells);
 	if (!remote)
