@@ -286,14 +286,18 @@ static void agent_sink(int fd, unsigned int delay_ms)
 	send(fd, reply, strlen(reply), MSG_NOSIGNAL);
 }
 
-/* @count records of 8 bytes, @gap_ms apart, then wait for the close. */
+/* @count records of 4 bytes in lockstep: each @gap_ms after the reader
+ * acknowledged the one before (a record back with its number), then
+ * wait for the close.
+ */
 static void agent_trickle(int fd, unsigned int count, unsigned int gap_ms)
 {
-	unsigned int i;
+	unsigned int i, ack;
 
 	for (i = 0; i < count; i++) {
 		usleep(gap_ms * 1000);
-		if (send(fd, &i, sizeof(i), MSG_NOSIGNAL) != sizeof(i))
+		if (send(fd, &i, sizeof(i), MSG_NOSIGNAL) != sizeof(i) ||
+		    recv(fd, &ack, sizeof(ack), 0) != sizeof(ack) || ack != i)
 			break;
 	}
 	agent_echo(fd);
@@ -1399,12 +1403,13 @@ TEST(poll_epoll_select_see_records)
 
 /*
  * The event loop of mio, tokio and libuv: wait with EPOLLET, drain with
- * MSG_DONTWAIT until EAGAIN, wait again. Every record of a trickle 50 ms
- * apart must bring an edge: a reader that drained asks to be told of the
- * next record, whether it sleeps or not. A missed edge is a wait that
- * never ends (for the last record) or that the next record ends; the
- * wait for each is bounded by SETTLE_MS, which a loaded host's scheduling
- * never comes near, and the longest is printed.
+ * MSG_DONTWAIT until EAGAIN, wait again. Every record of a trickle must
+ * bring an edge: a reader that drained asks to be told of the next
+ * record, whether it sleeps or not. The trickle is in lockstep: the agent
+ * sends each record 50 ms after the reader acknowledged the one before
+ * (a record back), so no later record can stand in for a missed edge: a
+ * missed edge is a wait that never ends, bounded by SETTLE_MS, which a
+ * loaded host's scheduling never comes near; the longest is printed.
  */
 TEST(edge_triggered_epoll_sees_every_record)
 {
@@ -1425,11 +1430,14 @@ TEST(edge_triggered_epoll_sees_every_record)
 		ASSERT_EQ(1, n) TH_LOG("no edge within %d ms after %u records",
 				       SETTLE_MS, got);
 		ASSERT_TRUE(out.events & EPOLLIN);
-		while (recv(fd, &v, sizeof(v), MSG_DONTWAIT) == sizeof(v)) {
-			ASSERT_EQ(got, v);
-			got++;
-		}
+		ASSERT_EQ((ssize_t)sizeof(v), recv(fd, &v, sizeof(v), MSG_DONTWAIT))
+			TH_LOG("an edge without a record: %s", strerror(errno));
+		ASSERT_EQ(got, v);
+		/* One record at a time: the next waits for our word. */
+		EXPECT_EQ(-1, recv(fd, &v, sizeof(v), MSG_DONTWAIT));
 		ASSERT_EQ(EAGAIN, errno);
+		ASSERT_EQ((ssize_t)sizeof(got), send(fd, &got, sizeof(got), 0));
+		got++;
 	}
 	TH_LOG("20 records, longest wait for an edge %llu ms",
 	       (unsigned long long)worst);
