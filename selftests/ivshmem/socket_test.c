@@ -755,8 +755,28 @@ static int connect_to_peer2(unsigned int timeout_ms, int fd[3])
 #define DEAD_BOUND_MS	2000
 #define DEAD_RESET_MS	9000
 #define DEAD_STEP_MS	15000
+#define PEER_TIMEOUT_DEFAULT_MS	10000
 
-TEST(dead_peer_resets_and_comes_back)
+/*
+ * Tests that set the liveness bound: the teardown sets the default back
+ * on every device, for the agent's peer and every later test, also when
+ * an ASSERT ended the test early.
+ */
+FIXTURE(liveness) {
+	int unused;
+};
+
+FIXTURE_SETUP(liveness)
+{
+}
+
+FIXTURE_TEARDOWN(liveness)
+{
+	EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
+					PEER_TIMEOUT_DEFAULT_MS));
+}
+
+TEST_F(liveness, dead_peer_resets_and_comes_back)
 {
 	long long free0, n = -1;
 	uint64_t t0, deadline;
@@ -832,9 +852,7 @@ TEST(dead_peer_resets_and_comes_back)
 		ivshm_sleep_ms(50);
 	} while (ivshm_now_ms() < deadline);
 	EXPECT_EQ(free0, n);
-	/* The default again, for the agent's peer and everyone else. */
-	EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
-					10000));
+	/* The default comes back in the teardown. */
 }
 
 /*
@@ -849,7 +867,7 @@ TEST(dead_peer_resets_and_comes_back)
  * connections: nothing is reset on either side, and records flow both
  * ways once it runs again.
  */
-TEST(paused_peer_keeps_its_connections)
+TEST_F(liveness, paused_peer_keeps_its_connections)
 {
 	int lfd, c, a, fd[3];
 	uint64_t t0;
