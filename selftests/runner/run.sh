@@ -512,7 +512,7 @@ run_crash() {
 	ivshm_log "placement crash: a doorbell guest killed mid-transfer, then restarted"
 	doorbell_args "$sock"
 	start_server crash "$sock" -v || return 0
-	start_guest crash-a "insmod-af_ivshmem,crash_test:receiver,rmmod-af_ivshmem,leakcheck" \
+	start_guest crash-a "insmod-af_ivshmem:peer_timeout_ms=60000,crash_test:receiver,rmmod-af_ivshmem,leakcheck" \
 		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
 	a=$guest_pid
 	start_guest crash-b "insmod-af_ivshmem,crash_test:sender" \
