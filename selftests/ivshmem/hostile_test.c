@@ -47,11 +47,15 @@
 #define BYSTANDERS	3
 /*
  * What the kernel bounds is 1 s of waiting for the control lock, and it
- * promises 5 s for any call (Documentation/threat-model.md); a call that
- * does not return is caught all the same with twice that, which leaves a
- * loaded TCG host its scheduling delays.
+ * promises 5 s for any call (Documentation/threat-model.md). Sockets time
+ * out after twice that, so that a call that does not return is caught
+ * and fails the test without hanging it; the connects made while the
+ * whole region is attacked are held to the promise itself, plus the
+ * latest a 10 ms sleep woke meanwhile (what a loaded host's scheduling
+ * took, measured alongside).
  */
 #define CALL_TIMEOUT_S	10
+#define CALL_PROMISE_MS	5000
 #define BUSY_US		5000		/* SO_BUSY_POLL of the spinning ones */
 #define MAX_PAYLOAD	2048
 #define FIRST_REPORT_MS	300000		/* the attacker may boot late */
@@ -720,9 +724,10 @@ int main(void)
 	pthread_join(sleep_th, NULL);
 	pthread_join(forged_th, NULL);
 	pthread_join(rep_th, NULL);
-	check(probe_max_ms < CALL_TIMEOUT_S * 1000,
-	      "global: every connect returned within %d s (longest %llu ms; %lu made, refused: %lu EAGAIN, %lu ECONNRESET, %lu ENOBUFS, %lu other)",
-	      CALL_TIMEOUT_S, (unsigned long long)probe_max_ms, probe_ok,
+	check(probe_max_ms < CALL_PROMISE_MS + sleep_max_late_ms,
+	      "global: every connect returned within %d ms and the scheduling lateness seen (%llu ms) (longest %llu ms; %lu made, refused: %lu EAGAIN, %lu ECONNRESET, %lu ENOBUFS, %lu other)",
+	      CALL_PROMISE_MS, (unsigned long long)sleep_max_late_ms,
+	      (unsigned long long)probe_max_ms, probe_ok,
 	      probe_err[0], probe_err[1], probe_err[2], probe_err[3]);
 	check(sleep_max_late_ms < SLEEP_LATE_MS,
 	      "global: the guest stayed responsive (10 ms sleeps at most %llu ms late)",
