@@ -140,7 +140,7 @@ struct ivshm_ring {
 	u32 off;			/* position of @pos in the run */
 	u64 pos;			/* tx: head; rx: tail (authoritative) */
 	u64 peer;			/* tx: last tail seen; rx: last head */
-	u64 touch;			/* tx: records produced */
+	u64 touch;			/* tx: records produced; rx: consumed */
 	u64 published;			/* tx: head, rx: tail as last published */
 	/* tx after a move: capacity stays @cap until the reader passes @cap_until */
 	u32 cap;

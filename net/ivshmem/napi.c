@@ -32,16 +32,17 @@
  * poll starts at the word where this one stopped, so a flood of bits from a
  * peer is worked off in fair, bounded slices, as NAPI bounds any device.
  *
- * Moderation (devices with doorbells): a reader that keeps up with a bulk
- * stream sleeps between records, and each sleep would cost a doorbell. A
- * poll that woke readers with at least coalesce_bulk bytes waiting between
- * them starts (or extends) a bulk period: the data doorbell stays disarmed,
- * senders only set bits, and an hrtimer polls every coalesce_us until
- * coalesce_idle_us pass without another such poll; then the doorbell is
- * armed again. Small records (requests and answers, ping-pong) never start
- * a bulk period and keep the doorbell's latency; records that take long to
- * copy anyway wait at most coalesce_us more. The bytes waiting are read from
- * the channel's head and tail, a hint that only decides how we are woken.
+ * Moderation (devices with doorbells): a reader of a bulk stream sleeps
+ * between records, and each sleep would cost a doorbell. A poll that woke
+ * readers lagging behind their senders by more than one record, with at
+ * least coalesce_bulk bytes waiting between them, starts (or extends) a
+ * bulk period: the data doorbell stays disarmed, senders only set bits,
+ * and an hrtimer polls every coalesce_us until coalesce_idle_us pass
+ * without another such poll; then the doorbell is armed again. A single
+ * record waiting, however long, is a request or an answer (ping-pong):
+ * it never starts a bulk period, since its answer would then wait for the
+ * timer instead of the doorbell, each way. The counts are read from the
+ * channel (ivshm_sock_wake()), a hint that only decides how we are woken.
  *
  * Devices without doorbells (ivshmem-plain) are polled: an hrtimer
  * schedules NAPI, again after poll_min_us when the last poll found work and
@@ -131,28 +132,18 @@ static void ivshm_netdev_setup(struct net_device *dev)
 
 /* Wake the sockets of channel @idx: records for its reader, room for its
  * writer. Both only on a loopback connection. Returns the bytes waiting
- * for the reader, a moderation hint.
+ * for a reader that lags behind a stream, a moderation hint.
  */
 static u64 ivshm_napi_event(struct ivshm_dev *idev, u32 idx)
 {
-	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
 	struct ivshm_sock *isk[2];
 	u64 waiting = 0;
 
 	ivshm_slot_get(idev, idx, isk);
 	if (isk[0])
 		ivshm_sock_wake(isk[0], idev, idx, false);
-	if (isk[1]) {
-		/* The tail first: our reader may move it meanwhile, and a
-		 * head read before it could seem to lag behind it.
-		 */
-		u64 tail = ivshm_get64(&ch->tail);
-		u64 head = ivshm_get64(&ch->head);
-
-		ivshm_sock_wake(isk[1], idev, idx, true);
-		if (head > tail)
-			waiting = min_t(u64, head - tail, IVSHMEM_RING_MAX);
-	}
+	if (isk[1])
+		waiting = ivshm_sock_wake(isk[1], idev, idx, true);
 	ivshm_slot_put(isk);
 	return waiting;
 }

@@ -75,7 +75,7 @@ MODULE_PARM_DESC(coalesce_us, "doorbell devices: poll interval during bulk trans
 
 static unsigned int ivshm_coalesce_bulk = 16384;
 module_param_named(coalesce_bulk, ivshm_coalesce_bulk, uint, 0444);
-MODULE_PARM_DESC(coalesce_bulk, "doorbell devices: bytes waiting for the readers one poll wakes that start a bulk period (default 16384)");
+MODULE_PARM_DESC(coalesce_bulk, "doorbell devices: bytes waiting for readers lagging by more than one record that start a bulk period (default 16384)");
 
 static unsigned int ivshm_coalesce_idle_us = 10000;
 module_param_named(coalesce_idle_us, ivshm_coalesce_idle_us, uint, 0444);

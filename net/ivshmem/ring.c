@@ -49,7 +49,9 @@
  * Private state that a waiter looks at without the caller's lock (pos,
  * peer and move_pending on the consumer's side, pos and peer on the
  * producer's) is written with WRITE_ONCE(), for ivshm_rx_changed() and
- * ivshm_tx_changed().
+ * ivshm_tx_changed(); so is the consumer's count of records consumed
+ * (touch), which the notification poll compares with head_touch to tell
+ * a stream from a single record.
  */
 
 #include "core.h"
@@ -538,6 +540,7 @@ int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
 /* Consume the record last returned by ivshm_rx_peek(). */
 void ivshm_rx_release(struct ivshm_ring *r)
 {
+	WRITE_ONCE(r->touch, r->touch + 1);
 	WRITE_ONCE(r->pos, r->pos + r->rec_need);
 	r->off = ivshm_ring_add(r->off, r->rec_need, r->size);
 	r->rec_need = 0;

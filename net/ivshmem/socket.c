@@ -649,23 +649,42 @@ out:
  * Only wakes the socket's waiters, who look at the ring under the socket
  * lock; a stale or forged bit costs a spurious wakeup, nothing more.
  *
+ * For a reader, also tells the poll whether it lags behind a stream: the
+ * bytes waiting when more than one record waits, else 0. One record is a
+ * request or an answer, however long, and its reader must not wait for
+ * the moderation timer (napi.c); several mean the sender writes faster
+ * than we read. The counters come from the region unchecked, so this is
+ * only a hint: it decides how we are woken next, never what is read.
+ *
  * Context: softirq (the device's NAPI poll), the only writer of the
  * wakeup counters.
+ * Return: for a reader lagging behind a stream, the bytes waiting; else 0.
  */
-void ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
-		     u32 idx, bool rx)
+u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
+		    u32 idx, bool rx)
 {
+	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
 	struct sock *sk = &isk->sk;
+	u64 head, tail, records;
 
 	if (READ_ONCE(isk->idev) != idev)
-		return;
-	if (rx) {
-		WRITE_ONCE(isk->cs.rx_wakeups, isk->cs.rx_wakeups + 1);
-		sk->sk_data_ready(sk);
-	} else {
+		return 0;
+	if (!rx) {
 		WRITE_ONCE(isk->cs.tx_wakeups, isk->cs.tx_wakeups + 1);
 		sk->sk_write_space(sk);
+		return 0;
 	}
+	/* The tail first: our reader may move it meanwhile, and a head read
+	 * before it could seem to lag behind it.
+	 */
+	tail = ivshm_get64(&ch->tail);
+	head = ivshm_get64(&ch->head);
+	records = ivshm_get64(&ch->head_touch) - READ_ONCE(isk->rx.touch);
+	WRITE_ONCE(isk->cs.rx_wakeups, isk->cs.rx_wakeups + 1);
+	sk->sk_data_ready(sk);
+	if (head <= tail || records < 2 || records > IVSHMEM_RING_MAX)
+		return 0;
+	return min_t(u64, head - tail, IVSHMEM_RING_MAX);
 }
 
 /**

@@ -62,8 +62,8 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 			  u32 idx, const struct ivshm_rebal *rb);
 
 /* Called by the device's NAPI poll (napi.c), in softirq context. */
-void ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
-		     u32 idx, bool rx);
+u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
+		    u32 idx, bool rx);
 
 /* Diagnostics, in process context. */
 bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
