@@ -59,6 +59,7 @@
 #include "rebalance.h"
 #include "socket.h"
 #include "stats.h"
+#include "trace.h"
 
 /* How long a caller waits for the region's control lock before giving up,
  * ctrl_mutex included: the deadline is set before the mutex is asked for,
@@ -555,6 +556,7 @@ int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set)
 	ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
 	if (vm == idev->own_id) {
 		/* A doorbell to ourselves, as far as rebalancing goes. */
+		trace_ivshm_notify(idev->index, vm, idx, set, true);
 		ivshm_rebal_doorbell(idev);
 		if (set == IVSHM_PEND_DATA)
 			ivshm_napi_kick(idev);
@@ -573,9 +575,11 @@ int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set)
 	} else if (!ivshm_get32(&p->doorbell_armed)) {
 		goto suppressed;
 	}
+	trace_ivshm_notify(idev->index, vm, idx, set, true);
 	ivshm_dev_ring(idev, vm, vector);
 	return IVSHM_NOTIFY_RANG;
 suppressed:
+	trace_ivshm_notify(idev->index, vm, idx, set, false);
 	ivshm_stat_inc(idev, IVSHM_STAT_SUPPRESSED);
 	return IVSHM_NOTIFY_SET;
 }

@@ -34,6 +34,7 @@
 #include "netlink.h"
 #include "rebalance.h"
 #include "stats.h"
+#include "trace.h"
 
 static DEFINE_MUTEX(ivshm_devices_lock);
 static LIST_HEAD(ivshm_devices);
@@ -174,6 +175,7 @@ EXPORT_SYMBOL_GPL(ivshm_dev_unregister);
  */
 void ivshm_dev_interrupt(struct ivshm_dev *idev, unsigned int vector)
 {
+	trace_ivshm_interrupt(idev->index, vector);
 	if (vector < IVSHM_MAX_VECTORS)
 		atomic64_inc(&idev->doorbells[vector]);
 	if (!READ_ONCE(idev->joined) || READ_ONCE(idev->dying))

@@ -76,6 +76,7 @@
 #include "napi.h"
 #include "socket.h"
 #include "stats.h"
+#include "trace.h"
 
 struct ivshm_netdev_priv {
 	struct ivshm_dev *idev;
@@ -234,6 +235,7 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 		napi_complete(napi);
 		return 0;
 	}
+	trace_ivshm_poll(idev->index);
 	ivshm_stat_inc(idev, IVSHM_STAT_NAPI_POLLS);
 	if (doorbells)
 		ivshm_put32(&me->data_armed, 0);
@@ -253,9 +255,11 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 		return done;
 	}
 	if (ivshm_moderate(idev, waiting)) {
+		trace_ivshm_poll_done(idev->index, done, waiting, true);
 		ivshm_stat_inc(idev, IVSHM_STAT_MODERATED);
 		return done;
 	}
+	trace_ivshm_poll_done(idev->index, done, waiting, false);
 	ivshm_put32(&me->data_armed, 1);
 	ivshm_mb();							/* N1 */
 	if (ivshm_pending_any(l, idev->own_id, IVSHM_PEND_DATA))

@@ -70,6 +70,7 @@
 #include "rebalance.h"
 #include "socket.h"
 #include "stats.h"
+#include "trace.h"
 
 #define IVSHM_CONNECT_TIMEOUT_MS	10000
 
@@ -669,6 +670,7 @@ u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
 
 	if (READ_ONCE(isk->idev) != idev)
 		return 0;
+	trace_ivshm_wake(idev->index, idx, rx);
 	if (!rx) {
 		WRITE_ONCE(isk->cs.tx_wakeups, isk->cs.tx_wakeups + 1);
 		sk->sk_write_space(sk);
@@ -1515,6 +1517,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = -EMSGSIZE;
 		goto out;
 	}
+	trace_ivshm_sendmsg(isk->idev->index, isk->tx_idx, len);
 
 	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
 	for (;;) {
@@ -1895,6 +1898,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_RX_RECORDS);
 		ivshm_stat_add(isk->idev, IVSHM_STAT_RX_BYTES, rec.len);
 	}
+	trace_ivshm_recvmsg(isk->idev->index, isk->rx_idx, ret);
 out:
 	release_sock(sk);
 	return ret;
