@@ -124,9 +124,10 @@ $(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
 
 $(BUILD)/selftests/net_bench: userspace/bench/net_bench.c $(LIB_SRCS) \
-		$(TEST_LIB)
+		userspace/bench/tracefs.c userspace/bench/tracefs.h $(TEST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Iuserspace/lib -Iselftests/ivshmem -o $@ $< \
+		userspace/bench/tracefs.c \
 		selftests/ivshmem/ivshm_test.c selftests/ivshmem/ivshm_nl.c userspace/lib/ivshmem.c
 
 # The region without the module: the core's ring and a lock-guarded

@@ -10,7 +10,9 @@
 #      TCP over virtio-net on tap devices bridged in a network namespace,
 #      and the region without the module (region_bench): the core's ring
 #      from user space, the ceiling, and a lock-guarded buffer;
-#   4. bench-report.py: the CSV, the summary with the ratios and the
+#   4. a round trip between two doorbell guests split into its stages by
+#      the data path's tracepoints (bench-stages.py: stages.md);
+#   5. bench-report.py: the CSV, the summary with the ratios and the
 #      targets, and the plots.
 #
 # Results go to build/bench/results (BENCH_RESULTS=DIR elsewhere). The
@@ -55,7 +57,8 @@ make -s -C "$IVSHM_ROOT/userspace/bench" BUILD="$IVSHM_BUILD" >&2
 ivshm_log "bench: [2/3] the guests ($kernel kernel): $reps repetitions of $ms ms per figure"
 BENCH_OUT=$out BENCH_MS=$ms BENCH_WARMUP_MS=$warmup BENCH_REPS=$reps \
 	"$IVSHM_ROOT/selftests/runner/run.sh" --kernel "$kernel" \
-	--placements bench-one,bench-doorbell,bench-plain,bench-raw | tee "$out/guests.log"
+	--placements bench-one,bench-doorbell,bench-plain,bench-raw,bench-stages |
+	tee "$out/guests.log"
 
 # How TCP's guests were joined, as the runner found it.
 [ ! -f "$out/net.txt" ] || cat "$out/net.txt" >>"$out/meta.txt"

@@ -8,10 +8,11 @@
 #                  (FUZZ_SECONDS), the ivshmem server against
 #                  fake clients and real QEMU,
 #                  the runner's log scanner, the runner itself and the
-#                  benchmark's report
+#                  benchmark's report and stage splitter
 #   3. guests      the in-guest suite on Debian's 6.1 kernel, then part of
 #                  it on 6.12; 10^6 round trips through dev_shm on 6.1;
-#                  make bench's guests with one short measurement each
+#                  make bench's guests with one short measurement each,
+#                  and a traced round trip split into its stages
 #   4. debug       most of the suite on the debug kernel (KASAN, lockdep,
 #                  UBSAN, KFENCE, kmemleak), built and cached on first use,
 #                  with the hostile peer, random system calls and the soak
@@ -78,6 +79,7 @@ for ph in $phases; do
 		phase scan-log selftests/runner/test-scan-log.sh
 		phase runner selftests/runner/test-runner.sh
 		phase bench-report scripts/test-bench-report.sh
+		phase bench-stages scripts/test-bench-stages.sh
 		;;
 	guests) phase guests-6.1 selftests/runner/run.sh --kernel 6.1 \
 		--placements devshm,netlink,doorbell,plain,trio,crash,pause,hammer,sysfuzz ;;
@@ -85,7 +87,7 @@ for ph in $phases; do
 	# make bench's guests, briefly: every measurement is made once, so
 	# that the benchmark keeps working; the figures are not judged.
 	bench) BENCH_MS=100 BENCH_WARMUP_MS=100 BENCH_REPS=1 phase bench selftests/runner/run.sh --kernel 6.1 \
-		--placements bench-one,bench-doorbell,bench-plain,bench-raw ;;
+		--placements bench-one,bench-doorbell,bench-plain,bench-raw,bench-stages ;;
 	# To keep make check within its time, 6.12 runs the placements that
 	# exercise the most kernel interfaces (the socket suite through
 	# dev_shm and between PCI guests, rebalancing, netlink) and 20 s of

@@ -38,6 +38,9 @@
 #              the region core's ring from user space (the ceiling) and a
 #              lock-guarded buffer (the design the seed replaces)
 #   bench-rebal  rebal_bench in one dev_shm guest (make bench-rebal)
+#   bench-stages  net_bench in two doorbell guests with the data path's
+#              tracepoints on: a round trip split into its stages
+#              (scripts/bench-stages.py; BENCH_OUT/stages.md)
 #
 # A placement in which a guest died while booting, before its first step
 # (so before any of our code ran), is run once more, and says so.
@@ -364,6 +367,8 @@ plan_bench_plain_b="insmod-af_ivshmem,net_bench:client-plain,rmmod-af_ivshmem"
 # Rebalancing off against on, one bulk connection on a 4 MiB region.
 plan_bench_raw_a="region_bench:a"
 plan_bench_raw_b="region_bench:b"
+plan_bench_stages_a="insmod-af_ivshmem,net_bench:stages-server,rmmod-af_ivshmem"
+plan_bench_stages_b="insmod-af_ivshmem,net_bench:stages-client,rmmod-af_ivshmem"
 plan_bench_rebal="insmod-af_ivshmem,insmod-dev_shm:size=4194304,rebal_bench,rmmod-dev_shm,rmmod-af_ivshmem"
 plan_pingpong="insmod-af_ivshmem,insmod-dev_shm,pingpong_test,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
 plan_devshm="insmod-af_ivshmem,insmod-dev_shm,devshm_test,module_test,rmmod-dev_shm,insmod-dev_shm:size=4194304,rebalance_test:bulk,rmmod-dev_shm,insmod-dev_shm:size=33554432,socket_test,lib_test,pingpong_test,rebalance_test:stress,rmmod-dev_shm,rmmod-af_ivshmem,leakcheck"
@@ -802,6 +807,34 @@ run_bench_raw() {
 	bench_collect bench-raw bench-raw-b
 }
 
+# A round trip's stages, from the tracepoints of two doorbell guests.
+run_bench_stages() {
+	local sock=$work/ivshmem.sock a b out timeout=$((timeout + 600))
+	ivshm_log "placement bench-stages: two guests, ivshmem-doorbell, round trips traced"
+	start_server bench-stages "$sock" || return 0
+	doorbell_args "$sock"
+	start_guest bench-stages-a "$plan_bench_stages_a" \
+		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
+	a=$guest_pid
+	start_guest bench-stages-b "$plan_bench_stages_b" \
+		"ivshm.role=b ivshm.mode=doorbell" "${region_args[@]}"
+	b=$guest_pid
+	bench_follow bench-stages-b "$b"
+	wait_guests "bench-stages-a:$a" "bench-stages-b:$b"
+	report bench-stages bench-stages-a
+	report bench-stages bench-stages-b
+	out=${BENCH_OUT:-$work}/stages.md
+	if "$IVSHM_ROOT/scripts/bench-stages.py" \
+		--client <(tr -d '\r' <"$work/bench-stages-b.results") \
+		--server <(tr -d '\r' <"$work/bench-stages-a.results") \
+		>"$out"; then
+		pass "bench-stages: the round trips split into stages ($out)"
+		sed 's/^/  /' "$out"
+	else
+		fail "bench-stages: the traces could not be split into stages"
+	fi
+}
+
 # Rebalancing off against on, in one dev_shm guest.
 run_bench_rebal() {
 	ivshm_log "placement bench-rebal: one guest, dev_shm, a bulk transfer with rebalancing off and on"
@@ -834,6 +867,7 @@ run_placement() {
 	bench-doorbell | bench-plain) REGION_SIZE=33554432 run_bench_two "$1" ;;
 	bench-raw) REGION_SIZE=33554432 run_bench_raw ;;
 	bench-rebal) run_bench_rebal ;;
+	bench-stages) run_bench_stages ;;
 	selftest-hang | selftest-panic | selftest-kill) run_selftest "${1#selftest-}" ;;
 	*) ivshm_die "unknown placement '$1'" ;;
 	esac

@@ -13,6 +13,10 @@
  *   net_bench client-doorbell  AF_IVSHMEM on an ivshmem-doorbell region
  *                              against TCP over virtio-net to 192.168.100.1
  *   net_bench client-plain     AF_IVSHMEM on an ivshmem-plain region
+ *   net_bench stages-server    the server, AF_IVSHMEM only
+ *   net_bench stages-client    round trips on an ivshmem-doorbell region,
+ *                              untraced then traced (placement
+ *                              bench-stages; scripts/bench-stages.py)
  *
  * Three tests, each on every transport, repetitions interleaved across
  * transports so that a slow moment of the machine hits all of them:
@@ -71,6 +75,7 @@
 
 #include "ivshmem.h"
 #include "ivshm_test.h"
+#include "tracefs.h"
 
 #define BENCH_PORT	6000
 #define TCP_PORT	6100
@@ -82,6 +87,10 @@
 #define RTT_WARMUP	50
 #define RTT_MIN		100
 #define RTT_MAX		5000
+/* Traced round trips per size: what the trace buffer and the console
+ * carry in a few seconds, and enough for a p99.
+ */
+#define STAGE_ROUNDS	2000
 #define CONNECT_S	60
 #define IDLE_S		120
 
@@ -93,7 +102,8 @@ struct transport {
 	bool counters;		/* has doorbell and poll counters */
 };
 
-enum { OP_STREAM = 1, OP_ECHO = 2, OP_QUIT = 3 };
+/* OP_ECHO_TRACED: an echo during which the server's guest traces too. */
+enum { OP_STREAM = 1, OP_ECHO = 2, OP_QUIT = 3, OP_ECHO_TRACED = 4 };
 enum { PH_WARM = 0, PH_TIMED = 1, PH_END = 2 };
 
 struct cmd {
@@ -118,6 +128,7 @@ static bool one_guest;
 static unsigned int server_vm = IVSHMEM_VM_ANY;
 static int af;			/* AF_IVSHMEM's number */
 static unsigned long long bench_ms, warmup_ms, reps, busy_us;
+static unsigned int stage_rounds;	/* rtt: exactly this many, traced */
 
 /* One write, so that the line cannot interleave with the other process. */
 static void die(const char *fmt, ...)
@@ -338,6 +349,8 @@ static void *serve(void *arg)
 	const unsigned char *rec;
 	uint64_t t0 = 0;
 	struct cmd cmd;
+	char tag[32];
+	bool echo;
 	int ret;
 
 	if (link_recv(&c->l, sizeof(cmd), &rec))
@@ -347,11 +360,14 @@ static void *serve(void *arg)
 		atomic_store(&quit, true);
 		goto out;
 	}
-	if ((cmd.op != OP_STREAM && cmd.op != OP_ECHO) || !cmd.size ||
+	echo = cmd.op == OP_ECHO || cmd.op == OP_ECHO_TRACED;
+	if ((cmd.op != OP_STREAM && !echo) || !cmd.size ||
 	    cmd.size > MAX_SIZE || cmd.busy_us > INT32_MAX) {
 		errno = EPROTO;
 		die("server: command %u of %u bytes", cmd.op, cmd.size);
 	}
+	if (cmd.op == OP_ECHO_TRACED && tracefs_start())
+		die("server: tracing");
 	if (cmd.busy_us && set_busy_poll(c->l.fd, cmd.busy_us))
 		die("server: SO_BUSY_POLL %u", cmd.busy_us);
 	for (;;) {
@@ -371,8 +387,14 @@ static void *serve(void *arg)
 			errno = EPROTO;
 			die("server: record of phase %u", rec[0]);
 		}
-		if (cmd.op == OP_ECHO && link_send(&c->l, rec, cmd.size))
+		if (echo && link_send(&c->l, rec, cmd.size))
 			die("server: echo");
+	}
+	if (cmd.op == OP_ECHO_TRACED) {
+		tracefs_stop();
+		snprintf(tag, sizeof(tag), "server-%u", cmd.size);
+		if (tracefs_dump(stdout, tag) < 0)
+			die("server: reading the trace");
 	}
 	counters(&r1, &p1);
 	rep.ns = rep.records ? now_ns() - t0 : 0;
@@ -792,7 +814,7 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 	connect_link(tp, &l);
 	if (busy && set_busy_poll(l.fd, busy))
 		die("%s: SO_BUSY_POLL %u", tp->name, busy);
-	send_cmd(tp, &l, OP_ECHO, size, busy);
+	send_cmd(tp, &l, stage_rounds ? OP_ECHO_TRACED : OP_ECHO, size, busy);
 	t_end = 0;
 	for (i = 0; n < RTT_MAX; i++) {
 		buf[0] = i < RTT_WARMUP ? PH_WARM : PH_TIMED;
@@ -808,7 +830,8 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 		if (i >= RTT_WARMUP) {
 			ns[n++] = t1 - t;
 			sum += (double)(t1 - t);
-			if (t1 >= t_end && n >= RTT_MIN)
+			if (stage_rounds ? n >= stage_rounds :
+			    t1 >= t_end && n >= RTT_MIN)
 				break;
 		}
 	}
@@ -835,9 +858,13 @@ static void run_rtt(const struct transport *tp, unsigned int size,
 	qsort(ns, n, sizeof(ns[0]), cmp_u64);
 	p50 = (double)ns[n / 2] / 1e3;
 	p99 = (double)ns[(n * 99) / 100] / 1e3;
-	emit(tp, test, size, 1, rep, n, sum / 1e9, p50, p99, rings, polls);
-	progress(tp, test, size, 1, rep, "p50 %.1f us, p99 %.1f us (%u rounds)",
-		 p50, p99, n);
+	if (!stage_rounds)
+		emit(tp, test, size, 1, rep, n, sum / 1e9, p50, p99, rings,
+		     polls);
+	progress(tp, stage_rounds ? "rtt-traced" : test, size, 1, rep,
+		 "p50 %.1f us, p99 %.1f us (%u rounds)", p50, p99, n);
+	if (stage_rounds)
+		printf("stagertt,%u,%.1f,%.1f,%u\n", size, p50, p99, n);
 }
 
 /* Stop the server; wait for it to close, lest the close undo the QUIT. */
@@ -883,6 +910,47 @@ static int client(const struct transport *tps, unsigned int ntp)
 	/* One server process serves every transport: one QUIT stops it. */
 	quit_server(&tps[0]);
 	return 0;
+}
+
+/*
+ * Where a round trip's time goes: for each size, round trips untraced (the
+ * reference), then STAGE_ROUNDS traced, whose events are printed for
+ * scripts/bench-stages.py. The server's guest traces the same round trips
+ * (OP_ECHO_TRACED).
+ */
+static int stages_client(const struct transport *tp)
+{
+	static const unsigned int stage_sizes[] = { 64, 65536 };
+	char tag[32];
+	unsigned int i;
+
+	total_points = 2 * ARRAY_SIZE(stage_sizes);
+	for (i = 0; i < ARRAY_SIZE(stage_sizes); i++) {
+		run_rtt(tp, stage_sizes[i], 0, 0);
+		if (tracefs_start())
+			return 1;
+		stage_rounds = STAGE_ROUNDS;
+		run_rtt(tp, stage_sizes[i], 0, 0);
+		stage_rounds = 0;
+		tracefs_stop();
+		snprintf(tag, sizeof(tag), "client-%u", stage_sizes[i]);
+		if (tracefs_dump(stdout, tag) < 0)
+			return 1;
+	}
+	quit_server(tp);
+	return 0;
+}
+
+/* The server of stages_client(): AF_IVSHMEM only, no network needed. */
+static int stages_server(void)
+{
+	const enum kind kinds[] = { K_IVSHMEM };
+	int lfd;
+
+	lfd = ivshmem_listen(BENCH_PORT, MAX_CONNS);
+	if (lfd < 0)
+		die("AF_IVSHMEM listen");
+	return server(&lfd, kinds, 1);
 }
 
 /* dev_shm in one guest: the server in a child process, on peer 1. */
@@ -972,6 +1040,10 @@ int main(int argc, char **argv)
 		return client(doorbell, ARRAY_SIZE(doorbell));
 	if (!strcmp(mode, "client-plain"))
 		return client(plain, ARRAY_SIZE(plain));
-	fprintf(stderr, "usage: net_bench one-guest|server|client-doorbell|client-plain\n");
+	if (!strcmp(mode, "stages-server"))
+		return stages_server();
+	if (!strcmp(mode, "stages-client"))
+		return stages_client(&doorbell[0]);
+	fprintf(stderr, "usage: net_bench one-guest|server|client-doorbell|client-plain|stages-server|stages-client\n");
 	return 2;
 }
