@@ -24,11 +24,19 @@
  * reader spinning needs no doorbell, and a signal or the peer's close
  * still ends a spin.
  *
+ * Moderation (napi.c): a single record waiting, however large, is a
+ * request or an answer and starts no bulk period, so round trips of 16
+ * and 64 KiB records keep the doorbell; a reader that lags behind its
+ * sender by more than one record, with at least coalesce_bulk bytes
+ * waiting, does start one. The echo side also listens on FIXED_PORT,
+ * whose rings are never resized, for these two tests.
+ *
  * How fast the rounds go, and how many doorbells a loaded host still
  * costs a busy poller, are figures for the benchmarks (make bench); the
  * tests print them and assert only what holds whatever the load.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +50,10 @@
 #include "ivshm_test.h"
 
 #define PP_PORT		7100
+#define FIXED_PORT	7101		/* the echo side, on rings of FIXED_RING */
+#define FIXED_SNDBUF	(64 << 10)	/* SO_SNDBUF, which the kernel doubles */
+#define FIXED_RING	(128 << 10)	/* into a ring that is never resized */
+#define ECHO_MAX	FIXED_RING	/* > any record on such a ring */
 #define ROUND_LIMIT_MS	10000
 #define FLOOD_MS	8000		/* > 2 * SLEEP_LATE_MS and the sleeps */
 #define LOCAL_ROUNDS	20000
@@ -55,6 +67,9 @@
 #define BUSY_PAUSE_US	2000		/* before each record: readers are back in recv */
 #define BUSY_LONG_US	60000000	/* a budget no test may wait out */
 #define SPIN_END_MS	20000		/* a signal or close ends a spin before this */
+#define LARGE_ROUNDS	200		/* of each large record size */
+#define BURST_RECORDS	4		/* a lagging reader's: see its test */
+#define BURST_LEN	5120
 
 static int af;
 static bool remote;		/* across guests (else dev_shm in one guest) */
@@ -95,6 +110,17 @@ static long long rings(void)
 	if (!remote)
 		r += ivshm_dev_attr_ll("ivshm1", "doorbells", "rings_sent");
 	return r;
+}
+
+/* Record @seq of @len bytes: its number, then a pattern of its own. */
+static void fill_record(unsigned char *buf, size_t len, unsigned int seq)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (unsigned char)(seq * 31 + i);
+	if (len >= sizeof(seq))
+		memcpy(buf, &seq, sizeof(seq));
 }
 
 /* ---- the echo side ---- */
@@ -163,11 +189,54 @@ static int sock_counters(int fd, long long *records, long long *rang,
 	return found == 1 ? 0 : -1;
 }
 
+/* Polls that kept the data doorbell disarmed, on every device here. */
+static long long moderated_here(void)
+{
+	long long m = 0, v;
+	char name[16];
+	unsigned int d;
+
+	for (d = 0; d < 8; d++) {
+		snprintf(name, sizeof(name), "ivshm%u", d);
+		v = ivshm_dev_attr_ll(name, "doorbells", "moderated_polls");
+		if (v > 0)
+			m += v;
+	}
+	return m;
+}
+
+/*
+ * "burst N LEN": say "ready"; once told "go", send N records of LEN bytes
+ * (fill_record()), all but the last with MSG_MORE, so that they are
+ * published together (see lagging_reader_starts_bulk_period). 0 or -1.
+ */
+static int send_burst(int fd, unsigned char *buf, unsigned int count,
+		      unsigned int len)
+{
+	unsigned int i;
+	ssize_t n;
+
+	if (!count || len > ECHO_MAX ||
+	    send(fd, "ready", 5, MSG_NOSIGNAL) != 5)
+		return -1;
+	n = recv(fd, buf, ECHO_MAX, 0);
+	if (n != 2 || memcmp(buf, "go", 2))
+		return -1;
+	for (i = 0; i < count; i++) {
+		fill_record(buf, len, i);
+		if (send(fd, buf, len,
+			 MSG_NOSIGNAL | (i + 1 < count ? MSG_MORE : 0)) !=
+		    (ssize_t)len)
+			return -1;
+	}
+	return 0;
+}
+
 /* Serve one connection: its first record says how. */
 static int serve_one(int fd)
 {
-	unsigned char buf[256];
-	unsigned int vm, ms, us, pause_us = 0;
+	static unsigned char buf[ECHO_MAX];
+	unsigned int vm, ms, us, pause_us = 0, count, len;
 	pid_t flooder = -1;
 	ssize_t n;
 
@@ -180,6 +249,11 @@ static int serve_one(int fd)
 	if (sscanf((char *)buf, "busy %u %u", &us, &pause_us) >= 1 &&
 	    set_busy_poll(fd, (int)us)) {
 		perror("pingpong_test: SO_BUSY_POLL");
+		return 0;
+	}
+	if (sscanf((char *)buf, "burst %u %u", &count, &len) == 2 &&
+	    send_burst(fd, buf, count, len)) {
+		fprintf(stderr, "pingpong_test: the burst was not sent\n");
 		return 0;
 	}
 	if (sscanf((char *)buf, "flood %u %u", &vm, &ms) == 2) {
@@ -198,6 +272,10 @@ static int serve_one(int fd)
 				recs = rang = supp = -1;
 			n = snprintf((char *)buf, sizeof(buf), "%lld %lld %lld",
 				     recs, rang, supp);
+		} else if (n == 9 && !memcmp(buf, "moderated", 9)) {
+			/* Our moderated polls, for a test across guests. */
+			n = snprintf((char *)buf, sizeof(buf), "%lld",
+				     moderated_here());
 		} else if (pause_us) {
 			usleep(pause_us);
 		}
@@ -209,36 +287,76 @@ static int serve_one(int fd)
 	return 0;
 }
 
-/* Echo whatever connects to @port on device @dev until told to quit. */
+/* A listener on @port of device @dev; with @sndbuf, rings of that size. */
+static int listen_on(unsigned int port, unsigned int dev, int sndbuf)
+{
+	struct sockaddr_ivshmem a = addr(IVSHMEM_VM_ANY, port, dev);
+	int lfd = socket(af, SOCK_SEQPACKET, 0);
+
+	if (lfd < 0)
+		return -1;
+	if ((sndbuf && setsockopt(lfd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				  sizeof(sndbuf))) ||
+	    bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 8)) {
+		close(lfd);
+		return -1;
+	}
+	return lfd;
+}
+
+/*
+ * Echo whatever connects to PP_PORT on device @dev, or to FIXED_PORT (rings
+ * of FIXED_RING that are never resized), one connection at a time, until
+ * told to quit. FIXED_PORT listens first: once PP_PORT answers, both do.
+ */
 static int serve(unsigned int dev)
 {
-	struct sockaddr_ivshmem a = addr(IVSHMEM_VM_ANY, PP_PORT, dev);
-	int lfd = socket(af, SOCK_SEQPACKET, 0), fd, ret = 0;
+	struct pollfd pfd[2] = {
+		{ .fd = listen_on(FIXED_PORT, dev, FIXED_SNDBUF),
+		  .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+	};
+	int fd, i, ret = 0;
 
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 8)) {
+	if (pfd[0].fd >= 0)
+		pfd[1].fd = listen_on(PP_PORT, dev, 0);
+	if (pfd[0].fd < 0 || pfd[1].fd < 0) {
 		perror("pingpong_test: listen");
 		return 1;
 	}
 	while (!ret) {
-		fd = accept(lfd, NULL, NULL);
-		if (fd < 0) {
-			perror("pingpong_test: accept");
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("pingpong_test: poll");
 			return 1;
 		}
-		ret = serve_one(fd);
-		close(fd);
+		for (i = 0; i < 2 && !ret; i++) {
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			fd = accept(pfd[i].fd, NULL, NULL);
+			if (fd < 0) {
+				perror("pingpong_test: accept");
+				return 1;
+			}
+			ret = serve_one(fd);
+			close(fd);
+		}
 	}
-	close(lfd);
+	close(pfd[0].fd);
+	close(pfd[1].fd);
 	return ret < 0;
 }
 
 /* ---- the testing side ---- */
 
-/* A connection to the echo side, its first record @hello sent. */
-static int connect_echo(const char *hello)
+/*
+ * A connection to the echo side on @port, its first record @hello sent;
+ * with @sndbuf, our ring of that size.
+ */
+static int connect_port(unsigned int port, int sndbuf, const char *hello)
 {
-	struct sockaddr_ivshmem a = addr(peer_vm, PP_PORT,
+	struct sockaddr_ivshmem a = addr(peer_vm, port,
 					 remote ? IVSHMEM_DEV_ANY : 1);
 	uint64_t end = ivshm_now_ms() + 60000;
 	int fd;
@@ -247,6 +365,11 @@ static int connect_echo(const char *hello)
 		fd = socket(af, SOCK_SEQPACKET, 0);
 		if (fd < 0)
 			return -1;
+		if (sndbuf && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+					 sizeof(sndbuf))) {
+			close(fd);
+			return -1;
+		}
 		if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
 			break;
 		close(fd);
@@ -261,6 +384,20 @@ static int connect_echo(const char *hello)
 	}
 	set_rcvtimeo(fd, ROUND_LIMIT_MS);
 	return fd;
+}
+
+static int connect_echo(const char *hello)
+{
+	return connect_port(PP_PORT, 0, hello);
+}
+
+/*
+ * The same on rings of FIXED_RING both ways, which rebalancing leaves
+ * alone: no MOVED record ever waits in front of a record.
+ */
+static int connect_fixed(const char *hello)
+{
+	return connect_port(FIXED_PORT, FIXED_SNDBUF, hello);
 }
 
 struct rounds {
@@ -376,6 +513,207 @@ TEST_F_TIMEOUT(pp, round_trips_lose_no_wakeup, 3600)
 		EXPECT_EQ(0, m1 - m0);
 		ASSERT_LE((long long)(remote ? n / 2 : n), r1 - r0);
 	}
+}
+
+/* The echo side's moderated polls (moderated_here() there), or -1. */
+static long long echo_moderated(int fd)
+{
+	char buf[32], *end;
+	long long m;
+	ssize_t n;
+
+	if (send(fd, "moderated", 9, 0) != 9)
+		return -1;
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	m = strtoll(buf, &end, 10);
+	return end == buf || *end ? -1 : m;
+}
+
+/*
+ * @n round trips of a @len B record (fill_record(), its round number
+ * first): each must come back whole, that record and no other.
+ */
+static void large_round_trips(int fd, unsigned int n, size_t len,
+			      struct rounds *r)
+{
+	unsigned char *out = malloc(len), *in = malloc(len + 1);
+	uint64_t start = ivshm_now_ms();
+
+	memset(r, 0, sizeof(*r));
+	if (!out || !in) {
+		r->err = ENOMEM;
+		goto out;
+	}
+	for (r->done = 0; r->done < n; r->done++) {
+		uint64_t t0 = ivshm_now_ms(), dt;
+		ssize_t k;
+
+		fill_record(out, len, r->done);
+		if (send(fd, out, len, 0) != (ssize_t)len) {
+			r->err = errno;
+			break;
+		}
+		/* One byte more: a longer record would show. */
+		k = recv(fd, in, len + 1, 0);
+		if (k != (ssize_t)len) {
+			r->err = k < 0 ? errno : EPROTO;
+			break;
+		}
+		if (memcmp(in, out, len)) {
+			r->err = EILSEQ;
+			break;
+		}
+		dt = ivshm_now_ms() - t0;
+		if (dt > r->slowest_ms)
+			r->slowest_ms = dt;
+	}
+out:
+	r->total_ms = ivshm_now_ms() - start;
+	free(out);
+	free(in);
+}
+
+/* Our largest record: FIXED_RING less a header, on a connect_fixed() ring. */
+static int max_record(int fd)
+{
+	socklen_t len = sizeof(int);
+	int max = -1;
+
+	if (getsockopt(fd, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &max, &len))
+		return -1;
+	return max;
+}
+
+/*
+ * A single record waiting, however large, is a request or an answer: it
+ * starts no bulk period, or its answer would wait for the moderation
+ * timer (coalesce_us) instead of the doorbell, each way (napi.c). So
+ * LARGE_ROUNDS round trips of 16 KiB records, then as many of 64 KiB,
+ * each at least coalesce_bulk (16 KiB by default) on its own, all come
+ * back whole and in order, and no poll kept the doorbell disarmed:
+ * through dev_shm both ends count, across guests the echo side reports
+ * its own. A reader never has more than one record waiting here: the
+ * echo side answers once per request, and on rings that are never
+ * resized (connect_fixed()) no MOVED record waits in front of an answer.
+ * Moderation that counted bytes alone, as it once did, fails this: a
+ * reader asleep when its answer comes is woken by a poll that finds at
+ * least 16 KiB waiting. lagging_reader_starts_bulk_period shows that
+ * moderation is on at all.
+ */
+TEST_F_TIMEOUT(pp, large_round_trips_start_no_bulk_period, 600)
+{
+	static const size_t lens[] = { 16 << 10, 64 << 10 };
+	long long m0, m1, e0 = 0, e1 = 0;
+	struct rounds r;
+	unsigned int i;
+	int fd = connect_fixed("echo");
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(FIXED_RING - 8, max_record(fd));
+	m0 = moderated();
+	if (remote) {
+		e0 = echo_moderated(fd);
+		ASSERT_LE(0, e0);
+	}
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		large_round_trips(fd, LARGE_ROUNDS, lens[i], &r);
+		TH_LOG("%u round trips of %zu B in %llu ms (%.1f us each), slowest %llu ms",
+		       r.done, lens[i], (unsigned long long)r.total_ms,
+		       r.done ? r.total_ms * 1000.0 / r.done : 0.0,
+		       (unsigned long long)r.slowest_ms);
+		ASSERT_EQ(0, r.err) TH_LOG("%zu B, round %u: %s", lens[i],
+					   r.done, strerror(r.err));
+		ASSERT_EQ(LARGE_ROUNDS, r.done);
+	}
+	m1 = moderated();
+	if (remote) {
+		e1 = echo_moderated(fd);
+		ASSERT_LE(0, e1);
+	}
+	close(fd);
+	TH_LOG("moderated polls: %lld here, %lld on the echo side",
+	       m1 - m0, remote ? e1 - e0 : 0);
+	if (doorbell_mode() || !remote) {
+		EXPECT_EQ(0, m1 - m0);
+		EXPECT_EQ(0, e1 - e0);
+	}
+}
+
+/*
+ * The counterpart, so that the test above cannot pass with moderation off
+ * or broken: a reader that lags behind its sender by more than one record,
+ * with at least coalesce_bulk bytes waiting, starts a bulk period.
+ *
+ * Deterministically, loaded host or not:
+ *  - Our reader asks for a notification (a recv that finds nothing sets
+ *    IVSHM_RXF_WAIT and rx_event at its tail, and both stay until a recv
+ *    finds a record) before it tells the echo side to go, and it reads
+ *    nothing more until the poll has counted; so the publication of the
+ *    burst must notify, and the poll that takes the notification's bit
+ *    finds every record of it still waiting, however late it runs.
+ *  - The echo side queues BURST_RECORDS records of BURST_LEN bytes with
+ *    MSG_MORE but the last, whose send publishes them all at once, with
+ *    one notification: a queue publishes itself early only once it holds
+ *    IVSHM_TX_BATCH (16 KiB) on a ring of 64 KiB or more (ring.c,
+ *    ivshm_tx_queue()), and the three queued records, 3 * 5128 B with
+ *    their headers, stay below that. The ring is FIXED_RING, never
+ *    resized: nothing else is published in between.
+ *  - So that poll finds four records waiting, 20512 B with their
+ *    headers, more than coalesce_bulk (16384 by default), and nothing
+ *    else notifies our device meanwhile to cut it short before it
+ *    decides: it starts a bulk period and counts a moderated poll.
+ * Only the wait for that poll is bounded (ROUND_LIMIT_MS, as for a round
+ * trip): it fails only if no such poll comes.
+ */
+TEST_F_TIMEOUT(pp, lagging_reader_starts_bulk_period, 120)
+{
+	unsigned char buf[BURST_LEN + 1], want[BURST_LEN];
+	long long m0, m1;
+	uint64_t t0, waited;
+	char hello[48];
+	unsigned int i;
+	ssize_t n;
+	int fd, err;
+
+	if (remote && !doorbell_mode())
+		SKIP(return, "a polled device has no bulk periods");
+	snprintf(hello, sizeof(hello), "burst %d %d", BURST_RECORDS,
+		 BURST_LEN);
+	fd = connect_fixed(hello);
+	ASSERT_LE(0, fd);
+	/* The echo side's ring to us is attached and the echo side waits. */
+	n = recv(fd, buf, sizeof(buf), 0);
+	ASSERT_EQ(5, n) TH_LOG("recv: %s", n < 0 ? strerror(errno) : "-");
+	ASSERT_EQ(0, memcmp(buf, "ready", 5));
+	/* Nothing waits: this asks for a notification and returns. */
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	err = errno;
+	ASSERT_EQ(-1, n);
+	ASSERT_EQ(EAGAIN, err);
+	m0 = moderated();
+	ASSERT_EQ(2, send(fd, "go", 2, 0));
+	t0 = ivshm_now_ms();
+	do {
+		ivshm_sleep_ms(10);
+		m1 = moderated();
+	} while (m1 == m0 && ivshm_now_ms() < t0 + ROUND_LIMIT_MS);
+	waited = ivshm_now_ms() - t0;
+	for (i = 0; i < BURST_RECORDS; i++) {
+		fill_record(want, BURST_LEN, i);
+		n = recv(fd, buf, sizeof(buf), 0);
+		ASSERT_EQ(BURST_LEN, n) TH_LOG("record %u: %s", i,
+					       n < 0 ? strerror(errno) : "-");
+		ASSERT_EQ(0, memcmp(buf, want, BURST_LEN))
+			TH_LOG("record %u is not the one sent", i);
+	}
+	close(fd);
+	TH_LOG("%d records of %d B at once: %lld moderated polls after %llu ms",
+	       BURST_RECORDS, BURST_LEN, m1 - m0,
+	       (unsigned long long)waited);
+	ASSERT_LT(m0, m1) TH_LOG("no bulk period within %d ms", ROUND_LIMIT_MS);
 }
 
 /*
