@@ -42,7 +42,10 @@
  * record waiting, however long, is a request or an answer (ping-pong):
  * it never starts a bulk period, since its answer would then wait for the
  * timer instead of the doorbell, each way. The counts are read from the
- * channel (ivshm_sock_wake()), a hint that only decides how we are woken.
+ * channel (ivshm_sock_wake()), a hint that only decides how we are woken:
+ * a peer that forges them keeps us in bulk periods, in which every peer's
+ * records, not only its own, reach us by the timer's poll, at most
+ * coalesce_us late, instead of by a doorbell.
  *
  * Devices without doorbells (ivshmem-plain) are polled: an hrtimer
  * schedules NAPI, again after poll_min_us when the last poll found work and

@@ -655,7 +655,10 @@ out:
  * request or an answer, however long, and its reader must not wait for
  * the moderation timer (napi.c); several mean the sender writes faster
  * than we read. The counters come from the region unchecked, so this is
- * only a hint: it decides how we are woken next, never what is read.
+ * only a hint: it decides how we are woken next, never what is read. A
+ * peer that forges it can keep our device in bulk periods, so that every
+ * peer's records reach us by a poll every coalesce_us instead of by a
+ * doorbell: later by that much at most, never stalled.
  *
  * Context: softirq (the device's NAPI poll), the only writer of the
  * wakeup counters.
@@ -677,14 +680,21 @@ u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		return 0;
 	}
 	/* The tail first: our reader may move it meanwhile, and a head read
-	 * before it could seem to lag behind it.
+	 * before it could seem to lag behind it. Likewise our count of
+	 * records consumed last: read late, it can only count fewer waiting.
+	 * A MOVED record counts as a record, so just after a move one large
+	 * answer may look like two: one bulk period, once per move.
 	 */
 	tail = ivshm_get64(&ch->tail);
 	head = ivshm_get64(&ch->head);
 	records = ivshm_get64(&ch->head_touch) - READ_ONCE(isk->rx.touch);
 	WRITE_ONCE(isk->cs.rx_wakeups, isk->cs.rx_wakeups + 1);
 	sk->sk_data_ready(sk);
-	if (head <= tail || records < 2 || records > IVSHMEM_RING_MAX)
+	/* Every record takes a header at least: more records than that are
+	 * a count that went wrong, not a stream.
+	 */
+	if (head <= tail || records < 2 ||
+	    records > (head - tail) / IVSHM_REC_HDR)
 		return 0;
 	return min_t(u64, head - tail, IVSHMEM_RING_MAX);
 }
@@ -1517,6 +1527,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = -EMSGSIZE;
 		goto out;
 	}
+	/* has_tx holds: idev is set. */
 	trace_ivshm_sendmsg(isk->idev->index, isk->tx_idx, len);
 
 	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
@@ -1898,6 +1909,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_RX_RECORDS);
 		ivshm_stat_add(isk->idev, IVSHM_STAT_RX_BYTES, rec.len);
 	}
+	/* Only with a record read: has_rx holds, so idev is set. */
 	trace_ivshm_recvmsg(isk->idev->index, isk->rx_idx, ret);
 out:
 	release_sock(sk);

@@ -9,6 +9,12 @@
  * each costs a patched-out branch.
  *
  * Devices are named by their index (ivshmN), channels by their slot.
+ * ivshm_notify's rang is what ivshm_notify() returns: a doorbell rang, or,
+ * for a notification to ourselves, our handler was scheduled.
+ * ivshm_poll_done ends a poll that completed on a device with doorbells,
+ * with the moderation hint and decision (napi.c); a poll that used its
+ * whole budget, or a polled device's, has none. ivshm_recvmsg is a record
+ * returned, also with MSG_PEEK; errors and end of file are not traced.
  */
 #undef TRACE_SYSTEM
 #define TRACE_SYSTEM ivshmem
