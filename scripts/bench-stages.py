@@ -75,6 +75,15 @@ def read(path):
     return events, lost, rtt
 
 
+def data_irq(evs):
+    """Whether an interrupt event is the data vector's: vector 1 when the
+    device has two vectors (a control doorbell is not an echo's), any when
+    it has one."""
+    two = any(e.name == "ivshm_interrupt" and e.f.get("vector") == "1"
+              for e in evs)
+    return lambda e: not two or e.f.get("vector") == "1"
+
+
 def client_rounds(evs, size):
     """Complete client round trips of @size by number, and how many were
     not complete."""
@@ -83,6 +92,7 @@ def client_rounds(evs, size):
     if not sends:
         return {}, 0
     pid = sends[0].pid
+    is_data = data_irq(evs)
     rounds, incomplete, r, k = {}, 0, None, 0
     for e in evs:
         if e.name == "ivshm_sendmsg" and e.pid == pid:
@@ -98,21 +108,25 @@ def client_rounds(evs, size):
                 e.f.get("set") == "data" and "notify" not in r:
             r["notify"] = e.t
             r["rang"] = e.f.get("rang") == "1"
-        elif e.name == "ivshm_interrupt" and "notify" in r and "irq" not in r:
+        elif e.name == "ivshm_interrupt" and "notify" in r and \
+                "irq" not in r and is_data(e):
             r["irq"] = e.t
         elif e.name == "ivshm_poll" and "irq" in r and "poll" not in r:
             r["poll"] = e.t
         elif e.name == "ivshm_wake" and e.reader and "poll" in r and \
                 "wake" not in r:
             r["wake"] = e.t
+            r["wake_chan"] = e.f.get("chan")
         elif e.name == "sched_switch" and "wake" in r and "run" not in r and \
                 int(e.f.get("next_pid", -1)) == pid:
             r["run"] = e.t
         elif e.name == "ivshm_recvmsg" and e.pid == pid:
             r["recv"] = e.t
-            # The end marker's answer is the server's reply, not an echo.
+            # The end marker's answer is the server's reply, not an echo;
+            # the socket woken must be the one that read.
             if int(e.f.get("ret", -1)) == size and r.get("rang") and \
-                    all(x in r for x in ("irq", "poll", "wake", "run")):
+                    all(x in r for x in ("irq", "poll", "wake", "run")) and \
+                    r["wake_chan"] == e.f.get("chan"):
                 rounds[r["k"]] = r
             else:
                 incomplete += 1
@@ -123,11 +137,12 @@ def client_rounds(evs, size):
 def server_rounds(evs, size):
     """Complete server round trips of @size by number (the k-th record
     echoed is the client's k-th sent), and how many were not complete."""
+    is_data = data_irq(evs)
     rounds, incomplete, r, k = {}, 0, None, 0
     for e in evs:
         if e.name == "ivshm_recvmsg" and int(e.f.get("ret", -1)) == size:
             k += 1
-        if e.name == "ivshm_interrupt":
+        if e.name == "ivshm_interrupt" and is_data(e):
             if r is None or "recv" not in r:
                 if r is not None and "poll" in r:
                     incomplete += 1
@@ -140,15 +155,20 @@ def server_rounds(evs, size):
         elif e.name == "ivshm_wake" and e.reader and "poll" in r and \
                 "wake" not in r:
             r["wake"] = e.t
-        elif e.name == "sched_switch" and "wake" in r and "run" not in r:
-            r["run"] = e.t
-            r["run_pid"] = int(e.f.get("next_pid", -1))
+            r["wake_chan"] = e.f.get("chan")
+            r["runs"] = {}
+        elif e.name == "sched_switch" and "wake" in r and "recv" not in r:
+            # The serving thread is known only once it reads: keep each
+            # thread's first switch-in after the wake-up.
+            r["runs"].setdefault(int(e.f.get("next_pid", -1)), e.t)
         elif e.name == "ivshm_recvmsg" and "wake" in r and "recv" not in r:
             if int(e.f.get("ret", -1)) != size or \
-                    r.get("run_pid") != e.pid:
+                    e.pid not in r["runs"] or \
+                    r["wake_chan"] != e.f.get("chan"):
                 incomplete += 1
                 r = None
                 continue
+            r["run"] = r["runs"][e.pid]
             r["recv"] = e.t
             r["pid"] = e.pid
             r["k"] = k
@@ -203,11 +223,20 @@ def report(size, cr, cinc, sr, sinc, ref, lost, out):
         if kind in ref:
             out.write("- %s: p50 %.1f us, p99 %.1f us\n" %
                       (what, ref[kind][0], ref[kind][1]))
+    if lost:
+        # Pairing by number needs every event: one lost shifts the rest.
+        out.write("- the trace lost %d events: the two sides' round trips "
+                  "cannot be paired, so none is split\n\n" % lost)
+        return False
     pairs = [(cr[k], sr[k]) for k in sorted(cr) if k in sr and k > WARMUP]
+    # A stage that comes out negative means events were misattributed.
+    bad = [p for p in pairs if any(f(*p) < 0 for _, _, f in STAGES)]
+    pairs = [p for p in pairs if p not in bad]
     out.write("- round trips split: %d; left out: %d on the client, %d on "
-              "the server (a stage missing), the %d of the warm-up, and "
-              "those complete on one side only; events the trace lost: "
-              "%d\n\n" % (len(pairs), cinc, sinc, WARMUP, lost))
+              "the server (a stage missing), the %d of the warm-up, those "
+              "complete on one side only, and %d with a stage below zero. "
+              "Only round trips in which both readers slept are split.\n\n"
+              % (len(pairs), cinc, sinc, WARMUP, len(bad)))
     if not pairs:
         out.write("(no round trip complete on both sides)\n\n")
         return False

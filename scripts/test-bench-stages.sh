@@ -34,11 +34,14 @@ check() {
 # poll->wake 2, wake->run 3, run->recv 4, echo 6, send->notify 4.
 # Round trip number BAD_SERVER has no server wake-up (incomplete there);
 # number NORING's doorbell was suppressed on the client. The end marker
-# comes back as the server's reply, of another length.
+# comes back as the server's reply, of another length. Each side also
+# takes a control doorbell just before the data one, and on the server
+# another thread runs before the one that reads: none of them may be
+# taken for a stage of the round trip.
 gen() {
-	python3 - "$tmp" "$1" <<'EOF'
+	python3 - "$tmp" "$1" "$2" <<'EOF'
 import sys
-tmp, rounds = sys.argv[1], int(sys.argv[2])
+tmp, rounds, lost = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 BAD_SERVER, NORING = 70, 80
 c = open(tmp + "/client", "w")
 s = open(tmp + "/server", "w")
@@ -53,18 +56,24 @@ for k in range(1, rounds + 2):
     ev(c, "client-64", t + 3, 100, "ivshm_notify",
        "dev=0 vm=1 chan=0 set=data rang=%d" % (k != NORING))
     s0 = t + 3 + 10                # the server's clock is the client's
+    # A control doorbell just before the data one: not the echo's.
+    ev(s, "server-64", s0 - 1, 0, "ivshm_interrupt", "dev=0 vector=0")
     ev(s, "server-64", s0, 0, "ivshm_interrupt", "dev=0 vector=1")
     ev(s, "server-64", s0 + 1, 0, "ivshm_poll", "dev=0")
     if k != BAD_SERVER:
         ev(s, "server-64", s0 + 3, 0, "ivshm_wake", "dev=0 chan=1 reader")
-    ev(s, "server-64", s0 + 6, 0, "sched_switch",
-       "prev_comm=swapper/0 prev_pid=0 ==> next_comm=net_bench next_pid=200 next_prio=120")
+    # Another thread of the server's runs first: not the one that reads.
+    ev(s, "server-64", s0 + 5, 0, "sched_switch",
+       "prev_comm=swapper/0 prev_pid=0 ==> next_comm=net_bench next_pid=300 next_prio=120")
+    ev(s, "server-64", s0 + 6, 300, "sched_switch",
+       "prev_comm=net_bench prev_pid=300 ==> next_comm=net_bench next_pid=200 next_prio=120")
     ev(s, "server-64", s0 + 10, 200, "ivshm_recvmsg", "dev=0 chan=1 ret=64")
     ev(s, "server-64", s0 + 16, 200, "ivshm_sendmsg",
        "dev=0 chan=0 len=%d" % (40 if end else 64))
     ev(s, "server-64", s0 + 20, 200, "ivshm_notify",
        "dev=0 vm=0 chan=0 set=data rang=1")
     c0 = s0 + 20 + 10
+    ev(c, "client-64", c0 - 2, 0, "ivshm_interrupt", "dev=0 vector=0")
     ev(c, "client-64", c0, 0, "ivshm_interrupt", "dev=0 vector=1")
     ev(c, "client-64", c0 + 4, 0, "ivshm_poll", "dev=0")
     ev(c, "client-64", c0 + 6, 0, "ivshm_wake", "dev=0 chan=1 reader")
@@ -76,7 +85,7 @@ for k in range(1, rounds + 2):
 c.write("bench-progress: [1/2] two-guests rtt af_ivshmem-doorbell 64 B x1 rep 1: p50 61.0 us, p99 70.0 us (300 rounds)\n")
 c.write("bench-progress: [2/2] two-guests rtt-traced af_ivshmem-doorbell 64 B x1 rep 1: p50 63.0 us, p99 75.0 us (300 rounds)\n")
 c.write("stagetrace-lost,client-64,0\n")
-s.write("stagetrace-lost,server-64,3\n")
+s.write("stagetrace-lost,server-64,%d\n" % lost)
 EOF
 }
 
@@ -93,7 +102,7 @@ expect() {
 	[ "$got" = "$3" ] || { echo "$1 / $2: p50 '$got', want '$3'"; cat "$tmp/report"; return 1; }
 }
 
-gen 300
+gen 300 0
 check "a synthetic run is split" \
 	bash -c '"$0" --client "$1" --server "$2" >"$3"' "$stages" \
 	"$tmp/client" "$tmp/server" "$tmp/report"
@@ -113,9 +122,16 @@ check "round trips paired by number, the incomplete left out" \
 	grep -q -- "- round trips split: 248; left out: 2 on the client, 1 on the server" "$tmp/report"
 check "untraced and traced figures quoted" \
 	grep -q -- "- untraced: p50 61.0 us, p99 70.0 us" "$tmp/report"
-check "lost events reported" grep -q "events the trace lost: 3" "$tmp/report"
+
+# Events lost: pairing by number would be wrong, so nothing is split.
+gen 300 3
+check "lost events: nothing split, exit status 1" \
+	bash -c '! "$0" --client "$1" --server "$2" >"$3"' "$stages" \
+	"$tmp/client" "$tmp/server" "$tmp/report"
+check "lost events reported" grep -q "the trace lost 3 events" "$tmp/report"
 
 # Nothing to pair: the server's trace is missing.
+gen 300 0
 : >"$tmp/empty"
 check "no server trace: exit status 1" \
 	bash -c '! "$0" --client "$1" --server "$2" >/dev/null' "$stages" \

@@ -814,10 +814,10 @@ run_bench_stages() {
 	start_server bench-stages "$sock" || return 0
 	doorbell_args "$sock"
 	start_guest bench-stages-a "$plan_bench_stages_a" \
-		"ivshm.role=a ivshm.mode=doorbell" "${region_args[@]}"
+		"ivshm.role=a ivshm.mode=doorbell $(bench_append)" "${region_args[@]}"
 	a=$guest_pid
 	start_guest bench-stages-b "$plan_bench_stages_b" \
-		"ivshm.role=b ivshm.mode=doorbell" "${region_args[@]}"
+		"ivshm.role=b ivshm.mode=doorbell $(bench_append)" "${region_args[@]}"
 	b=$guest_pid
 	bench_follow bench-stages-b "$b"
 	wait_guests "bench-stages-a:$a" "bench-stages-b:$b"

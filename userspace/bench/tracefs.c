@@ -67,9 +67,11 @@ int tracefs_start(void)
 	return put("tracing_on", "1");
 }
 
+/* Stop, and disable the events too: what runs next runs untraced. */
 void tracefs_stop(void)
 {
 	put("tracing_on", "0");
+	put("events/enable", "0");
 }
 
 /* Events the ring buffer overwrote, over every CPU. */

@@ -15,7 +15,7 @@
  */
 int tracefs_start(void);
 
-/* Stop recording; the buffer keeps what it holds. */
+/* Stop recording and disable the events; the buffer keeps what it holds. */
 void tracefs_stop(void);
 
 /* Print every recorded event to @out as
