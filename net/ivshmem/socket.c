@@ -1816,7 +1816,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 {
 	struct sock *sk = sock->sk;
 	struct ivshm_sock *isk = ivshm_isk(sk);
-	bool spun = false, armed = false;
+	bool spun = false, armed = false, shut_moved = false, move_waits;
 	struct ivshm_rec rec;
 	long timeo;
 	size_t n;
@@ -1837,6 +1837,7 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 	if (isk->has_rx)
 		ivshm_rx_allow_move(&isk->rx);
 	for (;;) {
+		move_waits = false;
 		if (isk->has_rx) {
 			ret = ivshm_rx_peek(&isk->rx, &rec);
 			if (ret == IVSHM_RX_MOVED) {
@@ -1851,11 +1852,25 @@ static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 				ret = sock_error(sk);
 				goto out;
 			}
+			move_waits = ret == IVSHM_RX_MOVE_PENDING;
 		}
 		ret = sock_error(sk);
 		if (ret)
 			goto out;
 		if (sk->sk_shutdown & RCV_SHUTDOWN) {
+			/* A MOVED record may stand before records the sender
+			 * wrote before it closed, and no notification of it
+			 * will wake us now. An honest sender moves again only
+			 * once it saw us past its last move, and writes nothing
+			 * once closed, so one more move reaches all it wrote:
+			 * follow it rather than end the file early. One, not
+			 * more: a chain of moves still costs a call each.
+			 */
+			if (move_waits && !shut_moved) {
+				shut_moved = true;
+				ivshm_rx_allow_move(&isk->rx);
+				continue;
+			}
 			ret = 0;
 			goto out;
 		}
