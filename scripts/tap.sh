@@ -17,6 +17,18 @@ tap_result() {
 	fi
 }
 
+# tap_check DIAG-FILE DESCRIPTION COMMAND...: one test, passed when COMMAND
+# succeeds; its output, kept in DIAG-FILE, is the diagnostic of a failure.
+tap_check() {
+	local diag=$1 desc=$2
+	shift 2
+	if "$@" >"$diag" 2>&1; then
+		tap_result 0 "$desc"
+	else
+		tap_result 1 "$desc" "$diag"
+	fi
+}
+
 # tap_summary: the closing line; returns non-zero if anything failed.
 tap_summary() {
 	echo "$tap_passed passed, $tap_failed failed"

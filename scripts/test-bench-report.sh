@@ -16,17 +16,8 @@ trap 'rm -rf "$tmp"' EXIT
 out=$tmp/out
 diag=$tmp/diag
 
-# check DESCRIPTION COMMAND...: one test; the command's output is shown as
-# the diagnostic when it fails.
-check() {
-	local desc=$1
-	shift
-	if "$@" >"$diag" 2>&1; then
-		tap_result 0 "$desc"
-	else
-		tap_result 1 "$desc" "$diag"
-	fi
-}
+# check DESCRIPTION COMMAND...: one test (tap_check).
+check() { tap_check "$diag" "$@"; }
 
 # expect_eq WHAT GOT WANT
 expect_eq() {

@@ -16,15 +16,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 diag=$tmp/diag
 
-check() {
-	local desc=$1
-	shift
-	if "$@" >"$diag" 2>&1; then
-		tap_result 0 "$desc"
-	else
-		tap_result 1 "$desc" "$diag"
-	fi
-}
+# check DESCRIPTION COMMAND...: one test (tap_check).
+check() { tap_check "$diag" "$@"; }
 
 # The synthetic run: 64 B round trips; the client's pid 100, the server's
 # serving thread 200. Times in microseconds, written as the trace's
