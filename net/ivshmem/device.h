@@ -105,7 +105,6 @@ struct ivshm_dev {
 	u32 next_word;			/* where the next poll starts */
 	struct hrtimer poll_timer;	/* no doorbells: schedules NAPI */
 	u32 poll_us;			/* current polling interval */
-	ktime_t busy_at;		/* polled: last work found or sent */
 	ktime_t bulk_until;		/* moderation: end of the bulk period */
 
 	/* core, connections (chan.c). */

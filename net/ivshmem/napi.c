@@ -48,14 +48,10 @@
  * coalesce_us late, instead of by a doorbell.
  *
  * Devices without doorbells (ivshmem-plain) are polled: an hrtimer
- * schedules NAPI, again after poll_min_us while the device is busy, and
- * after twice the last interval, up to poll_max_us, once it is not. Busy
- * means that less than poll_hold_us passed since a poll last found work or
- * one of our sockets last sent a record: the answer to a request then finds
- * the timer at its shortest, instead of backed off by the idle polls that
- * pass while the peer works on it. A record sent while the interval is
- * backed off polls at once, which arms the short interval. The same poll
- * looks at the control set and queues the control work when it has bits.
+ * schedules NAPI, again after poll_min_us when the last poll found work and
+ * after twice the last interval, up to poll_max_us, when it found none. The
+ * same poll looks at the control set and queues the control work when it
+ * has bits.
  *
  * The net_device exists for NAPI and for the counters that "ip -s link"
  * shows (records and bytes our sockets sent and received); it carries no
@@ -66,9 +62,7 @@
  * alone writes carry[], next_word, bulk_until and, on a device with
  * doorbells, data_armed; the poll timer is started only by the poll and by
  * ivshm_napi_start(), and cancelled by ivshm_napi_stop() after napi_disable()
- * has waited for the last poll. busy_at is written by the poll and by
- * senders (ivshm_napi_sent()) with WRITE_ONCE(); it only chooses an
- * interval, so the last writer winning is all it needs.
+ * has waited for the last poll.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -188,24 +182,12 @@ static int ivshm_napi_drain(struct ivshm_dev *idev, int budget, u64 *waiting)
 	return done;
 }
 
-/* A device without doorbells: poll again soon while busy, later when idle. */
+/* A device without doorbells: poll again soon after work, later when idle. */
 static void ivshm_poll_rearm(struct ivshm_dev *idev, bool found)
 {
-	u32 hold = READ_ONCE(idev->params.poll_hold_us);
-	ktime_t now = ktime_get();
-	bool busy = found;
-	u32 us;
+	u32 us = found ? READ_ONCE(idev->params.poll_min_us) :
+		 min(idev->poll_us * 2, READ_ONCE(idev->params.poll_max_us));
 
-	if (found)
-		WRITE_ONCE(idev->busy_at, now);
-	else if (hold)
-		busy = ktime_before(now, ktime_add_us(READ_ONCE(idev->busy_at),
-						      hold));
-	if (busy)
-		us = READ_ONCE(idev->params.poll_min_us);
-	else
-		us = min(idev->poll_us * 2,
-			 READ_ONCE(idev->params.poll_max_us));
 	us = max(us, 1u);
 	WRITE_ONCE(idev->poll_us, us);
 	if (!READ_ONCE(idev->dying))
@@ -306,26 +288,6 @@ void ivshm_napi_kick(struct ivshm_dev *idev)
 }
 
 /**
- * ivshm_napi_sent() - one of our sockets sent a record
- * @idev: its device
- *
- * On a polled device an answer may follow: keep the interval at
- * poll_min_us for poll_hold_us from now, and poll at once if it had backed
- * off, since that poll arms the short interval. Devices with doorbells are
- * woken by their peers and ignore it.
- *
- * Context: process, softirqs enabled.
- */
-void ivshm_napi_sent(struct ivshm_dev *idev)
-{
-	if (idev->nr_vectors || !READ_ONCE(idev->params.poll_hold_us))
-		return;
-	WRITE_ONCE(idev->busy_at, ktime_get());
-	if (READ_ONCE(idev->poll_us) > READ_ONCE(idev->params.poll_min_us))
-		ivshm_napi_kick(idev);
-}
-
-/**
  * ivshm_napi_init() - create the device's net_device and NAPI context
  * @idev: a device being registered, its name set
  *
@@ -349,7 +311,6 @@ int ivshm_napi_init(struct ivshm_dev *idev)
 	hrtimer_init(&idev->poll_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	idev->poll_timer.function = ivshm_poll_timer;
 	idev->poll_us = READ_ONCE(idev->params.poll_min_us);
-	idev->busy_at = 0;
 
 	dev = alloc_netdev(sizeof(*priv), idev->name, NET_NAME_ENUM,
 			   ivshm_netdev_setup);

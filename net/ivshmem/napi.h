@@ -11,6 +11,5 @@ void ivshm_napi_exit(struct ivshm_dev *idev);
 void ivshm_napi_start(struct ivshm_dev *idev);
 void ivshm_napi_stop(struct ivshm_dev *idev);
 void ivshm_napi_kick(struct ivshm_dev *idev);
-void ivshm_napi_sent(struct ivshm_dev *idev);
 
 #endif /* _IVSHM_NAPI_H */

@@ -96,10 +96,6 @@ static struct netlink_range_validation ivshm_nl_idle_us_range __ro_after_init = 
 	.min = 1, .max = IVSHM_P_IDLE_US_MAX,
 };
 
-static struct netlink_range_validation ivshm_nl_hold_us_range __ro_after_init = {
-	.min = 0, .max = IVSHM_P_IDLE_US_MAX,
-};
-
 static struct netlink_range_validation ivshm_nl_peer_ms_range __ro_after_init = {
 	.min = IVSHM_P_PEER_MS_MIN, .max = IVSHM_P_PEER_MS_MAX,
 };
@@ -130,8 +126,6 @@ static const struct nla_policy ivshm_nl_param_policy[IVSHMEM_PARAM_MAX + 1] = {
 		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_idle_us_range),
 	[IVSHMEM_PARAM_PEER_TIMEOUT_MS] =
 		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_peer_ms_range),
-	[IVSHMEM_PARAM_POLL_HOLD_US] =
-		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_hold_us_range),
 };
 
 #define IVSHM_NL_DEV_POLICY						\
@@ -251,8 +245,7 @@ static int ivshm_nl_put_params(struct sk_buff *skb,
 	    nla_put_u32(skb, IVSHMEM_PARAM_COALESCE_IDLE_US,
 			p->coalesce_idle_us) ||
 	    nla_put_u32(skb, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
-			p->peer_timeout_ms) ||
-	    nla_put_u32(skb, IVSHMEM_PARAM_POLL_HOLD_US, p->poll_hold_us)) {
+			p->peer_timeout_ms)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -523,7 +516,6 @@ static int ivshm_nl_set_one(struct ivshm_dev *idev, void *arg)
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_CHAN_MAX, &p.chan_max);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_POLL_MIN_US, &p.poll_min_us);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_POLL_MAX_US, &p.poll_max_us);
-	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_POLL_HOLD_US, &p.poll_hold_us);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_US, &p.coalesce_us);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_BULK, &p.coalesce_bulk);
 	ivshm_nl_get_u32(tb, IVSHMEM_PARAM_COALESCE_IDLE_US,

@@ -54,15 +54,11 @@ static unsigned int ivshm_chan_max = IVSHMEM_RING_MAX;
 module_param_named(chan_max, ivshm_chan_max, uint, 0444);
 MODULE_PARM_DESC(chan_max, "bytes a busy channel grows to at most (default 16777216)");
 
-/* Polling of devices without doorbells (ivshmem-plain): the interval is
- * poll_min_us while the device is busy, that is for poll_hold_us after the
- * last poll that found work and after the last record one of our sockets
- * sent (an answer may be on its way); after that every idle poll doubles
- * it, up to poll_max_us. A smaller minimum lowers the latency of records
- * that flow and costs more CPU; the hold keeps a round trip's answer from
- * meeting a backed-off timer, and costs poll_hold_us / poll_min_us polls
- * after the last record; the maximum bounds the latency after a long
- * silence.
+/* Polling of devices without doorbells (ivshmem-plain): after a poll that
+ * found work the next comes after poll_min_us, and every idle poll doubles
+ * the interval up to poll_max_us. A smaller minimum lowers the latency of
+ * a quiet connection's first record and costs more CPU while idle traffic
+ * trickles; the maximum bounds the latency after a long silence.
  */
 static unsigned int ivshm_poll_min_us = 50;
 module_param_named(poll_min_us, ivshm_poll_min_us, uint, 0444);
@@ -71,10 +67,6 @@ MODULE_PARM_DESC(poll_min_us, "polled devices: interval after work, in us (defau
 static unsigned int ivshm_poll_max_us = 4000;
 module_param_named(poll_max_us, ivshm_poll_max_us, uint, 0444);
 MODULE_PARM_DESC(poll_max_us, "polled devices: longest idle interval, in us (default 4000)");
-
-static unsigned int ivshm_poll_hold_us = 1000;
-module_param_named(poll_hold_us, ivshm_poll_hold_us, uint, 0444);
-MODULE_PARM_DESC(poll_hold_us, "polled devices: poll every poll_min_us this long after work or a record sent, in us; 0: back off at once (default 1000)");
 
 /* Moderation of the data doorbell during bulk transfers (napi.c). */
 static unsigned int ivshm_coalesce_us = 100;
@@ -174,7 +166,6 @@ void ivshm_params_init(struct ivshm_dev *idev)
 	p->poll_min_us = clamp(ivshm_poll_min_us, 1u, IVSHM_P_POLL_US_MAX);
 	p->poll_max_us = clamp(ivshm_poll_max_us, p->poll_min_us,
 			       IVSHM_P_POLL_US_MAX);
-	p->poll_hold_us = min(ivshm_poll_hold_us, IVSHM_P_IDLE_US_MAX);
 	p->coalesce_us = min(ivshm_coalesce_us, IVSHM_P_COALESCE_US_MAX);
 	p->coalesce_bulk = clamp(ivshm_coalesce_bulk, 1u, IVSHMEM_RING_MAX);
 	p->coalesce_idle_us = clamp(ivshm_coalesce_idle_us, 1u,
@@ -209,7 +200,6 @@ void ivshm_params_write(struct ivshm_dev *idev, const struct ivshm_params *p)
 	WRITE_ONCE(d->chan_max, p->chan_max);
 	WRITE_ONCE(d->poll_min_us, p->poll_min_us);
 	WRITE_ONCE(d->poll_max_us, p->poll_max_us);
-	WRITE_ONCE(d->poll_hold_us, p->poll_hold_us);
 	WRITE_ONCE(d->coalesce_us, p->coalesce_us);
 	WRITE_ONCE(d->coalesce_bulk, p->coalesce_bulk);
 	WRITE_ONCE(d->coalesce_idle_us, p->coalesce_idle_us);

@@ -18,7 +18,6 @@ struct ivshm_params {
 	u32 chan_max;			/* a busy channel grows to at most */
 	u32 poll_min_us;		/* polled devices: interval after work */
 	u32 poll_max_us;		/* ... longest idle interval */
-	u32 poll_hold_us;		/* ... poll_min_us this long after work */
 	u32 coalesce_us;		/* bulk transfers: poll interval, 0: off */
 	u32 coalesce_bulk;		/* bytes waiting that start a bulk period */
 	u32 coalesce_idle_us;		/* a bulk period ends this long after */

@@ -65,7 +65,6 @@
 
 #include "chan.h"
 #include "device.h"
-#include "napi.h"
 #include "netlink.h"
 #include "params.h"
 #include "rebalance.h"
@@ -1588,7 +1587,6 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 	else
 		ivshm_tx_commit(&isk->tx);
 	ivshm_tx_published(isk);
-	ivshm_napi_sent(isk->idev);
 	isk->cs.tx_records++;
 	isk->cs.tx_bytes += len;
 	ivshm_stat_inc(isk->idev, IVSHM_STAT_TX_RECORDS);

@@ -322,7 +322,6 @@ TEST_F(liveness, dev_show_matches_the_devices)
 		EXPECT_EQ(100, tj_num(p, "rebalance_interval"));
 		/* Long enough for a paused VM to keep its connections. */
 		EXPECT_EQ(10000, tj_num(p, "peer_timeout_ms"));
-		EXPECT_EQ(1000, tj_num(p, "poll_hold_us"));
 		EXPECT_EQ(NULL, tj_get(d, "stats"));	/* only with -s */
 	}
 	tj_release(v);
@@ -1088,7 +1087,7 @@ TEST(malformed_requests_get_errors_with_messages)
 
 	/* Whatever random sets went through: back to the defaults. */
 	for (i = 0; i < 4; i++) {
-		tool(r, 0, "dev set ivshm%u rebalance on rebalance-interval 100 rebalance-ms 100 rebalance-idle-ms 1000 chan-min 16k chan-initial 128k chan-max 16M poll-min-us 50 poll-max-us 4000 poll-hold-us 1000 coalesce-us 100 coalesce-bulk 16k coalesce-idle-us 10000",
+		tool(r, 0, "dev set ivshm%u rebalance on rebalance-interval 100 rebalance-ms 100 rebalance-idle-ms 1000 chan-min 16k chan-initial 128k chan-max 16M poll-min-us 50 poll-max-us 4000 coalesce-us 100 coalesce-bulk 16k coalesce-idle-us 10000",
 		     i);
 		EXPECT_EQ(0, r->rc);
 	}

@@ -31,10 +31,6 @@
  * waiting, does start one. The echo side also listens on FIXED_PORT,
  * whose rings are never resized, for these two tests.
  *
- * Polling (napi.c): on a device without doorbells a record sent keeps the
- * poll interval at poll_min_us for poll_hold_us, so that its answer does
- * not meet a backed-off timer (plain guests only).
- *
  * How fast the rounds go, and how many doorbells a loaded host still
  * costs a busy poller, are figures for the benchmarks (make bench); the
  * tests print them and assert only what holds whatever the load.
@@ -74,13 +70,6 @@
 #define LARGE_ROUNDS	200		/* of each large record size */
 #define BURST_RECORDS	4		/* a lagging reader's: see its test */
 #define BURST_LEN	5120
-#define TOOL		"/tests/ivshm"
-#define HOLD_LONG_US	10000000	/* poll-hold-us: outlasts the test's checks */
-#define HOLD_DEFAULT_US	1000		/* poll-hold-us as the module loads it */
-#define ANSWER_PAUSE_US	5000000		/* the echo side's, before each answer */
-#define HOLD_LOOK_MS	300		/* a look at the hold, well within it */
-#define ARM_LIMIT_MS	2000		/* a record sent arms the short interval */
-#define BACKOFF_LIMIT_MS 10000		/* an idle device backs off */
 
 static int af;
 static bool remote;		/* across guests (else dev_shm in one guest) */
@@ -262,8 +251,6 @@ static int serve_one(int fd)
 		perror("pingpong_test: SO_BUSY_POLL");
 		return 0;
 	}
-	/* "pause US": wait US before each answer. */
-	sscanf((char *)buf, "pause %u", &pause_us);
 	if (sscanf((char *)buf, "burst %u %u", &count, &len) == 2 &&
 	    send_burst(fd, buf, count, len)) {
 		fprintf(stderr, "pingpong_test: the burst was not sent\n");
@@ -469,20 +456,9 @@ static unsigned int rounds_wanted(void)
 	return doorbell_mode() ? DOORBELL_ROUNDS : PLAIN_ROUNDS;
 }
 
-/* Set poll-hold-us of our device with the tool; 0 or the tool's status. */
-static int set_poll_hold(unsigned int us)
-{
-	char cmd[96];
-
-	snprintf(cmd, sizeof(cmd), TOOL " dev set ivshm0 poll-hold-us %u", us);
-	return system(cmd);
-}
-
-/* A fixture for the harness's per-test timeouts, and to undo a test's
- * change of a device parameter, also after a failed assertion.
- */
+/* No state: a fixture only for the harness's per-test timeouts. */
 FIXTURE(pp) {
-	bool hold_set;		/* poll-hold-us changed: back to the default */
+	int unused;
 };
 
 FIXTURE_SETUP(pp)
@@ -491,8 +467,6 @@ FIXTURE_SETUP(pp)
 
 FIXTURE_TEARDOWN(pp)
 {
-	if (self->hold_set)
-		EXPECT_EQ(0, set_poll_hold(HOLD_DEFAULT_US));
 }
 
 /* Polls that kept the data doorbell disarmed (bulk periods), here. */
@@ -740,164 +714,6 @@ TEST_F_TIMEOUT(pp, lagging_reader_starts_bulk_period, 120)
 	       BURST_RECORDS, BURST_LEN, m1 - m0,
 	       (unsigned long long)waited);
 	ASSERT_LT(m0, m1) TH_LOG("no bulk period within %d ms", ROUND_LIMIT_MS);
-}
-
-/* A module parameter of af_ivshmem (a device's default), or -1. */
-static long long module_param(const char *name)
-{
-	char path[128], buf[32];
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/module/af_ivshmem/parameters/%s",
-		 name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f))
-		v = strtoll(buf, NULL, 10);
-	fclose(f);
-	return v;
-}
-
-static long long poll_us(void)
-{
-	return ivshm_dev_attr_ll("ivshm0", "info", "poll_us");
-}
-
-/*
- * Wait up to @ms, looking every 10 ms, for our device's poll interval to
- * be @us, read only once @polls polls have run since @p0 (so that what is
- * read is not the interval from before a change of a parameter). Returns
- * the last interval read.
- */
-static long long wait_poll_us(long long us, long long p0, long long polls,
-			      unsigned int ms)
-{
-	uint64_t end = ivshm_now_ms() + ms;
-	long long now;
-
-	for (;;) {
-		now = poll_us();
-		if (now == us &&
-		    ivshm_dev_attr_ll("ivshm0", "doorbells", "napi_polls") >=
-		    p0 + polls)
-			return now;
-		if (ivshm_now_ms() >= end)
-			return now;
-		ivshm_sleep_ms(10);
-	}
-}
-
-/*
- * A polled device (ivshmem-plain, no doorbells) polls every poll_min_us
- * while busy: for poll_hold_us after a poll found work or one of our
- * sockets sent a record; then each idle poll doubles the interval up to
- * poll_max_us (napi.c). A record sent while the interval is backed off
- * polls at once, which arms the short one, so that its answer does not
- * wait for a backed-off timer.
- *
- * What makes a poll find work here is this test's own: the echo side is
- * the only other user of the region, and the connection is on rings fixed
- * with SO_SNDBUF, which rebalancing leaves alone, so no MOVED record comes
- * once it is idle. And so that the answer, which also makes a poll find
- * work, cannot stand in for the record sent, the echo side waits
- * ANSWER_PAUSE_US before it answers, and the test checks that the answer
- * is not there yet once it has looked at the interval.
- *
- *  - With poll-hold-us 0 the idle device backs off to poll_max_us.
- *  - With a hold of HOLD_LONG_US, the interval is poll_max_us too once
- *    the hold has passed since the connection's last work: the device is
- *    not busy before the record is sent (else the hold alone, not the
- *    record, would shorten the interval).
- *  - The record sent brings the interval to poll_min_us, and it stays
- *    there HOLD_LOOK_MS later, without traffic: the hold outlasts it.
- *  - The answer comes back whole; then poll-hold-us 0 lets the device
- *    back off again: an idle device burns no CPU once the hold is gone.
- * The waits are bounded far beyond what a loaded host needs (a poll every
- * 4 ms at most); only what never comes fails. The teardown sets the hold
- * back to its default.
- */
-TEST_F_TIMEOUT(pp, polled_sender_keeps_short_interval, 180)
-{
-	long long min_us, max_us, p0, seen;
-	unsigned char out[64], in[65];
-	char hello[32];
-	uint64_t t0, armed_ms;
-	ssize_t n;
-	int fd, err;
-
-	if (!remote || doorbell_mode())
-		SKIP(return, "only a polled device (plain guests) has a poll interval");
-	min_us = module_param("poll_min_us");
-	max_us = module_param("poll_max_us");
-	ASSERT_LT(0, min_us);
-	ASSERT_LT(min_us, max_us) TH_LOG("poll_min_us %lld, poll_max_us %lld",
-					 min_us, max_us);
-	ASSERT_LE(0, poll_us()) TH_LOG("no poll_us in ivshm0's debugfs info");
-
-	snprintf(hello, sizeof(hello), "pause %d", ANSWER_PAUSE_US);
-	fd = connect_fixed(hello);
-	ASSERT_LE(0, fd);
-	set_rcvtimeo(fd, ANSWER_PAUSE_US / 1000 + 2 * ROUND_LIMIT_MS);
-
-	/* Idle with no hold: the device backs off. */
-	self->hold_set = true;
-	ASSERT_EQ(0, set_poll_hold(0));
-	p0 = ivshm_dev_attr_ll("ivshm0", "doorbells", "napi_polls");
-	seen = wait_poll_us(max_us, p0, 1, BACKOFF_LIMIT_MS);
-	ASSERT_EQ(max_us, seen) TH_LOG("poll-hold-us 0: no back-off within %d ms",
-				       BACKOFF_LIMIT_MS);
-
-	/* With the long hold, once it has passed since the last work. */
-	ASSERT_EQ(0, set_poll_hold(HOLD_LONG_US));
-	p0 = ivshm_dev_attr_ll("ivshm0", "doorbells", "napi_polls");
-	t0 = ivshm_now_ms();
-	seen = wait_poll_us(max_us, p0, 2,
-			    HOLD_LONG_US / 1000 + BACKOFF_LIMIT_MS);
-	ASSERT_EQ(max_us, seen) TH_LOG("poll-hold-us %d: still busy after %llu ms without traffic",
-				       HOLD_LONG_US,
-				       (unsigned long long)(ivshm_now_ms() - t0));
-	TH_LOG("backed off to %lld us, %llu ms after poll-hold-us %d was set",
-	       seen, (unsigned long long)(ivshm_now_ms() - t0), HOLD_LONG_US);
-
-	/* One record sent arms the short interval... */
-	fill_record(out, sizeof(out), 1);
-	ASSERT_EQ((ssize_t)sizeof(out), send(fd, out, sizeof(out), 0));
-	t0 = ivshm_now_ms();
-	seen = wait_poll_us(min_us, 0, 0, ARM_LIMIT_MS);
-	armed_ms = ivshm_now_ms() - t0;
-	ASSERT_EQ(min_us, seen) TH_LOG("a record sent on a backed-off device: poll_us %lld after %d ms",
-				       seen, ARM_LIMIT_MS);
-	/* ... which the hold keeps without traffic... */
-	ivshm_sleep_ms(HOLD_LOOK_MS);
-	seen = poll_us();
-	/* ... before the answer came (so it was the record sent). */
-	n = recv(fd, in, sizeof(in), MSG_DONTWAIT);
-	err = errno;
-	TH_LOG("poll_us %lld us %llu ms after the record was sent, %lld us %d ms later",
-	       min_us, (unsigned long long)armed_ms, seen, HOLD_LOOK_MS);
-	ASSERT_EQ(min_us, seen) TH_LOG("poll-hold-us %d: backed off within %d ms of a record sent",
-				       HOLD_LONG_US, HOLD_LOOK_MS);
-	ASSERT_EQ(-1, n) TH_LOG("the answer came before the checks were done: they prove nothing");
-	ASSERT_EQ(EAGAIN, err);
-
-	/* The answer, whole. */
-	n = recv(fd, in, sizeof(in), 0);
-	ASSERT_EQ((ssize_t)sizeof(out), n) TH_LOG("recv: %s",
-						   n < 0 ? strerror(errno) : "-");
-	ASSERT_EQ(0, memcmp(in, out, sizeof(out)));
-
-	/* No hold: the device backs off again, though busy a moment ago. */
-	ASSERT_EQ(0, set_poll_hold(0));
-	p0 = ivshm_dev_attr_ll("ivshm0", "doorbells", "napi_polls");
-	t0 = ivshm_now_ms();
-	seen = wait_poll_us(max_us, p0, 1, BACKOFF_LIMIT_MS);
-	TH_LOG("poll-hold-us 0: poll_us %lld after %llu ms", seen,
-	       (unsigned long long)(ivshm_now_ms() - t0));
-	ASSERT_EQ(max_us, seen) TH_LOG("poll-hold-us 0: no back-off within %d ms",
-				       BACKOFF_LIMIT_MS);
-	close(fd);
 }
 
 /*

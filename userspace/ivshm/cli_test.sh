@@ -157,8 +157,8 @@ usage_ok "chan show help" chan show help
 usage_ok "monitor help" monitor help
 usage_ok "-j dev help" -j dev help
 for p in rebalance rebalance-interval rebalance-ms rebalance-idle-ms \
-	 chan-initial chan-min chan-max poll-min-us poll-max-us poll-hold-us \
-	 coalesce-us coalesce-bulk coalesce-idle-us peer-timeout-ms; do
+	 chan-initial chan-min chan-max poll-min-us poll-max-us coalesce-us \
+	 coalesce-bulk coalesce-idle-us peer-timeout-ms; do
 	check "dev set help lists $p" 0 "re:^$p +" -- dev set help
 done
 check "-V" 0 're:^ivshm [0-9]' -- -V
@@ -249,8 +249,6 @@ bad "rebalance-idle-ms above 600000" "'600001'" -- \
 bad "poll-min-us 0" "'0'" -- dev set ivshm0 poll-min-us 0
 bad "poll-max-us above 1000000" "'1000001'" -- \
 	dev set ivshm0 poll-max-us 1000001
-bad "poll-hold-us above 10000000" "'10000001'" -- \
-	dev set ivshm0 poll-hold-us 10000001
 bad "coalesce-us above 100000" "'100001'" -- dev set ivshm0 coalesce-us 100001
 bad "coalesce-bulk 0" "'0'" -- dev set ivshm0 coalesce-bulk 0
 bad "coalesce-bulk above 16m" "'16777217'" -- \
@@ -288,13 +286,13 @@ nl "d se dev DEV rebalance off" d se dev ivshm0 rebalance off
 nl "dev set every parameter at its lower bound" dev set ivshm0 \
 	rebalance off rebalance-interval 0 rebalance-ms 1 rebalance-idle-ms 1 \
 	chan-initial 16384 chan-min 16k chan-max 16K poll-min-us 1 \
-	poll-max-us 1 poll-hold-us 0 coalesce-us 0 coalesce-bulk 1 \
-	coalesce-idle-us 1 peer-timeout-ms 500
+	poll-max-us 1 coalesce-us 0 coalesce-bulk 1 coalesce-idle-us 1 \
+	peer-timeout-ms 500
 nl "dev set every parameter at its upper bound" dev set ivshm0 \
 	rebalance on rebalance-interval 1000000 rebalance-ms 60000 \
 	rebalance-idle-ms 600000 chan-initial 16777216 chan-min 16m \
 	chan-max 16M poll-min-us 1000000 poll-max-us 1000000 \
-	poll-hold-us 10000000 coalesce-us 100000 coalesce-bulk 16m coalesce-idle-us 10000000 \
+	coalesce-us 100000 coalesce-bulk 16m coalesce-idle-us 10000000 \
 	peer-timeout-ms 3600000
 nl "dev set unique prefixes" dev set ivshm0 rebalance-in 5 rebalance-id 5 \
 	chan-i 64k chan-mi 16k chan-ma 1m poll-mi 10 poll-ma 100 coalesce-u 5 \

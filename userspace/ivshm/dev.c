@@ -81,11 +81,6 @@ static const struct dev_param params[] = {
 		.min = 1, .max = 1000000, .line = 2, .value = "US",
 		.help = "polled devices: longest idle interval",
 	}, {
-		.name = "poll-hold-us", .key = "poll_hold_us",
-		.attr = IVSHMEM_PARAM_POLL_HOLD_US, .kind = PARAM_U32,
-		.min = 0, .max = 10000000, .line = 2, .value = "US",
-		.help = "polled devices: poll-min-us this long after work or a record sent",
-	}, {
 		.name = "coalesce-us", .key = "coalesce_us",
 		.attr = IVSHMEM_PARAM_COALESCE_US, .kind = PARAM_U32,
 		.min = 0, .max = 100000, .line = 2, .value = "US",

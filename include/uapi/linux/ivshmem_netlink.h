@@ -184,8 +184,7 @@ enum ivshmem_attr {
  * rebalance_doorbells; Documentation/admin-guide.md). Sizes are bytes,
  * whole 4 KiB blocks, 16384 .. 16777216 (IVSHMEM_RING_MIN .. _MAX in
  * <linux/ivshmem.h>), with chan_min <= chan_initial <= chan_max;
- * poll_min_us <= poll_max_us. POLL_HOLD_US came last: a kernel that does
- * not know it leaves it out of its answers.
+ * poll_min_us <= poll_max_us.
  */
 enum ivshmem_param_attr {
 	IVSHMEM_PARAM_UNSPEC,
@@ -203,9 +202,6 @@ enum ivshmem_param_attr {
 	IVSHMEM_PARAM_COALESCE_IDLE_US,		/* u32: a bulk period ends after, 1 .. 10000000 */
 	IVSHMEM_PARAM_PEER_TIMEOUT_MS,		/* u32: a peer whose heartbeat stands still
 						 * this long is dead, 500 .. 3600000
-						 */
-	IVSHMEM_PARAM_POLL_HOLD_US,		/* u32: polled: poll_min_us this long after
-						 * work or a record sent, 0 .. 10000000
 						 */
 
 	__IVSHMEM_PARAM_MAX
