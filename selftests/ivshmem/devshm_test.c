@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <linux/ivshmem.h>
 #include <linux/ivshmem_netlink.h>
@@ -375,6 +377,471 @@ TEST(channels_closed_while_the_lock_is_held_are_freed_later)
 	EXPECT_EQ(free0, n);
 	EXPECT_EQ(0, ivshm_dev_attr_ll("ivshm0", "info", "active_channels"));
 	EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 1));
+}
+
+/*
+ * A sender that closes with MOVED records before its last records, played
+ * by the test: virtual peer 1 connects to a listener on peer 0 and is then
+ * frozen (dev_shm "freeze"), so that its kernel writes nothing more to its
+ * channel, and the test writes that channel through dev_shm "region", as
+ * the sender would have. The runs named by the MOVED records are quarters
+ * of the channel's own run, blocks the sender holds. Everything the reader
+ * may load is staged by the heads the test publishes: a reader follows one
+ * MOVED record per call, and at most one per head it loaded (ring.c).
+ * Nothing may read the reader's head meanwhile: debugfs "channels" and
+ * CHAN_GET refresh it, so the channel is found before anything is forged.
+ * Afterwards the channel's counters are set back to what the frozen
+ * sender's kernel knows (nothing sent), so that it finds nothing wrong
+ * once it goes on.
+ */
+/* Offsets of protocol v1 (net/ivshmem/proto.h, Documentation/protocol.md). */
+#define HDR_PENDING_OFF		56
+#define HDR_CHAN_OFF		64
+#define HDR_DATA_OFF		72
+#define CHAN_SIZE		192
+#define CHAN_STATE		0
+#define CHAN_GENERATION		4
+#define CHAN_SENDER_VM		8
+#define CHAN_RECEIVER_VM	10
+#define CHAN_BUFF_OFFSET	24
+#define CHAN_BUFF_SIZE		32
+#define CHAN_OLD_SIZE		48
+#define CHAN_HEAD		64
+#define CHAN_HEAD_TOUCH		80
+#define CHAN_TAIL		128
+#define CHAN_OPEN		3
+#define CHAN_CLOSED		4
+#define REC_DATA		1
+#define REC_MOVED		2
+#define REC_HDR			8
+#define MOVED_NEED		(REC_HDR + 16)
+#define FM_PORT			7600
+
+FIXTURE(forged_moves) {
+	int af, region, l, s, r;
+	bool frozen, forged, nl_off;
+	uint64_t chan, data, pending, pos, touch, run, quarter;
+	uint32_t idx, gen;
+	long long proto0, proto1, active0;
+};
+
+static uint64_t rd64(int fd, uint64_t off)
+{
+	uint64_t v = 0;
+
+	if (pread(fd, &v, sizeof(v), off) != sizeof(v))
+		return ~0ull;
+	return v;
+}
+
+static uint32_t rd32(int fd, uint64_t off)
+{
+	uint32_t v = 0;
+
+	if (pread(fd, &v, sizeof(v), off) != sizeof(v))
+		return ~0u;
+	return v;
+}
+
+static int wr(int fd, uint64_t off, const void *p, size_t len)
+{
+	return pwrite(fd, p, len, off) == (ssize_t)len ? 0 : -1;
+}
+
+static int wr64(int fd, uint64_t off, uint64_t v)
+{
+	return wr(fd, off, &v, sizeof(v));
+}
+
+static int wr32(int fd, uint64_t off, uint32_t v)
+{
+	return wr(fd, off, &v, sizeof(v));
+}
+
+/* Record @seq: its length, and byte @i of its payload. */
+static size_t fm_len(unsigned int seq)
+{
+	return 16 + (seq * 37) % 300;
+}
+
+static unsigned char fm_byte(unsigned int seq, size_t i)
+{
+	return (unsigned char)(seq * 131 + i * 7 + 1);
+}
+
+/* Data-area offset of run @run, @at bytes in: the region offset. */
+static uint64_t fm_at(const FIXTURE_DATA(forged_moves) *self, uint64_t run,
+		      uint64_t at)
+{
+	return self->data + run + at;
+}
+
+/*
+ * Write records @first .. @first + @count - 1 at @at bytes into @run;
+ * returns the bytes written (headers and padding included), 0 on failure.
+ */
+static uint64_t forge_records(FIXTURE_DATA(forged_moves) *self, uint64_t run,
+			      uint64_t at, unsigned int first,
+			      unsigned int count)
+{
+	unsigned char buf[REC_HDR + 512];
+	uint64_t done = 0;
+	unsigned int k;
+
+	for (k = first; k < first + count; k++) {
+		size_t len = fm_len(k), need = REC_HDR + ((len + 7) & ~7ul), i;
+		uint64_t word = (uint64_t)len | (uint64_t)REC_DATA << 32;
+
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf, &word, 8);
+		for (i = 0; i < len; i++)
+			buf[REC_HDR + i] = fm_byte(k, i);
+		if (wr(self->region, fm_at(self, run, at + done), buf, need))
+			return 0;
+		done += need;
+		self->touch++;
+	}
+	return done;
+}
+
+/* A MOVED record at @at bytes into @run naming the run @to of @size. */
+static int forge_moved(FIXTURE_DATA(forged_moves) *self, uint64_t run,
+		       uint64_t at, uint64_t to, uint32_t size)
+{
+	uint64_t rec[3] = { 16 | (uint64_t)REC_MOVED << 32, to, size };
+
+	self->touch++;
+	return wr(self->region, fm_at(self, run, at), rec, sizeof(rec));
+}
+
+/* Publish the head: everything written so far, @self->pos bytes. */
+static int fm_publish(FIXTURE_DATA(forged_moves) *self)
+{
+	if (wr64(self->region, self->chan + CHAN_HEAD_TOUCH, self->touch))
+		return -1;
+	return wr64(self->region, self->chan + CHAN_HEAD, self->pos);
+}
+
+/* CLOSED, announced on the reader's control set, as the sender does. */
+static int fm_close(FIXTURE_DATA(forged_moves) *self)
+{
+	uint64_t w = self->pending + (uint64_t)(self->idx / 64) * 8, bits;
+
+	if (wr32(self->region, self->chan + CHAN_STATE, CHAN_CLOSED))
+		return -1;
+	/* Only peer 0 takes bits from its set, and it only clears them: a
+	 * bit it took meanwhile and set again costs an event, nothing more.
+	 */
+	bits = rd64(self->region, w) | 1ull << (self->idx % 64);
+	if (wr64(self->region, w, bits))
+		return -1;
+	return ivshm_write_file(DEVSHM_DEBUGFS "/ring", "1 0 0");
+}
+
+/* Wait for the reader to see the close (POLLRDHUP), up to 10 s. */
+static bool fm_wait_rdhup(int fd)
+{
+	uint64_t end = ivshm_now_ms() + 10000;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	do {
+		if (poll(&p, 1, 100) > 0 && (p.revents & POLLRDHUP))
+			return true;
+		ivshm_sleep_ms(5);
+	} while (ivshm_now_ms() < end);
+	return false;
+}
+
+/*
+ * Read records until recv returns 0 or fails: each must be @next, whole
+ * and intact. Returns how many came; *@err is errno of a failed recv,
+ * or -1 for a wrong record.
+ */
+static unsigned int fm_read(int fd, unsigned int next, int *err)
+{
+	unsigned char buf[1024];
+	unsigned int got = 0;
+	ssize_t n;
+	size_t i;
+
+	*err = 0;
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0)
+			return got;
+		if (n < 0) {
+			*err = errno;
+			return got;
+		}
+		if ((size_t)n != fm_len(next)) {
+			*err = -1;
+			return got;
+		}
+		for (i = 0; i < (size_t)n; i++)
+			if (buf[i] != fm_byte(next, i)) {
+				*err = -1;
+				return got;
+			}
+		next++;
+		got++;
+	}
+}
+
+/* Read record @seq alone. */
+static bool fm_read_one(int fd, unsigned int seq)
+{
+	unsigned char buf[1024];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	size_t i;
+
+	if (n < 0 || (size_t)n != fm_len(seq))
+		return false;
+	for (i = 0; i < (size_t)n; i++)
+		if (buf[i] != fm_byte(seq, i))
+			return false;
+	return true;
+}
+
+/* The reader's channel on peer 0: "chan IDX rx port FM_PORT peer 1:...". */
+static int fm_find_chan(uint32_t *idx)
+{
+	char line[512];
+	unsigned int i, port, vm;
+	FILE *f = fopen(IVSHM_DEBUGFS "/ivshm0/channels", "r");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "chan %u rx port %u peer %u:", &i, &port,
+			   &vm) == 3 && port == FM_PORT && vm == 1) {
+			*idx = i;
+			ret = 0;
+		}
+	fclose(f);
+	return ret;
+}
+
+FIXTURE_SETUP(forged_moves)
+{
+	struct timeval tv = { .tv_sec = 10 };
+
+	self->l = self->s = self->r = self->region = -1;
+	self->af = ivshm_family();
+	ASSERT_LE(0, self->af);
+	/* No resize of the sender's channel before the freeze. */
+	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 0));
+	self->nl_off = true;
+	self->proto0 = ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors");
+	self->proto1 = ivshm_dev_attr_ll("ivshm1", "doorbells", "proto_errors");
+	self->active0 = ivshm_dev_attr_ll("ivshm0", "info", "active_channels");
+	ASSERT_LE(0, self->proto0);
+	ASSERT_LE(0, self->proto1);
+	self->region = open(DEVSHM_DEBUGFS "/region", O_RDWR);
+	ASSERT_LE(0, self->region);
+	self->data = rd64(self->region, HDR_DATA_OFF);
+	/* Peer 0's control set comes first: (vm 0 * 2 sets + CTRL 0). */
+	self->pending = rd64(self->region, HDR_PENDING_OFF);
+
+	self->l = ivshm_listen_on(self->af, FM_PORT, 1, 4);
+	ASSERT_LE(0, self->l);
+	self->s = ivshm_connect_to(self->af, 0, FM_PORT, 2);
+	ASSERT_LE(0, self->s);
+	self->r = accept(self->l, NULL, NULL);
+	ASSERT_LE(0, self->r);
+	ASSERT_EQ(0, setsockopt(self->r, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				sizeof(tv)));
+	ASSERT_EQ(0, fm_find_chan(&self->idx));
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "1 1"));
+	self->frozen = true;
+
+	self->chan = rd64(self->region, HDR_CHAN_OFF) +
+		     (uint64_t)self->idx * CHAN_SIZE;
+	ASSERT_EQ(CHAN_OPEN, rd32(self->region, self->chan + CHAN_STATE));
+	ASSERT_EQ(1, rd32(self->region, self->chan + CHAN_SENDER_VM) & 0xffff);
+	ASSERT_EQ(0, rd32(self->region, self->chan + CHAN_RECEIVER_VM) & 0xffff);
+	self->gen = rd32(self->region, self->chan + CHAN_GENERATION);
+	/* Nothing sent, nothing moved: the reader is at 0 of the run. */
+	ASSERT_EQ(0, rd64(self->region, self->chan + CHAN_HEAD));
+	ASSERT_EQ(0, rd64(self->region, self->chan + CHAN_TAIL));
+	ASSERT_EQ(0, rd32(self->region, self->chan + CHAN_OLD_SIZE));
+	self->run = rd64(self->region, self->chan + CHAN_BUFF_OFFSET);
+	self->quarter = rd32(self->region, self->chan + CHAN_BUFF_SIZE) / 4;
+	ASSERT_LE(4096, self->quarter);
+	ASSERT_EQ(0, self->quarter % 4096);
+	self->pos = self->touch = 0;
+	self->forged = true;
+}
+
+/* Close the reader, set the channel back to the sender's view (nothing
+ * sent), let the sender go on, close it: no protocol error anywhere.
+ */
+static void fm_cleanup(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(forged_moves) *self)
+{
+	uint64_t end;
+	long long n = -1;
+
+	if (self->r >= 0)
+		close(self->r);
+	self->r = -1;
+	if (self->forged &&
+	    rd32(self->region, self->chan + CHAN_GENERATION) == self->gen) {
+		wr64(self->region, self->chan + CHAN_TAIL, 0);
+		wr64(self->region, self->chan + CHAN_HEAD, 0);
+		wr64(self->region, self->chan + CHAN_HEAD_TOUCH, 0);
+		wr32(self->region, self->chan + CHAN_STATE, CHAN_OPEN);
+	}
+	self->forged = false;
+	if (self->frozen)
+		EXPECT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "1 0"));
+	self->frozen = false;
+	if (self->s >= 0)
+		close(self->s);
+	if (self->l >= 0)
+		close(self->l);
+	self->s = self->l = -1;
+	if (self->region >= 0)
+		close(self->region);
+	self->region = -1;
+	end = ivshm_now_ms() + 10000;
+	do {
+		n = ivshm_dev_attr_ll("ivshm0", "info", "active_channels");
+		if (n == self->active0)
+			break;
+		ivshm_sleep_ms(20);
+	} while (ivshm_now_ms() < end);
+	EXPECT_EQ(self->active0, n);
+	if (self->nl_off)
+		EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 1));
+	self->nl_off = false;
+}
+
+FIXTURE_TEARDOWN(forged_moves)
+{
+	fm_cleanup(_metadata, self);
+}
+
+#define FM_N	8
+#define FM_M	12
+
+/*
+ * N records, MOVED to run 2, whose first record is a MOVED to run 3, M
+ * records there, CLOSED. The reader read one record before the second
+ * MOVED was published (so it loaded the head that ends at the first) and
+ * saw the close with a record still before the first MOVED (so that the
+ * close's own pass over moves found none). Its call after record N-1
+ * follows the first MOVED, loads the new head, finds the second waiting
+ * for a call: before 7d1c88e that was the end of file, with M records
+ * never to be read. All N + M must come, in order, then the end of file,
+ * final.
+ */
+TEST_F(forged_moves, moved_twice_then_closed_loses_nothing)
+{
+	uint64_t run2 = self->run + self->quarter;
+	uint64_t run3 = self->run + 2 * self->quarter, at, n;
+	unsigned int got;
+	int err = 0, soerr = -1;
+	socklen_t sl = sizeof(soerr);
+	char c;
+
+	n = forge_records(self, self->run, 0, 0, FM_N);
+	ASSERT_NE(0, n);
+	ASSERT_EQ(0, forge_moved(self, self->run, n, run2, self->quarter));
+	self->pos = n + MOVED_NEED;
+	ASSERT_EQ(0, fm_publish(self));
+	ASSERT_TRUE(fm_read_one(self->r, 0));
+
+	/* The sender does not wait for the reader: the second move at once. */
+	ASSERT_EQ(0, forge_moved(self, run2, 0, run3, self->quarter));
+	self->pos += MOVED_NEED;
+	at = forge_records(self, run3, 0, FM_N, FM_M);
+	ASSERT_NE(0, at);
+	ASSERT_GE(self->quarter, at + MOVED_NEED);
+	self->pos += at;
+	ASSERT_EQ(0, fm_publish(self));
+	ASSERT_EQ(0, fm_close(self));
+	ASSERT_TRUE(fm_wait_rdhup(self->r));
+
+	got = fm_read(self->r, 1, &err);
+	TH_LOG("%u of %u records before the end of file (recv error %d)",
+	       got + 1, FM_N + FM_M, err);
+	EXPECT_EQ(0, err);
+	ASSERT_EQ(FM_N + FM_M - 1, got) {
+		TH_LOG("end of file after %u records: %u written before the close lost",
+		       got + 1, FM_N + FM_M - 1 - got);
+	}
+	/* The end of file is final, the connection whole. */
+	EXPECT_EQ(0, recv(self->r, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(0, getsockopt(self->r, SOL_SOCKET, SO_ERROR, &soerr, &sl));
+	EXPECT_EQ(0, soerr);
+	EXPECT_EQ(self->proto0,
+		  ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors"));
+	fm_cleanup(_metadata, self);
+	EXPECT_EQ(self->proto1,
+		  ivshm_dev_attr_ll("ivshm1", "doorbells", "proto_errors"));
+}
+
+/*
+ * A chain of three: N records, MOVED to run 2 whose first record is a
+ * MOVED to run 3, published on its own; the reader reads the N records
+ * and, without blocking, follows the first MOVED and finds the second
+ * waiting (EAGAIN). Then a MOVED to run 4 at the start of run 3, M records
+ * in run 4, CLOSED: two moves wait at the close, each taken by a call of
+ * its own (the close's pass over moves, a poll, a recv), and nothing
+ * written before the close may be lost or come out of order.
+ */
+TEST_F(forged_moves, moved_three_times_around_close_loses_nothing)
+{
+	uint64_t run2 = self->run + self->quarter;
+	uint64_t run3 = self->run + 2 * self->quarter;
+	uint64_t run4 = self->run + 3 * self->quarter, n;
+	unsigned int k, got;
+	int err = 0, soerr = -1;
+	socklen_t sl = sizeof(soerr);
+	char c;
+
+	n = forge_records(self, self->run, 0, 0, FM_N);
+	ASSERT_NE(0, n);
+	ASSERT_EQ(0, forge_moved(self, self->run, n, run2, self->quarter));
+	self->pos = n + MOVED_NEED;
+	ASSERT_EQ(0, fm_publish(self));
+	ASSERT_TRUE(fm_read_one(self->r, 0));
+
+	ASSERT_EQ(0, forge_moved(self, run2, 0, run3, self->quarter));
+	self->pos += MOVED_NEED;
+	ASSERT_EQ(0, fm_publish(self));
+	for (k = 1; k < FM_N; k++)
+		ASSERT_TRUE(fm_read_one(self->r, k));
+	ASSERT_EQ(-1, recv(self->r, &c, 1, MSG_DONTWAIT));
+	ASSERT_EQ(EAGAIN, errno);
+
+	ASSERT_EQ(0, forge_moved(self, run3, 0, run4, self->quarter));
+	self->pos += MOVED_NEED;
+	n = forge_records(self, run4, 0, FM_N, FM_M);
+	ASSERT_NE(0, n);
+	ASSERT_GE(self->quarter, n + MOVED_NEED);
+	self->pos += n;
+	ASSERT_EQ(0, fm_publish(self));
+	ASSERT_EQ(0, fm_close(self));
+	ASSERT_TRUE(fm_wait_rdhup(self->r));
+
+	got = fm_read(self->r, FM_N, &err);
+	TH_LOG("%u of %u records before the end of file (recv error %d)",
+	       FM_N + got, FM_N + FM_M, err);
+	EXPECT_EQ(0, err);
+	ASSERT_EQ(FM_M, got) {
+		TH_LOG("end of file after %u records: %u written before the close lost",
+		       FM_N + got, FM_M - got);
+	}
+	EXPECT_EQ(0, recv(self->r, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(0, getsockopt(self->r, SOL_SOCKET, SO_ERROR, &soerr, &sl));
+	EXPECT_EQ(0, soerr);
+	EXPECT_EQ(self->proto0,
+		  ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors"));
+	fm_cleanup(_metadata, self);
+	EXPECT_EQ(self->proto1,
+		  ivshm_dev_attr_ll("ivshm1", "doorbells", "proto_errors"));
 }
 
 TEST_HARNESS_MAIN
