@@ -88,7 +88,7 @@ esac
 REGION_SIZE=4194304
 VECTORS=2
 
-work=$(mktemp -d /tmp/ivshm-run.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ivshm-run.XXXXXX")
 pids=()
 shm_files=()
 

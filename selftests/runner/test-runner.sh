@@ -12,20 +12,20 @@ run=$here/run.sh
 . "$here/../../scripts/tap.sh"
 out=$(mktemp)
 fake=$(mktemp -d)
-trap 'rm -f "$out"; rm -rf "$fake"' EXIT
+# The runs under test put their work directories here (run.sh honours
+# TMPDIR), so that other runs on the machine, such as a second checkout's
+# tests, are neither taken for our leftovers nor able to hide one.
+runs=$(mktemp -d)
+trap 'rm -f "$out"; rm -rf "$fake" "$runs"' EXIT
+export TMPDIR=$runs
 
 result() { tap_result "$1" "runner: $2" "$out"; }
-
-# Work directories that existed before (kept with --keep by someone) are
-# not ours to judge; any new one is a leftover.
-existing=$(ls -d /tmp/ivshm-run.* 2>/dev/null || true)
 
 leftovers() {
 	local d
 	pgrep -f 'ivshm.name=st-' >/dev/null && return 0
-	for d in /tmp/ivshm-run.*; do
-		[ -e "$d" ] || continue
-		grep -qxF -- "$d" <<<"$existing" || return 0
+	for d in "$runs"/ivshm-run.*; do
+		[ -e "$d" ] && return 0
 	done
 	return 1
 }
