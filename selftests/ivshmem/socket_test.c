@@ -778,7 +778,7 @@ FIXTURE_TEARDOWN(liveness)
 
 TEST_F(liveness, dead_peer_resets_and_comes_back)
 {
-	long long free0, n = -1;
+	long long free0, act0, n = -1, act = -1;
 	uint64_t t0, deadline;
 	int lfd, c, a, fd[3], ret;
 	unsigned int port;
@@ -787,7 +787,9 @@ TEST_F(liveness, dead_peer_resets_and_comes_back)
 	if (agent_pid <= 0)
 		SKIP(return, "needs the agent on dev_shm, in one guest");
 	free0 = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
+	act0 = ivshm_dev_attr_ll("ivshm0", "info", "active_channels");
 	ASSERT_LT(0, free0);
+	ASSERT_LE(0, act0);
 	/* Death is found once a heartbeat stands still for 2 s. */
 	ASSERT_EQ(0, connect_to_peer2(DEAD_BOUND_MS, fd));
 	lfd = fd[0];
@@ -843,15 +845,25 @@ TEST_F(liveness, dead_peer_resets_and_comes_back)
 	close(c);
 	close(lfd);
 
-	/* Every block comes back: the dead VM's and the orphans'. */
+	/*
+	 * Every block comes back: the dead VM's and the orphans'. Not "as
+	 * many as before": an earlier test's connections may still have been
+	 * closing when we looked (their receivers acknowledge in the control
+	 * work, which a loaded host runs late), and their blocks come back
+	 * too. No channel more than before, and no block fewer.
+	 */
 	deadline = ivshm_now_ms() + DEAD_STEP_MS;
 	do {
 		n = ivshm_dev_attr_ll("ivshm0", "info", "free_blocks");
-		if (n == free0)
+		act = ivshm_dev_attr_ll("ivshm0", "info", "active_channels");
+		if (n >= free0 && act >= 0 && act <= act0)
 			break;
 		ivshm_sleep_ms(50);
 	} while (ivshm_now_ms() < deadline);
-	EXPECT_EQ(free0, n);
+	EXPECT_LE(free0, n);
+	EXPECT_GE(act0, act);
+	TH_LOG("free blocks %lld, then %lld; active channels %lld, then %lld",
+	       free0, n, act0, act);
 	/* The default comes back in the teardown. */
 }
 
