@@ -2026,9 +2026,9 @@ static void *itx(void *arg)
 	uint32_t dir = c->id * 2 + t->side, seq = 0;
 	int fd = me->fd, res = IR_OK;
 	/*
-	 * sendmmsg() returned short for no reason of ours: the error of the
-	 * message that failed is lost (sendmmsg(2)), and it may have been
-	 * the ECONNRESET of a reset. After a reset the next send fails with
+	 * sendmmsg() returned short, even at a message of ours with an
+	 * unusable buffer: the error of the message that failed is lost
+	 * (sendmmsg(2)), and it may have been the ECONNRESET of a reset. After a reset the next send fails with
 	 * EPIPE; a reset that nobody saw may have dropped records unread, so
 	 * the counts of this connection are then not exact.
 	 */
@@ -2150,7 +2150,11 @@ static void *itx(void *arg)
 						      lens[i], mm[i].msg_len);
 				seq += (uint32_t)n;
 				atomic_store(&me->sent, seq);
-				lost = (uint32_t)n < vlen && (uint32_t)n != b;
+				/* Short even at the bad message: the socket
+				 * looks for a pending error before it copies,
+				 * so message b may have failed with the reset.
+				 */
+				lost = (uint32_t)n < vlen;
 				continue;
 			}
 			res = ierr(c, t->side, true, "sendmmsg", e,
@@ -2161,7 +2165,12 @@ static void *itx(void *arg)
 				atomic_store(&me->reset_seen, true);
 			break;
 		}
-		if (res == IR_AGAIN || res == IR_RETRY)
+		/* Only the socket's own answer says that no reset came.
+		 * EFAULT may come from the syscall layer (an iovec at a
+		 * kernel address fails access_ok() in import_iovec())
+		 * before the socket is looked at, and then says nothing.
+		 */
+		if (res == IR_AGAIN || (res == IR_RETRY && e != EFAULT))
 			lost = false;
 		if (res == IR_AGAIN && (flags & MSG_DONTWAIT))
 			ipoll(t, fd, POLLOUT);
