@@ -726,6 +726,42 @@ FIXTURE_TEARDOWN(forged_moves)
 #define FM_M	12
 
 /*
+ * Both tests begin alike: N records and a MOVED record to @run2 in the
+ * first run, published, and the reader takes record 0 (which loads that
+ * head). Return: true when all of it went as planned.
+ */
+static bool fm_first_move(FIXTURE_DATA(forged_moves) *self, uint64_t run2)
+{
+	uint64_t n = forge_records(self, self->run, 0, 0, FM_N);
+
+	if (!n || forge_moved(self, self->run, n, run2, self->quarter))
+		return false;
+	self->pos = n + MOVED_NEED;
+	return !fm_publish(self) && fm_read_one(self->r, 0);
+}
+
+/*
+ * Both tests end alike: the end of file is final, the connection whole,
+ * no device counted a protocol error, and the forged channel is put back.
+ */
+static void fm_check_end(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(forged_moves) *self)
+{
+	int soerr = -1;
+	socklen_t sl = sizeof(soerr);
+	char c;
+
+	EXPECT_EQ(0, recv(self->r, &c, 1, MSG_DONTWAIT));
+	EXPECT_EQ(0, getsockopt(self->r, SOL_SOCKET, SO_ERROR, &soerr, &sl));
+	EXPECT_EQ(0, soerr);
+	EXPECT_EQ(self->proto0,
+		  ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors"));
+	fm_cleanup(_metadata, self);
+	EXPECT_EQ(self->proto1,
+		  ivshm_dev_attr_ll("ivshm1", "doorbells", "proto_errors"));
+}
+
+/*
  * N records, MOVED to run 2, whose first record is a MOVED to run 3, M
  * records there, CLOSED. The reader read one record before the second
  * MOVED was published (so it loaded the head that ends at the first) and
@@ -739,18 +775,11 @@ FIXTURE_TEARDOWN(forged_moves)
 TEST_F(forged_moves, moved_twice_then_closed_loses_nothing)
 {
 	uint64_t run2 = self->run + self->quarter;
-	uint64_t run3 = self->run + 2 * self->quarter, at, n;
+	uint64_t run3 = self->run + 2 * self->quarter, at;
 	unsigned int got;
-	int err = 0, soerr = -1;
-	socklen_t sl = sizeof(soerr);
-	char c;
+	int err = 0;
 
-	n = forge_records(self, self->run, 0, 0, FM_N);
-	ASSERT_NE(0, n);
-	ASSERT_EQ(0, forge_moved(self, self->run, n, run2, self->quarter));
-	self->pos = n + MOVED_NEED;
-	ASSERT_EQ(0, fm_publish(self));
-	ASSERT_TRUE(fm_read_one(self->r, 0));
+	ASSERT_TRUE(fm_first_move(self, run2));
 
 	/* The sender does not wait for the reader: the second move at once. */
 	ASSERT_EQ(0, forge_moved(self, run2, 0, run3, self->quarter));
@@ -771,15 +800,7 @@ TEST_F(forged_moves, moved_twice_then_closed_loses_nothing)
 		TH_LOG("end of file after %u records: %u written before the close lost",
 		       got + 1, FM_N + FM_M - 1 - got);
 	}
-	/* The end of file is final, the connection whole. */
-	EXPECT_EQ(0, recv(self->r, &c, 1, MSG_DONTWAIT));
-	EXPECT_EQ(0, getsockopt(self->r, SOL_SOCKET, SO_ERROR, &soerr, &sl));
-	EXPECT_EQ(0, soerr);
-	EXPECT_EQ(self->proto0,
-		  ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors"));
-	fm_cleanup(_metadata, self);
-	EXPECT_EQ(self->proto1,
-		  ivshm_dev_attr_ll("ivshm1", "doorbells", "proto_errors"));
+	fm_check_end(_metadata, self);
 }
 
 /*
@@ -797,16 +818,10 @@ TEST_F(forged_moves, moved_three_times_around_close_loses_nothing)
 	uint64_t run3 = self->run + 2 * self->quarter;
 	uint64_t run4 = self->run + 3 * self->quarter, n;
 	unsigned int k, got;
-	int err = 0, soerr = -1;
-	socklen_t sl = sizeof(soerr);
+	int err = 0;
 	char c;
 
-	n = forge_records(self, self->run, 0, 0, FM_N);
-	ASSERT_NE(0, n);
-	ASSERT_EQ(0, forge_moved(self, self->run, n, run2, self->quarter));
-	self->pos = n + MOVED_NEED;
-	ASSERT_EQ(0, fm_publish(self));
-	ASSERT_TRUE(fm_read_one(self->r, 0));
+	ASSERT_TRUE(fm_first_move(self, run2));
 
 	ASSERT_EQ(0, forge_moved(self, run2, 0, run3, self->quarter));
 	self->pos += MOVED_NEED;
@@ -834,14 +849,7 @@ TEST_F(forged_moves, moved_three_times_around_close_loses_nothing)
 		TH_LOG("end of file after %u records: %u written before the close lost",
 		       FM_N + got, FM_M - got);
 	}
-	EXPECT_EQ(0, recv(self->r, &c, 1, MSG_DONTWAIT));
-	EXPECT_EQ(0, getsockopt(self->r, SOL_SOCKET, SO_ERROR, &soerr, &sl));
-	EXPECT_EQ(0, soerr);
-	EXPECT_EQ(self->proto0,
-		  ivshm_dev_attr_ll("ivshm0", "doorbells", "proto_errors"));
-	fm_cleanup(_metadata, self);
-	EXPECT_EQ(self->proto1,
-		  ivshm_dev_attr_ll("ivshm1", "doorbells", "proto_errors"));
+	fm_check_end(_metadata, self);
 }
 
 TEST_HARNESS_MAIN
