@@ -46,10 +46,11 @@ GUEST_CFLAGS := $(USER_CFLAGS) -static -pthread -fsanitize=undefined \
 SERVER_SRCS := $(wildcard userspace/ivshmem-server/*.c)
 
 # The region core, built natively from the module's own sources.
-CORE_SRCS := net/ivshmem/layout.c net/ivshmem/alloc.c net/ivshmem/ring.c
-CORE_HDRS := $(wildcard net/ivshmem/*.h) userspace/include/ivshm_kcompat.h
+CORE_DIR := net/ivshmem/core
+CORE_SRCS := $(wildcard $(CORE_DIR)/*.c)
+CORE_HDRS := $(wildcard $(CORE_DIR)/*.h) userspace/include/ivshm_kcompat.h
 NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
-	-fno-sanitize-recover=all -Iuserspace/include -Inet/ivshmem \
+	-fno-sanitize-recover=all -Iuserspace/include -I$(CORE_DIR) \
 	-DIVSHM_ACCESS_HOOK
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
@@ -114,7 +115,7 @@ selftests-bin: $(GUEST_TEST_BINS) $(EXAMPLES:%=$(BUILD)/selftests/%) \
 $(BUILD)/selftests/hostile_peer: selftests/ivshmem/hostile_peer.c \
 		selftests/ivshmem/hostile.h $(CORE_SRCS) $(CORE_HDRS) $(TEST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) -Iuserspace/include -Inet/ivshmem -o $@ $< \
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/include -I$(CORE_DIR) -o $@ $< \
 		$(CORE_SRCS) selftests/ivshmem/ivshm_test.c
 
 $(BUILD)/selftests/crash_test: selftests/ivshmem/crash_test.c $(LIB_SRCS) \
@@ -135,7 +136,7 @@ $(BUILD)/selftests/net_bench: userspace/bench/net_bench.c $(LIB_SRCS) \
 $(BUILD)/selftests/region_bench: userspace/bench/region_bench.c $(CORE_SRCS) \
 		$(CORE_HDRS) $(TEST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) -Iuserspace/include -Inet/ivshmem -o $@ $< \
+	$(CC) $(GUEST_CFLAGS) -Iuserspace/include -I$(CORE_DIR) -o $@ $< \
 		$(CORE_SRCS) selftests/ivshmem/ivshm_test.c \
 		selftests/ivshmem/ivshm_nl.c
 

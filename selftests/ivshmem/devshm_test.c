@@ -394,7 +394,7 @@ TEST(channels_closed_while_the_lock_is_held_are_freed_later)
  * sender's kernel knows (nothing sent), so that it finds nothing wrong
  * once it goes on.
  */
-/* Offsets of protocol v1 (net/ivshmem/proto.h, Documentation/protocol.md). */
+/* Offsets of protocol v1 (net/ivshmem/core/proto.h, Documentation/protocol.md). */
 #define HDR_PENDING_OFF		56
 #define HDR_CHAN_OFF		64
 #define HDR_DATA_OFF		72

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Native tests of the region core (net/ivshmem/{layout,alloc,ring}.c),
+ * Native tests of the region core (net/ivshmem/core/{layout,alloc,ring}.c),
  * built with the same sources as the module, under ASan and UBSan.
  *
  * The region is an ordinary allocation of exactly its size, so any access

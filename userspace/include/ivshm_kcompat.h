@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * User-space stand-ins for the kernel facilities the region core uses
- * (net/ivshmem/compat.h includes this when __KERNEL__ is not defined), so
+ * (net/ivshmem/core/compat.h includes this when __KERNEL__ is not defined), so
  * that the same core compiles into native tests, the fuzzer and benchmarks.
  * The atomics are GCC/C11 __atomic builtins with the orderings the kernel
  * primitives guarantee.
