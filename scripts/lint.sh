@@ -5,7 +5,9 @@
 #   - a W=1 build against Debian's 6.1 headers and against its 6.12 headers,
 #     with no warning at all;
 #   - sparse (C=2: every file, every time) against both, with no report;
-#   - checkpatch.pl --strict on every module source and uapi header.
+#   - checkpatch.pl --strict on every module source and uapi header;
+#   - no more direct region accesses outside the portable core than the
+#     limit below (scripts/region-access.sh), which only ever goes down.
 set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -41,11 +43,19 @@ done
 
 ksrc=$("$IVSHM_ROOT/scripts/ksrc.sh")
 cd "$IVSHM_ROOT" || exit 1
-files=(net/ivshmem/*.[ch] dev_shm/*.[ch] include/uapi/linux/*.h)
+files=(net/ivshmem/*.[ch] net/ivshmem/core/*.[ch] dev_shm/*.[ch] include/uapi/linux/*.h)
 perl "$ksrc/scripts/checkpatch.pl" --strict --no-tree --terse --show-types \
 	-f "${files[@]}" >"$log" 2>&1
 # --terse prints one line per report and a total per file.
 ! grep -v -E '^total: 0 errors, 0 warnings, 0 checks' "$log" | grep -q .
 result $? "checkpatch.pl --strict is clean on ${#files[@]} files"
+
+# Lower this with every change that moves region accesses into the core.
+region_limit=172
+region_total=$("$IVSHM_ROOT/scripts/region-access.sh" --total 2>"$log")
+{ echo "region accesses outside net/ivshmem/core/: $region_total"
+  "$IVSHM_ROOT/scripts/region-access.sh"; } >>"$log" 2>&1
+[ -n "$region_total" ] && [ "$region_total" -le "$region_limit" ]
+result $? "region accesses outside the core: $region_total (at most $region_limit)"
 
 tap_summary
