@@ -14,19 +14,10 @@
  * channel to the socket that uses it (socket.c), or, for a channel nobody
  * here uses yet, treats it as a connection request.
  *
- * Notification handshake for the control set (protocol.md, N1):
- *
- *   sender                              receiver (ivshm_ctrl_work)
- *   publish state / rx_state            doorbell_armed = 0
- *   set control bit (fully ordered) [P1] take control words     [P1]
- *   if (doorbell_armed) ring vector 0   handle channels
- *                                       doorbell_armed = 1
- *                                       smp_mb()                [N1]
- *                                       any control bit? loop
- *
- * Either the sender's read of doorbell_armed comes after the receiver set
- * it, and the doorbell rings, or the receiver's re-check after its barrier
- * sees the bit the sender set before reading it.
+ * Notification of the control set (protocol.md, N1): ivshm_notify() posts
+ * a bit through the core's sender half (core/notify.c) and rings when the
+ * receiver armed the set; ivshm_ctrl_work() disarms the set, drains it, and
+ * loops as long as the core's rearm finds a bit that came meanwhile.
  *
  * Locking: idev->lock (spinlock, taken with bottom halves off because the
  * NAPI poll takes it too) protects slots[] and dying; it is never held
@@ -545,16 +536,12 @@ out_unlock:
 int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set)
 {
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_peer *p;
-	u32 vector = IVSHM_VEC_CTRL;
+	u32 vector;
 
-	/* Callers pass ids read once from the region: bound them here too. */
-	if (vm >= l->max_peers || idx >= l->max_channels ||
-	    set >= IVSHM_PEND_SETS)
-		return IVSHM_NOTIFY_NONE;
-	ivshm_pending_set(l, vm, set, idx);			/* P1 */
-	ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
 	if (vm == idev->own_id) {
+		if (!ivshm_notify_mark(l, vm, set, idx))
+			return IVSHM_NOTIFY_NONE;
+		ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
 		/* A doorbell to ourselves, as far as rebalancing goes. */
 		trace_ivshm_notify(idev->index, vm, idx, set, true);
 		ivshm_rebal_doorbell(idev);
@@ -564,24 +551,21 @@ int ivshm_notify(struct ivshm_dev *idev, u32 vm, u32 idx, u32 set)
 			ivshm_ctrl_kick(idev);
 		return IVSHM_NOTIFY_RANG;
 	}
-	/* pending_set() is a fully ordered RMW: armed is read after it. */
-	p = ivshm_peer(l, vm);
-	if (set == IVSHM_PEND_DATA) {
-		if (!ivshm_get32(&p->data_armed))
-			goto suppressed;
-		/* A VM with one vector takes both sets on it. */
-		if (ivshm_get32(&p->vectors) > IVSHM_VEC_DATA)
-			vector = IVSHM_VEC_DATA;
-	} else if (!ivshm_get32(&p->doorbell_armed)) {
-		goto suppressed;
+	/* Callers pass ids read once from the region: the core bounds them. */
+	switch (ivshm_notify_post(l, vm, set, idx, &vector)) {
+	case IVSHM_POST_RING:
+		ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
+		trace_ivshm_notify(idev->index, vm, idx, set, true);
+		ivshm_dev_ring(idev, vm, vector);
+		return IVSHM_NOTIFY_RANG;
+	case IVSHM_POST_QUIET:
+		ivshm_stat_inc(idev, IVSHM_STAT_NOTIFIES);
+		trace_ivshm_notify(idev->index, vm, idx, set, false);
+		ivshm_stat_inc(idev, IVSHM_STAT_SUPPRESSED);
+		return IVSHM_NOTIFY_SET;
+	default:
+		return IVSHM_NOTIFY_NONE;
 	}
-	trace_ivshm_notify(idev->index, vm, idx, set, true);
-	ivshm_dev_ring(idev, vm, vector);
-	return IVSHM_NOTIFY_RANG;
-suppressed:
-	trace_ivshm_notify(idev->index, vm, idx, set, false);
-	ivshm_stat_inc(idev, IVSHM_STAT_SUPPRESSED);
-	return IVSHM_NOTIFY_SET;
 }
 
 /**
@@ -878,7 +862,6 @@ static void ivshm_ctrl_work(struct work_struct *work)
 	struct ivshm_dev *idev = container_of(to_delayed_work(work),
 					      struct ivshm_dev, ctrl_work);
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
 	bool doorbells = idev->nr_vectors;
 	u64 events = 0;
 	u32 w;
@@ -891,11 +874,11 @@ static void ivshm_ctrl_work(struct work_struct *work)
 	for (round = 0; round < IVSHM_CTRL_ROUNDS &&
 	     events < IVSHM_CTRL_BUDGET; round++) {
 		if (doorbells)
-			ivshm_put32(&me->doorbell_armed, 0);
+			ivshm_notify_disarm(l, idev->own_id, IVSHM_PEND_CTRL);
 		for (w = 0; w < l->pending_words &&
 		     events < IVSHM_CTRL_BUDGET; w++) {
-			u64 bits = ivshm_pending_take(l, idev->own_id,
-						      IVSHM_PEND_CTRL, w);
+			u64 bits = ivshm_notify_take(l, idev->own_id,
+						     IVSHM_PEND_CTRL, w);
 
 			while (bits) {
 				u32 b = __ffs64(bits);
@@ -906,11 +889,10 @@ static void ivshm_ctrl_work(struct work_struct *work)
 			}
 			cond_resched();
 		}
-		if (doorbells) {
-			ivshm_put32(&me->doorbell_armed, 1);
-			ivshm_mb();					/* N1 */
-		}
-		if (!ivshm_pending_any(l, idev->own_id, IVSHM_PEND_CTRL))
+		/* Polled devices have no flag to arm, only bits to look at. */
+		if (doorbells ?
+		    !ivshm_notify_rearm(l, idev->own_id, IVSHM_PEND_CTRL) :
+		    !ivshm_notify_any(l, idev->own_id, IVSHM_PEND_CTRL))
 			goto out;
 	}
 	/* A flood: the rest waits a jiffy, and the CPU goes to others. */

@@ -14,18 +14,11 @@
  * lock or the control lock (connections, closes, resets) travels in the
  * control set and is handled by the control work (chan.c).
  *
- * Arming, and why no wakeup is lost (N1 in protocol.md):
- *
- *   sender                               our poll
- *   publish head / tail        [R1/R2]   data_armed = 0
- *   set data bit (fully ordered) [P1]    take words, wake sockets   [P1]
- *   if (data_armed) ring data vector     napi_complete_done()
- *                                        data_armed = 1
- *                                        smp_mb()                   [N1]
- *                                        any data bit? napi_schedule
- *
- * Either the sender reads data_armed after we set it and rings, or our look
- * after the barrier sees the bit it set before reading data_armed.
+ * Arming (N1 in protocol.md; both halves in core/notify.c): the poll
+ * disarms the data set, takes its words and wakes sockets, and after
+ * napi_complete_done() rearms it; a bit that a sender set while it read the
+ * flag as 0 is found by the rearm's second look, and the poll is scheduled
+ * again.
  *
  * Budget: a poll handles at most @budget channels. Bits of a word taken but
  * not yet handled wait in a private carry for the next poll, and the next
@@ -166,7 +159,7 @@ static int ivshm_napi_drain(struct ivshm_dev *idev, int budget, u64 *waiting)
 
 		w = idev->next_word;
 		bits = idev->carry[w] |
-		       ivshm_pending_take(l, idev->own_id, IVSHM_PEND_DATA, w);
+		       ivshm_notify_take(l, idev->own_id, IVSHM_PEND_DATA, w);
 		while (bits && done < budget) {
 			u32 b = __ffs64(bits);
 
@@ -228,7 +221,6 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 {
 	struct ivshm_dev *idev = container_of(napi, struct ivshm_dev, napi);
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
 	bool doorbells = idev->nr_vectors, ctrl = false;
 	u64 waiting = 0;
 	int done;
@@ -241,11 +233,11 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 	trace_ivshm_poll(idev->index);
 	ivshm_stat_inc(idev, IVSHM_STAT_NAPI_POLLS);
 	if (doorbells)
-		ivshm_put32(&me->data_armed, 0);
+		ivshm_notify_disarm(l, idev->own_id, IVSHM_PEND_DATA);
 	done = ivshm_napi_drain(idev, budget, &waiting);
 	ivshm_stat_add(idev, IVSHM_STAT_DATA_EVENTS, done);
 	if (!doorbells &&
-	    ivshm_pending_any(l, idev->own_id, IVSHM_PEND_CTRL)) {
+	    ivshm_notify_any(l, idev->own_id, IVSHM_PEND_CTRL)) {
 		ivshm_ctrl_kick(idev);
 		ctrl = true;
 	}
@@ -263,9 +255,7 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 		return done;
 	}
 	trace_ivshm_poll_done(idev->index, done, waiting, false);
-	ivshm_put32(&me->data_armed, 1);
-	ivshm_mb();							/* N1 */
-	if (ivshm_pending_any(l, idev->own_id, IVSHM_PEND_DATA))
+	if (ivshm_notify_rearm(l, idev->own_id, IVSHM_PEND_DATA))
 		napi_schedule(napi);
 	return done;
 }

@@ -435,8 +435,8 @@ static void raws(void)
 	ivshm_put64(&ivshm_chan(&l, idx)->buff_offset, off);
 	send(&r, 3000, 0);	/* capacity is the old run's until read */
 	send(&r, 7, 0x0001);	/* a flag version 1 does not define */
-	ivshm_pending_set(&l, FZ_VM_RAW, IVSHM_PEND_CTRL, 0);
-	ivshm_pending_set(&l, FZ_VM_RAW, IVSHM_PEND_DATA, idx);
+	ivshm_notify_mark(&l, FZ_VM_RAW, IVSHM_PEND_CTRL, 0);
+	ivshm_notify_mark(&l, FZ_VM_RAW, IVSHM_PEND_DATA, idx);
 	emit_raw("raw-traffic");
 
 	/* Then a dead holder of the lock, and damage the reader must catch. */

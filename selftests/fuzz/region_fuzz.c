@@ -673,7 +673,7 @@ static void tx_commit_checked(struct st *s, struct hchan *h)
 	q_push(s, h, (struct hrec){ .type = IVSHM_REC_DATA,
 		.flags = h->res_flags, .len = h->res_len, .seq = h->res_seq });
 	h->res = false;
-	ivshm_pending_set(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx);
+	ivshm_notify_mark(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx);
 	s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64] |= 1ull << (h->idx % 64);
 }
 
@@ -855,7 +855,7 @@ static void op_move(struct st *s, struct in *in)
 	h->moving = true;
 	h->passed = false;
 	h->cur = nr;
-	ivshm_pending_set(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx);
+	ivshm_notify_mark(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx);
 	s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64] |= 1ull << (h->idx % 64);
 out:
 	lock_leave(s, FZ_VM_TX, how);
@@ -1028,7 +1028,7 @@ static void op_rx(struct st *s, struct in *in)
 
 	if (!h->live)
 		return;
-	got = ivshm_pending_take(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx / 64);
+	got = ivshm_notify_take(&s->l, FZ_VM_RX, IVSHM_PEND_DATA, h->idx / 64);
 	if (s->strict && got != s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64])
 		die("pending_take %#llx, set %#llx", (unsigned long long)got,
 		    (unsigned long long)s->pend[FZ_VM_RX][IVSHM_PEND_DATA][h->idx / 64]);
@@ -1206,13 +1206,13 @@ static void op_pending(struct st *s, struct in *in)
 	u32 set = (op >> 1) % (IVSHM_PEND_SETS + 1);	/* one past: refused */
 	u64 got;
 
-	ivshm_pending_set(&s->l, vm, set, chan);
+	ivshm_notify_mark(&s->l, vm, set, chan);
 	if (set < IVSHM_PEND_SETS && chan < s->l.max_channels)
 		s->pend[vm][set][chan / 64] |= 1ull << (chan % 64);
 	if (!take)
 		return;
 	w = chan / 64;
-	got = ivshm_pending_take(&s->l, vm, set, w);
+	got = ivshm_notify_take(&s->l, vm, set, w);
 	if (w >= s->l.pending_words || set >= IVSHM_PEND_SETS) {
 		if (got)
 			die("pending_take of set %u word %u = %#llx", set, w,
@@ -1722,10 +1722,10 @@ static void raw_mode(struct st *s, const u8 *data, size_t n)
 	vm = ivshm_get32(&ivshm_hdr(&s->l)->init_peer) % IVSHM_MAX_PEERS;
 	for (w = 0; w < s->l.pending_words; w++) {
 		for (set = 0; set < IVSHM_PEND_SETS; set++) {
-			ivshm_pending_take(&s->l, FZ_VM_RAW, set, w);
-			ivshm_pending_take(&s->l, vm, set, w);
+			ivshm_notify_take(&s->l, FZ_VM_RAW, set, w);
+			ivshm_notify_take(&s->l, vm, set, w);
 		}
-		ivshm_pending_any(&s->l, vm, w % IVSHM_PEND_SETS);
+		ivshm_notify_any(&s->l, vm, w % IVSHM_PEND_SETS);
 	}
 }
 

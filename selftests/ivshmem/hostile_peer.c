@@ -110,7 +110,7 @@ static void ring(uint32_t vm, uint32_t vector)
 /* Tell the victim channel @idx has news in @set, as an honest peer would. */
 static void notify(uint32_t idx, uint32_t set)
 {
-	ivshm_pending_set(&l, victim, set, idx);
+	ivshm_notify_mark(&l, victim, set, idx);
 	ring(victim, set == IVSHM_PEND_CTRL ? IVSHM_VEC_CTRL : IVSHM_VEC_DATA);
 }
 

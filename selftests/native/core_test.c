@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Native tests of the region core (net/ivshmem/core/{layout,alloc,ring}.c),
+ * Native tests of the region core (net/ivshmem/core/),
  * built with the same sources as the module, under ASan and UBSan.
  *
  * The region is an ordinary allocation of exactly its size, so any access
@@ -887,29 +887,29 @@ TEST_F(core, pending_bits)
 	u32 w = self->l.pending_words;
 
 	ASSERT_EQ(1, w);	/* 64 channels in a 1 MiB region */
-	ASSERT_FALSE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_CTRL));
-	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL, 0);
-	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL, 63);
-	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL, 63);
-	ivshm_pending_set(&self->l, 2, IVSHM_PEND_DATA, 5);
-	ivshm_pending_set(&self->l, 2, IVSHM_PEND_CTRL,
+	ASSERT_FALSE(ivshm_notify_any(&self->l, 2, IVSHM_PEND_CTRL));
+	ivshm_notify_mark(&self->l, 2, IVSHM_PEND_CTRL, 0);
+	ivshm_notify_mark(&self->l, 2, IVSHM_PEND_CTRL, 63);
+	ivshm_notify_mark(&self->l, 2, IVSHM_PEND_CTRL, 63);
+	ivshm_notify_mark(&self->l, 2, IVSHM_PEND_DATA, 5);
+	ivshm_notify_mark(&self->l, 2, IVSHM_PEND_CTRL,
 			  self->l.max_channels);		/* ignored */
-	ivshm_pending_set(&self->l, 64, IVSHM_PEND_CTRL, 1);	/* ignored */
-	ivshm_pending_set(&self->l, 2, IVSHM_PEND_SETS, 1);	/* ignored */
-	ASSERT_TRUE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_CTRL));
-	ASSERT_TRUE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_DATA));
-	ASSERT_FALSE(ivshm_pending_any(&self->l, 1, IVSHM_PEND_CTRL));
+	ivshm_notify_mark(&self->l, 64, IVSHM_PEND_CTRL, 1);	/* ignored */
+	ivshm_notify_mark(&self->l, 2, IVSHM_PEND_SETS, 1);	/* ignored */
+	ASSERT_TRUE(ivshm_notify_any(&self->l, 2, IVSHM_PEND_CTRL));
+	ASSERT_TRUE(ivshm_notify_any(&self->l, 2, IVSHM_PEND_DATA));
+	ASSERT_FALSE(ivshm_notify_any(&self->l, 1, IVSHM_PEND_CTRL));
 	ASSERT_EQ(1ull | 1ull << 63,
-		  ivshm_pending_take(&self->l, 2, IVSHM_PEND_CTRL, 0));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, IVSHM_PEND_CTRL, 0));
-	ASSERT_FALSE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_CTRL));
+		  ivshm_notify_take(&self->l, 2, IVSHM_PEND_CTRL, 0));
+	ASSERT_EQ(0, ivshm_notify_take(&self->l, 2, IVSHM_PEND_CTRL, 0));
+	ASSERT_FALSE(ivshm_notify_any(&self->l, 2, IVSHM_PEND_CTRL));
 	/* The sets are separate: the data bit is still there. */
 	ASSERT_EQ(1ull << 5,
-		  ivshm_pending_take(&self->l, 2, IVSHM_PEND_DATA, 0));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, IVSHM_PEND_CTRL, w));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 3, IVSHM_PEND_CTRL, 0));
-	ASSERT_EQ(0, ivshm_pending_take(&self->l, 2, IVSHM_PEND_SETS, 0));
-	ASSERT_FALSE(ivshm_pending_any(&self->l, 2, IVSHM_PEND_DATA));
+		  ivshm_notify_take(&self->l, 2, IVSHM_PEND_DATA, 0));
+	ASSERT_EQ(0, ivshm_notify_take(&self->l, 2, IVSHM_PEND_CTRL, w));
+	ASSERT_EQ(0, ivshm_notify_take(&self->l, 3, IVSHM_PEND_CTRL, 0));
+	ASSERT_EQ(0, ivshm_notify_take(&self->l, 2, IVSHM_PEND_SETS, 0));
+	ASSERT_FALSE(ivshm_notify_any(&self->l, 2, IVSHM_PEND_DATA));
 }
 
 TEST(event_index_passes_once)
@@ -1423,13 +1423,122 @@ TEST_F(core, pending_words_hammered_by_a_peer_cost_one_access)
 
 	hammered = ivshm_pending(&self->l, 1, IVSHM_PEND_CTRL);
 	hook_set(hammered, hammer_word);
-	ivshm_pending_set(&self->l, 1, IVSHM_PEND_CTRL, 3);
+	ivshm_notify_mark(&self->l, 1, IVSHM_PEND_CTRL, 3);
 	EXPECT_GE(3, hook_count);
 	hook_count = 0;
-	got = ivshm_pending_take(&self->l, 1, IVSHM_PEND_CTRL, 0);
+	got = ivshm_notify_take(&self->l, 1, IVSHM_PEND_CTRL, 0);
 	EXPECT_GE(3, hook_count);
 	hook_clear();
 	EXPECT_TRUE(got & (1ull << 3));
+}
+
+TEST_F(core, notify_post_rings_only_an_armed_set_on_its_vector)
+{
+	const struct ivshm_layout *l = &self->l;
+	struct ivshm_peer *p2 = ivshm_peer(l, 2);
+	u32 vec = 77;
+	void *copy;
+
+	ivshm_put32(&p2->vectors, 2);
+	/* Nothing armed: the bits are set, and nobody rings. */
+	ASSERT_EQ(IVSHM_POST_QUIET,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_CTRL, 4, &vec));
+	ASSERT_EQ(IVSHM_POST_QUIET,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_DATA, 5, &vec));
+	ASSERT_EQ(77, vec);
+	/* The receiver arms both sets; its second look finds the bits. */
+	ASSERT_TRUE(ivshm_notify_rearm(l, 2, IVSHM_PEND_CTRL));
+	ASSERT_TRUE(ivshm_notify_rearm(l, 2, IVSHM_PEND_DATA));
+	ASSERT_EQ(1, ivshm_get32(&p2->doorbell_armed));
+	ASSERT_EQ(1, ivshm_get32(&p2->data_armed));
+	ASSERT_EQ(1ull << 4, ivshm_notify_take(l, 2, IVSHM_PEND_CTRL, 0));
+	ASSERT_EQ(1ull << 5, ivshm_notify_take(l, 2, IVSHM_PEND_DATA, 0));
+	ASSERT_FALSE(ivshm_notify_rearm(l, 2, IVSHM_PEND_CTRL));
+	ASSERT_FALSE(ivshm_notify_rearm(l, 2, IVSHM_PEND_DATA));
+
+	/* Armed: control rings vector 0, data vector 1 of a VM with two. */
+	ASSERT_EQ(IVSHM_POST_RING,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_CTRL, 4, &vec));
+	ASSERT_EQ(IVSHM_VEC_CTRL, vec);
+	ASSERT_EQ(IVSHM_POST_RING,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_DATA, 5, &vec));
+	ASSERT_EQ(IVSHM_VEC_DATA, vec);
+	/* One vector takes both sets; any count only picks vector 0 or 1. */
+	ivshm_put32(&p2->vectors, 1);
+	ASSERT_EQ(IVSHM_POST_RING,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_DATA, 5, &vec));
+	ASSERT_EQ(IVSHM_VEC_CTRL, vec);
+	ivshm_put32(&p2->vectors, 0xffffffffu);
+	ASSERT_EQ(IVSHM_POST_RING,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_DATA, 5, &vec));
+	ASSERT_EQ(IVSHM_VEC_DATA, vec);
+	/* Disarming one set for a drain leaves the other armed. */
+	ivshm_notify_disarm(l, 2, IVSHM_PEND_CTRL);
+	ASSERT_EQ(0, ivshm_get32(&p2->doorbell_armed));
+	ASSERT_EQ(IVSHM_POST_QUIET,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_CTRL, 4, &vec));
+	ASSERT_EQ(IVSHM_POST_RING,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_DATA, 5, &vec));
+
+	/* Ids that cannot exist write nothing at all. */
+	copy = malloc(REGION);
+	ASSERT_NE(NULL, copy);
+	memcpy(copy, self->mem, REGION);
+	vec = 77;
+	EXPECT_EQ(IVSHM_POST_INVALID,
+		  ivshm_notify_post(l, l->max_peers, IVSHM_PEND_CTRL, 0, &vec));
+	EXPECT_EQ(IVSHM_POST_INVALID,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_SETS, 0, &vec));
+	EXPECT_EQ(IVSHM_POST_INVALID,
+		  ivshm_notify_post(l, 2, IVSHM_PEND_CTRL, l->max_channels,
+				    &vec));
+	EXPECT_FALSE(ivshm_notify_mark(l, ~0u, IVSHM_PEND_DATA, 0));
+	ivshm_notify_disarm(l, l->max_peers, IVSHM_PEND_DATA);
+	ivshm_notify_disarm(l, 2, IVSHM_PEND_SETS);
+	EXPECT_FALSE(ivshm_notify_rearm(l, l->max_peers, IVSHM_PEND_CTRL));
+	EXPECT_FALSE(ivshm_notify_rearm(l, 2, ~0u));
+	EXPECT_EQ(77, vec);
+	EXPECT_EQ(0, memcmp(copy, self->mem, REGION));
+	free(copy);
+}
+
+/* N1: a sender that posts while the receiver rearms, at the moment the
+ * receiver looks at its pending words, either reads the flag as armed and
+ * rings, or is seen by that look. A rearm that looked before it armed
+ * would lose the wakeup here.
+ */
+static const struct ivshm_layout *n1_l;
+static u32 n1_set;
+static enum ivshm_post n1_posted;
+
+static void n1_sender(void)
+{
+	u32 vec;
+
+	if (n1_posted == IVSHM_POST_INVALID)
+		n1_posted = ivshm_notify_post(n1_l, 2, n1_set, 9, &vec);
+}
+
+TEST_F(core, notify_rearm_loses_no_post_racing_with_it)
+{
+	u32 w = self->l.pending_words;
+	bool again;
+
+	n1_l = &self->l;
+	for (n1_set = 0; n1_set < IVSHM_PEND_SETS; n1_set++) {
+		ivshm_notify_disarm(&self->l, 2, n1_set);
+		n1_posted = IVSHM_POST_INVALID;
+		hook_set(ivshm_pending(&self->l, 2, n1_set), n1_sender);
+		again = ivshm_notify_rearm(&self->l, 2, n1_set);
+		/* One flag, one barrier, one look at each word. */
+		EXPECT_GE(2 + w, hook_calls);
+		hook_clear();
+		/* The sender did run in the middle of the rearm... */
+		ASSERT_NE(IVSHM_POST_INVALID, n1_posted);
+		/* ...and rang, or was seen. */
+		EXPECT_TRUE(again || n1_posted == IVSHM_POST_RING);
+		EXPECT_EQ(1ull << 9, ivshm_notify_take(&self->l, 2, n1_set, 0));
+	}
 }
 
 TEST_HARNESS_MAIN

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The region core: layout and attach (layout.c), the control lock and the
- * block allocator (alloc.c), and the single-producer/single-consumer record
- * ring of a channel (ring.c). Portable C, see compat.h.
+ * block allocator (alloc.c), the single-producer/single-consumer record
+ * ring of a channel (ring.c) and notification (notify.c). Portable C, see
+ * compat.h.
  *
  * The private state below (struct ivshm_layout, struct ivshm_ring) is what
  * every value read from the region is checked against; it is computed or
@@ -77,12 +78,22 @@ static inline __le64 *ivshm_pending(const struct ivshm_layout *l, u32 vm,
 /* Is [off, off + len) a whole number of blocks inside the data area? */
 bool ivshm_run_valid(const struct ivshm_layout *l, u64 off, u64 len);
 
-/* Pending-work bits: which channels have news for a peer, in each set. */
-void ivshm_pending_set(const struct ivshm_layout *l, u32 vm, u32 set,
-		       u32 chan);
-u64 ivshm_pending_take(const struct ivshm_layout *l, u32 vm, u32 set,
-		       u32 word);
-bool ivshm_pending_any(const struct ivshm_layout *l, u32 vm, u32 set);
+/* Notification (notify.c): pending sets and their arming flags. */
+enum ivshm_post {
+	IVSHM_POST_INVALID,		/* no such VM, set or channel */
+	IVSHM_POST_QUIET,		/* bit set; the VM looks without a bell */
+	IVSHM_POST_RING,		/* bit set; ring the VM's vector */
+};
+
+bool ivshm_notify_mark(const struct ivshm_layout *l, u32 vm, u32 set,
+		       u32 idx);
+enum ivshm_post ivshm_notify_post(const struct ivshm_layout *l, u32 vm,
+				  u32 set, u32 idx, u32 *vector);
+u64 ivshm_notify_take(const struct ivshm_layout *l, u32 vm, u32 set,
+		      u32 word);
+bool ivshm_notify_any(const struct ivshm_layout *l, u32 vm, u32 set);
+void ivshm_notify_disarm(const struct ivshm_layout *l, u32 vm, u32 set);
+bool ivshm_notify_rearm(const struct ivshm_layout *l, u32 vm, u32 set);
 
 /* Has a counter that moved from @old to @new passed @event, that is, is
  * @old <= @event < @new in free-running arithmetic? The test of virtio's
