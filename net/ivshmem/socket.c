@@ -89,7 +89,6 @@ struct ivshm_sock {
 	u32 tx_idx, tx_gen, rx_idx, rx_gen;
 	struct ivshm_ring tx;		/* our channel */
 	struct ivshm_ring rx;		/* the peer's channel to us */
-	u32 tx_flags;			/* what we last wrote to ours: IVSHM_TXF_* */
 	u32 tx_answer;			/* the rx_state we last took from ours */
 	u32 rx_state_seen;		/* the peer's channel state we last took */
 	u32 tx_max_run;			/* bytes it was opened with: largest record + 8 */
@@ -97,9 +96,6 @@ struct ivshm_sock {
 	u32 tx_full;			/* times it was full since the last rebalance */
 	u64 rebal_touch;		/* records produced at the last rebalance */
 	unsigned long rebal_busy;	/* jiffies: a pass last saw records */
-	bool rx_wait;			/* IVSHM_RXF_WAIT is set on the peer's */
-	u64 tx_told;			/* head up to which the reader was considered */
-	u64 rx_told;			/* tail up to which the writer was considered */
 	struct ivshm_conn_stats cs;	/* this connection's counters */
 	s32 peer_pid;
 	s32 owner_pid;			/* who called listen() or connect() */
@@ -147,21 +143,9 @@ static u32 ivshm_ring_size(struct sock *sk, struct ivshm_dev *idev)
 	return (u32)round_up(want, IVSHM_BLOCK_SIZE);
 }
 
-/* Set and clear bits of our channel's tx_flags, which only we write. */
-static void ivshm_tx_flags(struct ivshm_sock *isk, u32 set, u32 clear)
-{
-	u32 f = (isk->tx_flags | set) & ~clear;
-
-	if (f == isk->tx_flags)
-		return;
-	isk->tx_flags = f;
-	ivshm_put32(&isk->tx.chan->tx_flags, f);
-}
-
 /* A new channel of ours, opened with @size bytes, is attached. */
 static void ivshm_tx_attached(struct ivshm_sock *isk, u32 size)
 {
-	isk->tx_flags = 0;
 	isk->tx_answer = IVSHM_RX_NONE;
 	isk->tx_max_run = size;
 	isk->tx_fixed = isk->sk.sk_userlocks & SOCK_SNDBUF_LOCK;
@@ -402,7 +386,7 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 
 	/* A failure, not a close: the peer sees ECONNRESET, not EOF. */
 	if (err && isk->has_tx)
-		ivshm_tx_flags(isk, IVSHM_TXF_RESET, 0);
+		ivshm_event_tx_flags(&isk->tx, IVSHM_TXF_RESET, 0);
 	ivshm_rx_detach(isk, false);
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
@@ -478,7 +462,6 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk)
 	isk->rx_gen = gen;
 	isk->rx_state_seen = state;
 	isk->has_rx = true;
-	isk->rx_told = 0;
 	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
 	ivshm_put32(&pc->receiver_inc, READ_ONCE(idev->inc));
 	if (state == IVSHM_CHAN_OPEN)
@@ -667,9 +650,8 @@ out:
 u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		    u32 idx, bool rx)
 {
-	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
 	struct sock *sk = &isk->sk;
-	u64 head, tail, records;
+	u64 backlog;
 
 	if (READ_ONCE(isk->idev) != idev)
 		return 0;
@@ -679,24 +661,16 @@ u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		sk->sk_write_space(sk);
 		return 0;
 	}
-	/* The tail first: our reader may move it meanwhile, and a head read
-	 * before it could seem to lag behind it. Likewise our count of
-	 * records consumed last: read late, it can only count fewer waiting.
-	 * A MOVED record counts as a record, so just after a move one large
-	 * answer may look like two: one bulk period, once per move.
+	/* Before the wakeup: our reader may move the tail meanwhile. Our
+	 * count of records consumed is read late, so it can only count fewer
+	 * waiting. A MOVED record counts as a record, so just after a move
+	 * one large answer may look like two: one bulk period, once per move.
 	 */
-	tail = ivshm_get64(&ch->tail);
-	head = ivshm_get64(&ch->head);
-	records = ivshm_get64(&ch->head_touch) - READ_ONCE(isk->rx.touch);
+	backlog = ivshm_event_backlog(&idev->layout, idx,
+				      READ_ONCE(isk->rx.touch));
 	WRITE_ONCE(isk->cs.rx_wakeups, isk->cs.rx_wakeups + 1);
 	sk->sk_data_ready(sk);
-	/* Every record takes a header at least: more records than that are
-	 * a count that went wrong, not a stream.
-	 */
-	if (head <= tail || records < 2 ||
-	    records > (head - tail) / IVSHM_REC_HDR)
-		return 0;
-	return min_t(u64, head - tail, IVSHMEM_RING_MAX);
+	return backlog;
 }
 
 /**
@@ -786,7 +760,7 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		out->moving = isk->tx.cap_until != 0;
 		out->queued = ivshm_tx_unread(&isk->tx);
 		out->records = isk->tx.touch;
-		out->full = isk->tx_flags & IVSHM_TXF_FULL;
+		out->full = isk->tx.flags & IVSHM_TXF_FULL;
 		out->fixed = isk->tx_fixed;
 		out->offset = ivshm_ring_run(&isk->tx);
 		out->head = isk->tx.pos;
@@ -888,8 +862,6 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
 	isk->rx_state_seen = IVSHM_CHAN_CONNECT;
-	isk->rx_told = 0;
-	isk->tx_told = 0;
 	isk->peer_pid = pid;
 	isk->owner_pid = lis->owner_pid;
 	isk->connect_timeout_ms = lis->connect_timeout_ms;
@@ -1121,7 +1093,6 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
 	ivshm_tx_attached(isk, p.size);
-	isk->tx_told = 0;
 	memset(&isk->cs, 0, sizeof(isk->cs));
 	isk->owner_pid = task_tgid_nr(current);
 	isk->remote.sivshm_vm = vm;
@@ -1403,23 +1374,6 @@ static bool ivshm_tx_ready(struct ivshm_sock *isk, u64 unused)
 	return ivshm_tx_changed(&isk->tx);
 }
 
-/* Ask the receiver to notify us once it has freed room for @len bytes,
- * or for half the ring if that is more (barrier N2).
- */
-static void ivshm_tx_want_room(struct ivshm_sock *isk, u32 len)
-{
-	struct ivshm_ring *r = &isk->tx;
-
-	ivshm_put64(&r->chan->wake_tail, ivshm_tx_wake_tail(r, len));
-	ivshm_tx_flags(isk, IVSHM_TXF_WAIT, 0);
-	ivshm_mb();						/* N2 */
-}
-
-static void ivshm_tx_have_room(struct ivshm_sock *isk)
-{
-	ivshm_tx_flags(isk, 0, IVSHM_TXF_WAIT);
-}
-
 /* Tell the peer about our data path: a data notification. */
 static void ivshm_data_notify(struct ivshm_sock *isk, u32 idx)
 {
@@ -1430,25 +1384,21 @@ static void ivshm_data_notify(struct ivshm_sock *isk, u32 idx)
 }
 
 /* We published records up to tx.published: notify the reader if it sleeps
- * at a tail they pass, once per sleep (N3). rx_flags and rx_event only
- * decide whether we notify the reader, the only one a wrong value hurts.
+ * at a tail they pass, once per sleep (N3, core/event.c).
  */
 static void ivshm_tx_published(struct ivshm_sock *isk)
 {
-	struct ivshm_chan *ch = isk->tx.chan;
-	u64 old = isk->tx_told, now = isk->tx.published;
-
-	if (now == old)
-		return;
-	isk->tx_told = now;
-	ivshm_mb();						/* N3 */
-	if ((ivshm_get32(&ch->rx_flags) & IVSHM_RXF_WAIT) &&
-	    ivshm_passed(ivshm_get64(&ch->rx_event), now, old)) {
+	switch (ivshm_event_published(&isk->tx)) {
+	case IVSHM_TELL_PEER:
 		ivshm_data_notify(isk, isk->tx_idx);
-		return;
+		break;
+	case IVSHM_TELL_QUIET:
+		isk->cs.suppressed++;
+		ivshm_stat_inc(isk->idev, IVSHM_STAT_SUPPRESSED);
+		break;
+	case IVSHM_TELL_NONE:
+		break;
 	}
-	isk->cs.suppressed++;
-	ivshm_stat_inc(isk->idev, IVSHM_STAT_SUPPRESSED);
 }
 
 /* We wrote a MOVED record. The reader must pass it before we can use the
@@ -1545,7 +1495,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		isk->tx_full++;
 		/* A full ring published what it held back: say so first. */
 		ivshm_tx_published(isk);
-		ivshm_tx_want_room(isk, (u32)len);
+		ivshm_event_want_room(&isk->tx, (u32)len);
 		if (ivshm_tx_space(isk, (u32)len))
 			continue;
 		ret = ivshm_wait(isk, &timeo, ivshm_tx_ready, 0);
@@ -1572,7 +1522,7 @@ static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = sock_error(sk);
 		goto out;
 	}
-	ivshm_tx_have_room(isk);
+	ivshm_event_tx_flags(&isk->tx, 0, IVSHM_TXF_WAIT);
 
 	n = copy_from_iter(span.p[0], span.len[0], &msg->msg_iter);
 	if (n == span.len[0] && span.len[1])
@@ -1638,8 +1588,8 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		isk->rebal_busy = jiffies;
 	else if (time_before(jiffies, isk->rebal_busy + rb->idle))
 		records = 1;
-	ivshm_tx_flags(isk, full ? IVSHM_TXF_FULL : 0,
-		       full ? 0 : IVSHM_TXF_FULL);
+	ivshm_event_tx_flags(&isk->tx, full ? IVSHM_TXF_FULL : 0,
+			     full ? 0 : IVSHM_TXF_FULL);
 	if (r->old_size ||
 	    ivshm_load_acquire32(&r->chan->rx_state) != IVSHM_RX_ACCEPTED)
 		goto out;
@@ -1697,20 +1647,11 @@ static bool ivshm_rx_ready(struct ivshm_sock *isk, u64 pos)
 }
 
 /* We consumed records: notify the sender if it waits for room our tail
- * has now passed, once per wait (N2). tx_flags and wake_tail only decide
- * whether we notify the sender, the only one a wrong value could hurt.
+ * has now passed, once per wait (N2, core/event.c).
  */
 static void ivshm_rx_consumed(struct ivshm_sock *isk)
 {
-	struct ivshm_chan *ch = isk->rx.chan;
-	u64 old = isk->rx_told, now = isk->rx.pos;
-
-	if (now == old)
-		return;
-	isk->rx_told = now;
-	ivshm_mb();						/* N2 */
-	if ((ivshm_get32(&ch->tx_flags) & IVSHM_TXF_WAIT) &&
-	    ivshm_passed(ivshm_get64(&ch->wake_tail) - 1, now, old))
+	if (ivshm_event_consumed(&isk->rx) == IVSHM_TELL_PEER)
 		ivshm_data_notify(isk, isk->rx_idx);
 }
 
@@ -1719,14 +1660,8 @@ static void ivshm_rx_consumed(struct ivshm_sock *isk)
  */
 static void ivshm_rx_want_data(struct ivshm_sock *isk)
 {
-	if (!isk->has_rx)
-		return;
-	ivshm_put64(&isk->rx.chan->rx_event, isk->rx.pos);
-	if (!isk->rx_wait) {
-		isk->rx_wait = true;
-		ivshm_put32(&isk->rx.chan->rx_flags, IVSHM_RXF_WAIT);
-	}
-	ivshm_mb();						/* N3 */
+	if (isk->has_rx)
+		ivshm_event_want_data(&isk->rx);
 }
 
 /* The next record for the user, past one MOVED record at most, as any
@@ -1755,10 +1690,7 @@ static bool ivshm_rx_readable(struct ivshm_sock *isk)
 
 static void ivshm_rx_have_data(struct ivshm_sock *isk)
 {
-	if (!isk->rx_wait)
-		return;
-	isk->rx_wait = false;
-	ivshm_put32(&isk->rx.chan->rx_flags, 0);
+	ivshm_event_have_data(&isk->rx);
 }
 
 /* Busy polling (SO_BUSY_POLL, net.core.busy_read): before a reader sleeps,
@@ -1780,13 +1712,13 @@ static void ivshm_rx_busy_poll(struct ivshm_sock *isk)
 {
 	struct sock *sk = &isk->sk;
 	struct ivshm_dev *idev = isk->idev;
-	const __le64 *head = &isk->rx.chan->head;
 	unsigned long start = busy_loop_current_time();
-	u64 tail = isk->rx.pos;
+	struct ivshm_event_watch w;
 
+	ivshm_event_watch_init(&isk->rx, &w);
 	ivshm_dev_hold(idev);
 	release_sock(sk);
-	while (ivshm_get64(head) == tail) {
+	while (!ivshm_event_watch_moved(&w)) {
 		if (sk_busy_loop_timeout(sk, start) || need_resched() ||
 		    signal_pending(current) || READ_ONCE(idev->dying) ||
 		    READ_ONCE(sk->sk_err) ||
@@ -2008,7 +1940,7 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 
 		room = ivshm_tx_room(&isk->tx, want);
 		if (!room) {
-			ivshm_tx_want_room(isk, want);
+			ivshm_event_want_room(&isk->tx, want);
 			room = ivshm_tx_room(&isk->tx, want);
 		}
 		if (room)

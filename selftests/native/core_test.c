@@ -1541,4 +1541,129 @@ TEST_F(core, notify_rearm_loses_no_post_racing_with_it)
 	}
 }
 
+/* N3: a reader that sleeps at its tail is told once about the records
+ * that pass it, and not about records it does not wait for.
+ */
+TEST_F(core, event_reader_is_told_once_per_sleep)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	u8 buf[64] = { 0 };
+
+	EXPECT_EQ(IVSHM_TELL_NONE, ivshm_event_published(&self->tx));
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 40));
+	/* Nobody waits: the record costs no notification. */
+	EXPECT_EQ(IVSHM_TELL_QUIET, ivshm_event_published(&self->tx));
+	EXPECT_EQ(IVSHM_TELL_NONE, ivshm_event_published(&self->tx));
+	ASSERT_EQ(40, recv_rec(&self->rx, buf, sizeof(buf)));
+
+	/* The reader sleeps at its tail; the next record passes it. */
+	hook_set(&ch->rx_flags, NULL);
+	ivshm_event_want_data(&self->rx);
+	ivshm_event_want_data(&self->rx);
+	EXPECT_EQ(1, hook_count);	/* the flag is written once a sleep */
+	hook_clear();
+	EXPECT_EQ(IVSHM_RXF_WAIT, ivshm_get32(&ch->rx_flags));
+	EXPECT_EQ(self->rx.pos, ivshm_get64(&ch->rx_event));
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 8));
+	EXPECT_EQ(IVSHM_TELL_PEER, ivshm_event_published(&self->tx));
+	/* Told once: more records while it still sleeps tell nobody. */
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 8));
+	EXPECT_EQ(IVSHM_TELL_QUIET, ivshm_event_published(&self->tx));
+
+	/* Awake, it clears the flag; the sender stays quiet. */
+	ivshm_event_have_data(&self->rx);
+	EXPECT_EQ(0, ivshm_get32(&ch->rx_flags));
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 8));
+	EXPECT_EQ(IVSHM_TELL_QUIET, ivshm_event_published(&self->tx));
+	ASSERT_EQ(8, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(8, recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(8, recv_rec(&self->rx, buf, sizeof(buf)));
+
+	/* A peer that writes WAIT and an event index the sender never
+	 * reaches only keeps itself from being told.
+	 */
+	ivshm_put32(&ch->rx_flags, 0xffffffffu);
+	ivshm_put64(&ch->rx_event, ~0ull);
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 8));
+	EXPECT_EQ(IVSHM_TELL_QUIET, ivshm_event_published(&self->tx));
+}
+
+/* N2: a sender that waits for room is told once, when the reader's tail
+ * passes the point where its record fits or half the ring is free.
+ */
+TEST_F(core, event_sender_is_told_once_per_wait)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	u32 rec = 1024 - IVSHM_REC_HDR, sent = 0, got = 0, told = 0;
+	u8 buf[1024] = { 0 };
+	int tell;
+
+	while (ivshm_tx_room(&self->tx, rec) == 1) {
+		ASSERT_EQ(0, send_rec(&self->tx, buf, rec));
+		sent++;
+	}
+	ASSERT_EQ(self->size / 1024, sent);
+	hook_set(&ch->tx_flags, NULL);
+	ivshm_event_want_room(&self->tx, rec);
+	ivshm_event_want_room(&self->tx, rec);
+	EXPECT_EQ(1, hook_count);	/* tx_flags is written on a change */
+	hook_clear();
+	EXPECT_EQ(IVSHM_TXF_WAIT, ivshm_get32(&ch->tx_flags));
+	EXPECT_EQ(IVSHM_TXF_WAIT, self->tx.flags);
+	/* Half the ring, as that is more than one record. */
+	EXPECT_EQ(self->tx.pos - self->size / 2,
+		  ivshm_get64(&ch->wake_tail));
+	while (got < sent) {
+		ASSERT_EQ((int)rec, recv_rec(&self->rx, buf, sizeof(buf)));
+		got++;
+		tell = ivshm_event_consumed(&self->rx);
+		if (tell == IVSHM_TELL_PEER) {
+			told++;
+			/* Not before half the ring was free. */
+			EXPECT_EQ(sent / 2, got);
+		} else {
+			EXPECT_EQ(IVSHM_TELL_QUIET, tell);
+		}
+	}
+	EXPECT_EQ(1, told);
+	EXPECT_EQ(IVSHM_TELL_NONE, ivshm_event_consumed(&self->rx));
+	ivshm_event_tx_flags(&self->tx, 0, IVSHM_TXF_WAIT);
+	EXPECT_EQ(0, ivshm_get32(&ch->tx_flags));
+}
+
+TEST_F(core, event_backlog_sees_only_a_plausible_stream)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	const struct ivshm_layout *l = &self->l;
+	u32 c = self->chan;
+
+	ivshm_put64(&ch->tail, 4096);
+	ivshm_put64(&ch->head, 4096 + 800);
+	ivshm_put64(&ch->head_touch, 12);
+	EXPECT_EQ(800, ivshm_event_backlog(l, c, 10));	/* two records */
+	EXPECT_EQ(0, ivshm_event_backlog(l, c, 11));	/* one answer */
+	EXPECT_EQ(0, ivshm_event_backlog(l, c, 13));	/* count went back */
+	/* More records than headers fit: a count that went wrong. */
+	EXPECT_EQ(0, ivshm_event_backlog(l, c, 12 - 101));
+	EXPECT_EQ(800, ivshm_event_backlog(l, c, 12 - 100));
+	ivshm_put64(&ch->head, 4096);
+	EXPECT_EQ(0, ivshm_event_backlog(l, c, 10));	/* nothing waits */
+	ivshm_put64(&ch->head, 0);
+	EXPECT_EQ(0, ivshm_event_backlog(l, c, 10));	/* head behind */
+	ivshm_put64(&ch->head, ~0ull);
+	EXPECT_EQ(IVSHM_RUN_MAX, ivshm_event_backlog(l, c, 10));
+	EXPECT_EQ(0, ivshm_event_backlog(l, l->max_channels, 10));
+}
+
+TEST_F(core, event_watch_ends_when_the_head_moves)
+{
+	struct ivshm_event_watch w;
+	u8 buf[16] = { 0 };
+
+	ivshm_event_watch_init(&self->rx, &w);
+	EXPECT_FALSE(ivshm_event_watch_moved(&w));
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 16));
+	EXPECT_TRUE(ivshm_event_watch_moved(&w));
+}
+
 TEST_HARNESS_MAIN

@@ -2,7 +2,8 @@
 /*
  * The region core: layout and attach (layout.c), the control lock and the
  * block allocator (alloc.c), the single-producer/single-consumer record
- * ring of a channel (ring.c) and notification (notify.c). Portable C, see
+ * ring of a channel (ring.c), notification (notify.c) and the event indexes
+ * that tell when a ring's sides notify each other (event.c). Portable C, see
  * compat.h.
  *
  * The private state below (struct ivshm_layout, struct ivshm_ring) is what
@@ -170,6 +171,10 @@ struct ivshm_ring {
 	/* the run left by the last move: tx frees it, rx only reports it */
 	u64 old_off;
 	u32 old_size;
+	/* event indexes (event.c) */
+	u64 told;			/* tx: head, rx: tail the peer was told of */
+	u32 flags;			/* tx: tx_flags as we last wrote them */
+	bool waiting;			/* rx: IVSHM_RXF_WAIT is set */
 };
 
 struct ivshm_rec {
@@ -213,5 +218,29 @@ u64 ivshm_tx_unread(const struct ivshm_ring *r);
 /* Copy between a span and ordinary memory. */
 void ivshm_span_write(const struct ivshm_span *s, const void *src);
 void ivshm_span_read(const struct ivshm_span *s, void *dst);
+
+/* Event indexes of a ring (event.c): whether to notify the other side. */
+enum ivshm_tell {
+	IVSHM_TELL_NONE,		/* nothing new since the last call */
+	IVSHM_TELL_QUIET,		/* the peer does not wait for it */
+	IVSHM_TELL_PEER,		/* notify the peer on the data set */
+};
+
+/* What a busy poll spins on, taken under the ring user's lock. */
+struct ivshm_event_watch {
+	const __le64 *head;
+	u64 tail;
+};
+
+void ivshm_event_tx_flags(struct ivshm_ring *r, u32 set, u32 clear);
+void ivshm_event_want_room(struct ivshm_ring *r, u32 len);
+enum ivshm_tell ivshm_event_published(struct ivshm_ring *r);
+enum ivshm_tell ivshm_event_consumed(struct ivshm_ring *r);
+void ivshm_event_want_data(struct ivshm_ring *r);
+void ivshm_event_have_data(struct ivshm_ring *r);
+void ivshm_event_watch_init(const struct ivshm_ring *r,
+			    struct ivshm_event_watch *w);
+bool ivshm_event_watch_moved(const struct ivshm_event_watch *w);
+u64 ivshm_event_backlog(const struct ivshm_layout *l, u32 idx, u64 consumed);
 
 #endif /* _IVSHM_CORE_H */
