@@ -214,47 +214,30 @@ void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
  */
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 {
-	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_nl_chan c = {};
-	struct ivshm_chan *ch;
+	struct ivshm_desc d = {
+		.sender_vm = idev->own_id, .receiver_vm = p->receiver_vm,
+		.pid = p->pid, .src_port = p->src_port, .dst_port = p->dst_port,
+		.size = p->size, .state = p->state,
+		.peer_chan = p->peer_chan, .peer_gen = p->peer_gen,
+	};
+	struct ivshm_nl_chan c = {
+		.sender = idev->own_id, .receiver = p->receiver_vm,
+		.size = p->size, .sport = p->src_port, .dport = p->dst_port,
+		.ports = true,
+	};
 	int ret;
 
 	ret = ivshm_ctrl_lock(idev);
 	if (ret)
 		return ret;
-	ret = ivshm_chan_alloc(l, &p->idx);
-	if (ret)
-		goto out_unlock;
-	ret = ivshm_blocks_alloc(l, p->size >> IVSHM_BLOCK_SHIFT, &p->off);
-	if (ret) {
-		ivshm_chan_free(l, p->idx);
-		ret = -ENOBUFS;
-		goto out_unlock;
-	}
-	ch = ivshm_chan(l, p->idx);
-	c = (struct ivshm_nl_chan) {
-		.idx = p->idx, .sender = idev->own_id,
-		.receiver = p->receiver_vm, .size = p->size,
-		.sport = p->src_port, .dport = p->dst_port, .ports = true,
-	};
-	/* chan_alloc() zeroed the slot and bumped the generation: ours. */
-	p->gen = ivshm_get32(&ch->generation);
-	ivshm_put16(&ch->sender_vm, (u16)idev->own_id);
-	ivshm_put16(&ch->receiver_vm, (u16)p->receiver_vm);
-	ivshm_put32(&ch->sender_pid, p->pid);
-	ivshm_put32(&ch->src_port, p->src_port);
-	ivshm_put32(&ch->dst_port, p->dst_port);
-	ivshm_put64(&ch->buff_offset, p->off);
-	ivshm_put32(&ch->buff_size, p->size);
-	ivshm_put32(&ch->sender_inc, idev->inc);
-	ivshm_put32(&ch->peer_chan, p->peer_chan);
-	ivshm_put32(&ch->peer_gen, p->peer_gen);
-	ivshm_store_release32(&ch->state, p->state);
-out_unlock:
+	d.sender_inc = idev->inc;
+	ret = ivshm_desc_open(&idev->layout, &d, &p->idx, &p->gen, &p->off);
 	ivshm_ctrl_unlock_dev(idev);
-	if (!ret)
-		ivshm_nl_chan_event(idev, IVSHMEM_CMD_CHAN_NEW, &c);
-	return ret;
+	if (ret)
+		return ret;
+	c.idx = p->idx;
+	ivshm_nl_chan_event(idev, IVSHMEM_CMD_CHAN_NEW, &c);
+	return 0;
 }
 
 /* The control lock was busy: keep channel @idx as an orphan whose time is
@@ -281,16 +264,14 @@ static void ivshm_chan_close_later(struct ivshm_dev *idev, u32 idx,
 /* Is slot @idx still the channel of generation @gen that we took? A
  * device that was declared dead while it stood still may find its channels
  * reaped and taken by others meanwhile; what it frees or rewrites then is
- * no longer its own. Control lock held.
+ * no longer its own. ctrl_mutex held: it keeps idev->inc, and our reclaim
+ * of an old incarnation's slots, from changing under the answer.
  */
 static bool ivshm_chan_ours(struct ivshm_dev *idev, u32 idx, u32 gen)
 {
-	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
-
-	return ivshm_get32(&ch->state) != IVSHM_CHAN_FREE &&
-	       ivshm_get32(&ch->generation) == gen &&
-	       ivshm_get16(&ch->sender_vm) == idev->own_id &&
-	       ivshm_get32(&ch->sender_inc) == idev->inc;
+	lockdep_assert_held(&idev->ctrl_mutex);
+	return ivshm_desc_ours(&idev->layout, idx, gen, idev->own_id,
+			       idev->inc);
 }
 
 /**
@@ -308,36 +289,28 @@ static bool ivshm_chan_ours(struct ivshm_dev *idev, u32 idx, u32 gen)
 void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 		      const struct ivshm_runs *runs)
 {
-	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_nl_chan c = {
 		.idx = idx, .sender = idev->own_id, .size = runs->size,
 	};
-	bool ours, bad = false;
+	int ret;
 
 	if (ivshm_ctrl_lock(idev)) {
 		ivshm_chan_close_later(idev, idx, runs);
 		return;
 	}
-	ours = ivshm_chan_ours(idev, idx, runs->gen);
-	if (ours) {
-		/* Our own identity line: only for the event below. */
-		c.receiver = ivshm_get16(&ivshm_chan(l, idx)->receiver_vm);
-		if (ivshm_blocks_free(l, runs->off,
-				      runs->size >> IVSHM_BLOCK_SHIFT))
-			bad = true;
-		if (runs->old_size &&
-		    ivshm_blocks_free(l, runs->old_off,
-				      runs->old_size >> IVSHM_BLOCK_SHIFT))
-			bad = true;
-		ivshm_chan_free(l, idx);
-	}
+	/* The receiver comes from our own identity line: only for the event
+	 * below.
+	 */
+	ret = ivshm_desc_close(&idev->layout, idx, runs, idev->own_id,
+			       idev->inc, &c.receiver);
 	ivshm_ctrl_unlock_dev(idev);
-	if (bad) {
+	if (ret == -ENOLINK)
+		return;
+	if (ret) {
 		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_nl_proto_error(idev, idx, "blocks of a channel not held");
 	}
-	if (ours)
-		ivshm_nl_chan_event(idev, IVSHMEM_CMD_CHAN_DEL, &c);
+	ivshm_nl_chan_event(idev, IVSHMEM_CMD_CHAN_DEL, &c);
 }
 
 /* Give back a channel ivshm_chan_open() just took, before any use. */
@@ -375,12 +348,8 @@ int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state)
 	ret = ivshm_ctrl_mutex_lock(idev, end);
 	if (ret)
 		return ret;
-	ret = -ENOLINK;
-	if (ivshm_chan_ours(idev, idx, gen)) {
-		ivshm_store_release32(&ivshm_chan(&idev->layout, idx)->state,
-				      state);
-		ret = 0;
-	}
+	ret = ivshm_desc_publish(&idev->layout, idx, gen, idev->own_id,
+				 idev->inc, state);
 	mutex_unlock(&idev->ctrl_mutex);
 	return ret;
 }

@@ -23,18 +23,8 @@ struct ivshm_chan_params {
 	u64 off;
 };
 
-/* What a channel we send on holds, from our private state only: its
- * generation, its run and, while a move is pending, the run it left.
- */
-struct ivshm_runs {
-	u32 gen;
-	u32 size;
-	u64 off;
-	u64 old_off;
-	u32 old_size;			/* 0: no move pending */
-};
-
 struct ivshm_ring;
+struct ivshm_runs;
 
 int ivshm_ctrl_lock(struct ivshm_dev *idev);
 int ivshm_ctrl_lock_nowait(struct ivshm_dev *idev);

@@ -1666,4 +1666,129 @@ TEST_F(core, event_watch_ends_when_the_head_moves)
 	EXPECT_TRUE(ivshm_event_watch_moved(&w));
 }
 
+/* The whole identity line is in place when the state becomes visible. */
+static const struct ivshm_chan *d1_ch;
+static bool d1_complete;
+
+static void d1_check(void)
+{
+	d1_complete = ivshm_get16(&d1_ch->sender_vm) == 0 &&
+		      ivshm_get16(&d1_ch->receiver_vm) == 3 &&
+		      ivshm_get32(&d1_ch->sender_pid) == 4242 &&
+		      ivshm_get32(&d1_ch->src_port) == 7 &&
+		      ivshm_get32(&d1_ch->dst_port) == 9 &&
+		      ivshm_get32(&d1_ch->buff_size) == 2 * IVSHM_BLOCK_SIZE &&
+		      ivshm_get32(&d1_ch->sender_inc) == 1 &&
+		      ivshm_get32(&d1_ch->peer_chan) == 5 &&
+		      ivshm_get32(&d1_ch->peer_gen) == 6;
+}
+
+TEST_F(core, desc_open_writes_the_state_last)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 0, .sender_inc = 1, .receiver_vm = 3, .pid = 4242,
+		.src_port = 7, .dst_port = 9, .size = 2 * IVSHM_BLOCK_SIZE,
+		.state = IVSHM_CHAN_OPEN, .peer_chan = 5, .peer_gen = 6,
+	};
+	u32 free0 = ivshm_blocks_count_free(&self->l), idx, gen, rcv = 99;
+	struct ivshm_chan *ch;
+	struct ivshm_runs runs;
+	u64 off;
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	/* Any slot: the hook watches them all until one is chosen. */
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &idx, &gen, &off));
+	ch = ivshm_chan(&self->l, idx);
+	ASSERT_EQ(0, ivshm_desc_close(&self->l, idx,
+				      &(struct ivshm_runs){ .gen = gen,
+				      .off = off, .size = d.size }, 0, 1, &rcv));
+	/* The same slot comes back: watch its state this time. */
+	d1_ch = ch;
+	hook_set(&ch->state, d1_check);
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &idx, &gen, &off));
+	hook_clear();
+	ASSERT_EQ(d1_ch, ivshm_chan(&self->l, idx));
+	EXPECT_TRUE(d1_complete);
+	EXPECT_EQ(IVSHM_CHAN_OPEN, ivshm_get32(&ch->state));
+	EXPECT_EQ(off, ivshm_get64(&ch->buff_offset));
+	EXPECT_EQ(gen, ivshm_get32(&ch->generation));
+	EXPECT_EQ(free0 - 2, ivshm_blocks_count_free(&self->l));
+	EXPECT_TRUE(ivshm_desc_ours(&self->l, idx, gen, 0, 1));
+	EXPECT_FALSE(ivshm_desc_ours(&self->l, idx, gen + 1, 0, 1));
+	EXPECT_FALSE(ivshm_desc_ours(&self->l, idx, gen, 1, 1));
+	EXPECT_FALSE(ivshm_desc_ours(&self->l, idx, gen, 0, 2));
+	EXPECT_FALSE(ivshm_desc_ours(&self->l, self->l.max_channels, gen, 0,
+				     1));
+	EXPECT_EQ(0, ivshm_desc_publish(&self->l, idx, gen, 0, 1,
+					IVSHM_CHAN_CLOSED));
+	EXPECT_EQ(IVSHM_CHAN_CLOSED, ivshm_get32(&ch->state));
+
+	runs = (struct ivshm_runs){ .gen = gen, .off = off, .size = d.size };
+	EXPECT_EQ(0, ivshm_desc_close(&self->l, idx, &runs, 0, 1, &rcv));
+	EXPECT_EQ(3, rcv);
+	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ch->state));
+	EXPECT_EQ(free0, ivshm_blocks_count_free(&self->l));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+}
+
+/* A slot reaped and taken by someone else while we stood still is not
+ * ours to rewrite or free, whatever our private state says.
+ */
+TEST_F(core, desc_of_another_owner_is_left_alone)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 0, .sender_inc = 1, .receiver_vm = 3,
+		.size = IVSHM_BLOCK_SIZE, .state = IVSHM_CHAN_ALLOC,
+	};
+	struct ivshm_runs runs = { .size = IVSHM_BLOCK_SIZE };
+	u32 idx, rcv = 99;
+	struct ivshm_chan *ch;
+	void *copy;
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &idx, &runs.gen,
+				     &runs.off));
+	ch = ivshm_chan(&self->l, idx);
+	/* VM 2 took the slot over: same generation, its own identity. */
+	ivshm_put16(&ch->sender_vm, 2);
+	copy = malloc(REGION);
+	ASSERT_NE(NULL, copy);
+	memcpy(copy, self->mem, REGION);
+	EXPECT_EQ(-ENOLINK, ivshm_desc_publish(&self->l, idx, runs.gen, 0, 1,
+					       IVSHM_CHAN_CONNECT));
+	EXPECT_EQ(-ENOLINK, ivshm_desc_close(&self->l, idx, &runs, 0, 1,
+					     &rcv));
+	EXPECT_EQ(99, rcv);
+	EXPECT_EQ(0, memcmp(copy, self->mem, REGION));
+	/* Ours again, but a peer cleared one of its blocks meanwhile: it is
+	 * freed all the same, and the caller hears of it.
+	 */
+	ivshm_put16(&ch->sender_vm, 0);
+	ASSERT_EQ(0, ivshm_blocks_free(&self->l, runs.off, 1));
+	EXPECT_EQ(-EPROTO, ivshm_desc_close(&self->l, idx, &runs, 0, 1,
+					    &rcv));
+	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ch->state));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	free(copy);
+}
+
+TEST_F(core, desc_open_without_room_takes_nothing)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 0, .sender_inc = 1, .receiver_vm = 3,
+		.size = self->l.nr_blocks * IVSHM_BLOCK_SIZE,
+		.state = IVSHM_CHAN_OPEN,
+	};
+	struct ivshm_ctrl *c = ivshm_ctrl(&self->l);
+	u32 active = ivshm_get32(&c->num_active_channel);
+	u32 free0 = ivshm_blocks_count_free(&self->l), idx, gen;
+	u64 off;
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	EXPECT_EQ(-ENOBUFS, ivshm_desc_open(&self->l, &d, &idx, &gen, &off));
+	EXPECT_EQ(active, ivshm_get32(&c->num_active_channel));
+	EXPECT_EQ(free0, ivshm_blocks_count_free(&self->l));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+}
+
 TEST_HARNESS_MAIN

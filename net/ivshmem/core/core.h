@@ -2,7 +2,8 @@
 /*
  * The region core: layout and attach (layout.c), the control lock and the
  * block allocator (alloc.c), the single-producer/single-consumer record
- * ring of a channel (ring.c), notification (notify.c) and the event indexes
+ * ring of a channel (ring.c), channel descriptors (desc.c), notification
+ * (notify.c) and the event indexes
  * that tell when a ring's sides notify each other (event.c). Portable C, see
  * compat.h.
  *
@@ -127,6 +128,41 @@ int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
 u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep);
 u32 ivshm_chan_sweep(const struct ivshm_layout *l);
+
+/* What a sender writes in the descriptor of a channel it opens (desc.c). */
+struct ivshm_desc {
+	u32 sender_vm;
+	u32 sender_inc;
+	u32 receiver_vm;
+	u32 pid;
+	u32 src_port;
+	u32 dst_port;
+	u32 size;			/* run bytes, whole blocks */
+	u32 state;			/* IVSHM_CHAN_OPEN, or ALLOC for a connect */
+	u32 peer_chan;			/* accepting side: the connector's */
+	u32 peer_gen;
+};
+
+/* What a channel we send on holds, from our private state only: its
+ * generation, its run and, while a move is pending, the run it left.
+ */
+struct ivshm_runs {
+	u32 gen;
+	u32 size;
+	u64 off;
+	u64 old_off;
+	u32 old_size;			/* 0: no move pending */
+};
+
+int ivshm_desc_open(const struct ivshm_layout *l, const struct ivshm_desc *d,
+		    u32 *idx, u32 *gen, u64 *off);
+bool ivshm_desc_ours(const struct ivshm_layout *l, u32 idx, u32 gen, u32 vm,
+		     u32 inc);
+int ivshm_desc_publish(const struct ivshm_layout *l, u32 idx, u32 gen, u32 vm,
+		       u32 inc, u32 state);
+int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
+		     const struct ivshm_runs *runs, u32 vm, u32 inc,
+		     u32 *receiver);
 
 /* Peer slots (alloc.c). */
 u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors);
