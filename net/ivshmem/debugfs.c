@@ -39,6 +39,7 @@ static struct dentry *ivshm_debugfs_root;
 static int info_show(struct seq_file *m, void *unused)
 {
 	struct ivshm_dev *idev = m->private;
+	struct ivshm_region_view v;
 
 	seq_printf(m, "name: %s\n", idev->name);
 	seq_printf(m, "transport: %s\n", idev->transport);
@@ -60,12 +61,10 @@ static int info_show(struct seq_file *m, void *unused)
 	if (!idev->joined)
 		return 0;
 	/* Read from the region: what the peers' bookkeeping says now. */
-	seq_printf(m, "free_blocks: %u\n",
-		   ivshm_get32(&ivshm_ctrl(&idev->layout)->free_blocks));
-	seq_printf(m, "bitmap_free: %u\n",
-		   ivshm_blocks_count_free(&idev->layout));
-	seq_printf(m, "active_channels: %u\n",
-		   ivshm_get32(&ivshm_ctrl(&idev->layout)->num_active_channel));
+	ivshm_view_region(&idev->layout, &v);
+	seq_printf(m, "free_blocks: %u\n", v.free_blocks);
+	seq_printf(m, "bitmap_free: %u\n", v.bitmap_free);
+	seq_printf(m, "active_channels: %u\n", v.active_channels);
 	seq_printf(m, "incarnation: %u\n", READ_ONCE(idev->inc));
 	seq_printf(m, "netdev: %s\n", netdev_name(idev->netdev));
 	if (!idev->nr_vectors)

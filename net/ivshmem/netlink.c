@@ -305,23 +305,12 @@ cancel:
 	return -EMSGSIZE;
 }
 
-/* VMs alive in the region, as their slots say. */
-static u32 ivshm_nl_peers_alive(const struct ivshm_layout *l)
-{
-	u32 vm, n = 0;
-
-	for (vm = 0; vm < l->max_peers; vm++)
-		if (ivshm_load_acquire32(&ivshm_peer(l, vm)->state) ==
-		    IVSHM_PEER_ALIVE)
-			n++;
-	return n;
-}
-
 /* Caller holds ivshm_devices_lock. */
 static int ivshm_nl_fill_dev(struct sk_buff *skb, struct ivshm_dev *idev,
 			     u32 portid, u32 seq, int flags, u8 cmd)
 {
 	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_region_view v;
 	struct ivshm_params p;
 	void *hdr;
 
@@ -329,6 +318,8 @@ static int ivshm_nl_fill_dev(struct sk_buff *skb, struct ivshm_dev *idev,
 	if (!hdr)
 		return -EMSGSIZE;
 	ivshm_params_read(idev, &p);
+	/* Region values, read once: what the peers' bookkeeping says. */
+	ivshm_view_region(l, &v);
 	if (ivshm_nl_put_dev_id(skb, idev) ||
 	    nla_put_u32(skb, IVSHMEM_A_DEV_IFINDEX, idev->netdev->ifindex) ||
 	    nla_put_string(skb, IVSHMEM_A_DEV_TRANSPORT, idev->transport) ||
@@ -348,22 +339,19 @@ static int ivshm_nl_fill_dev(struct sk_buff *skb, struct ivshm_dev *idev,
 	    nla_put_u32(skb, IVSHMEM_A_DEV_MAX_CHANNELS, l->max_channels) ||
 	    nla_put_u32(skb, IVSHMEM_A_DEV_BLOCK_SIZE, IVSHM_BLOCK_SIZE) ||
 	    nla_put_u32(skb, IVSHMEM_A_DEV_BLOCKS, l->nr_blocks) ||
-	    nla_put_u32(skb, IVSHMEM_A_DEV_PEERS, ivshm_nl_peers_alive(l)) ||
+	    nla_put_u32(skb, IVSHMEM_A_DEV_PEERS, v.peers_alive) ||
 	    (!idev->nr_vectors &&
 	     nla_put_u32(skb, IVSHMEM_A_DEV_POLL_US,
 			 READ_ONCE(idev->poll_us))) ||
 	    ivshm_nl_put_params(skb, &p) ||
 	    ivshm_nl_put_dev_stats(skb, idev))
 		goto cancel;
-	/* Region values, read once: what the peers' bookkeeping says. */
 	if (READ_ONCE(idev->joined) &&
 	    (nla_put_flag(skb, IVSHMEM_A_DEV_JOINED) ||
 	     nla_put_u32(skb, IVSHMEM_A_DEV_VM_ID, idev->own_id) ||
 	     nla_put_u32(skb, IVSHMEM_A_DEV_INCARNATION, READ_ONCE(idev->inc)) ||
-	     nla_put_u32(skb, IVSHMEM_A_DEV_CHANNELS,
-			 ivshm_get32(&ivshm_ctrl(l)->num_active_channel)) ||
-	     nla_put_u32(skb, IVSHMEM_A_DEV_BLOCKS_FREE,
-			 ivshm_blocks_count_free(l))))
+	     nla_put_u32(skb, IVSHMEM_A_DEV_CHANNELS, v.active_channels) ||
+	     nla_put_u32(skb, IVSHMEM_A_DEV_BLOCKS_FREE, v.bitmap_free)))
 		goto cancel;
 	genlmsg_end(skb, hdr);
 	return 0;
@@ -588,14 +576,13 @@ static int ivshm_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 static int ivshm_nl_fill_peer(struct sk_buff *skb, struct ivshm_dev *idev,
 			      u32 vm, struct netlink_callback *cb)
 {
-	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_peer *p = ivshm_peer(l, vm);
 	bool self = READ_ONCE(idev->joined) && vm == idev->own_id;
 	struct ivshm_peer_seen *seen = &idev->seen[vm];
-	u32 state = ivshm_load_acquire32(&p->state);
+	struct ivshm_peer_view p;
 	void *hdr;
 
-	if (state == IVSHM_PEER_FREE)
+	if (!ivshm_view_peer(&idev->layout, vm, &p) ||
+	    p.state == IVSHM_PEER_FREE)
 		return 0;
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
 			  cb->nlh->nlmsg_seq, &ivshm_nl_family, NLM_F_MULTI,
@@ -604,12 +591,11 @@ static int ivshm_nl_fill_peer(struct sk_buff *skb, struct ivshm_dev *idev,
 		return -EMSGSIZE;
 	if (ivshm_nl_put_dev_id(skb, idev) ||
 	    nla_put_u32(skb, IVSHMEM_A_PEER_VM, vm) ||
-	    nla_put_u8(skb, IVSHMEM_A_PEER_STATE, min(state, 255u)) ||
-	    nla_put_u32(skb, IVSHMEM_A_PEER_INCARNATION,
-			ivshm_get32(&p->incarnation)) ||
-	    nla_put_u64_64bit(skb, IVSHMEM_A_PEER_HEARTBEAT,
-			      ivshm_get64(&p->heartbeat), IVSHMEM_A_PAD) ||
-	    nla_put_u32(skb, IVSHMEM_A_PEER_VECTORS, ivshm_get32(&p->vectors)))
+	    nla_put_u8(skb, IVSHMEM_A_PEER_STATE, min(p.state, 255u)) ||
+	    nla_put_u32(skb, IVSHMEM_A_PEER_INCARNATION, p.incarnation) ||
+	    nla_put_u64_64bit(skb, IVSHMEM_A_PEER_HEARTBEAT, p.heartbeat,
+			      IVSHMEM_A_PAD) ||
+	    nla_put_u32(skb, IVSHMEM_A_PEER_VECTORS, p.vectors))
 		goto cancel;
 	if (self) {
 		if (nla_put_flag(skb, IVSHMEM_A_PEER_SELF) ||

@@ -728,6 +728,7 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		     bool rx, struct ivshm_sock_info *out)
 {
 	struct sock *sk = &isk->sk;
+	struct ivshm_chan_view v;
 	s64 avail;
 
 	memset(out, 0, sizeof(*out));
@@ -752,8 +753,9 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		out->offset = ivshm_ring_run(&isk->rx);
 		out->head = isk->rx.peer;
 		out->tail = isk->rx.pos;
-		out->touch = ivshm_get64(&isk->rx.chan->head_touch);
-		out->chan_state = ivshm_get32(&isk->rx.chan->state);
+		ivshm_view_ring(&isk->rx, &v);
+		out->touch = v.head_touch;
+		out->chan_state = v.state;
 	} else {
 		out->ring = isk->tx.size;
 		out->old_ring = isk->tx.old_size;
@@ -766,7 +768,8 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		out->head = isk->tx.pos;
 		out->tail = isk->tx.peer;
 		out->touch = isk->tx.touch;
-		out->chan_state = ivshm_get32(&isk->tx.chan->state);
+		ivshm_view_ring(&isk->tx, &v);
+		out->chan_state = v.state;
 	}
 	out->cs = isk->cs;
 	out->cs.tx_wakeups = READ_ONCE(isk->cs.tx_wakeups);

@@ -1791,4 +1791,39 @@ TEST_F(core, desc_open_without_room_takes_nothing)
 	ivshm_ctrl_unlock(&self->l, 0, 1);
 }
 
+TEST_F(core, views_report_what_the_region_says)
+{
+	struct ivshm_region_view v;
+	struct ivshm_peer_view pv;
+	struct ivshm_chan_view cv;
+	u8 buf[8] = { 0 };
+
+	/* The fixture: VM 0 alive, one channel of 4 blocks. */
+	ivshm_view_region(&self->l, &v);
+	EXPECT_EQ(1, v.peers_alive);
+	EXPECT_EQ(1, v.active_channels);
+	EXPECT_EQ(self->l.nr_blocks - 4, v.bitmap_free);
+	EXPECT_EQ(ivshm_blocks_count_free(&self->l), v.bitmap_free);
+	/* A count a peer wrote is reported as it is, not trusted. */
+	ivshm_put32(&ivshm_ctrl(&self->l)->free_blocks, 12345);
+	ivshm_put32(&ivshm_peer(&self->l, 5)->state, IVSHM_PEER_ALIVE);
+	ivshm_put32(&ivshm_peer(&self->l, 6)->state, IVSHM_PEER_DEAD);
+	ivshm_view_region(&self->l, &v);
+	EXPECT_EQ(12345, v.free_blocks);
+	EXPECT_EQ(self->l.nr_blocks - 4, v.bitmap_free);
+	EXPECT_EQ(2, v.peers_alive);
+
+	ivshm_put64(&ivshm_peer(&self->l, 5)->heartbeat, 77);
+	ivshm_put32(&ivshm_peer(&self->l, 5)->vectors, 2);
+	ASSERT_TRUE(ivshm_view_peer(&self->l, 5, &pv));
+	EXPECT_EQ(IVSHM_PEER_ALIVE, pv.state);
+	EXPECT_EQ(77, pv.heartbeat);
+	EXPECT_EQ(2, pv.vectors);
+	EXPECT_FALSE(ivshm_view_peer(&self->l, self->l.max_peers, &pv));
+
+	ASSERT_EQ(0, send_rec(&self->tx, buf, 8));
+	ivshm_view_ring(&self->rx, &cv);
+	EXPECT_EQ(1, cv.head_touch);
+}
+
 TEST_HARNESS_MAIN

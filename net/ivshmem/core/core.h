@@ -3,9 +3,9 @@
  * The region core: layout and attach (layout.c), the control lock and the
  * block allocator (alloc.c), the single-producer/single-consumer record
  * ring of a channel (ring.c), channel descriptors (desc.c), notification
- * (notify.c) and the event indexes
- * that tell when a ring's sides notify each other (event.c). Portable C, see
- * compat.h.
+ * (notify.c), the event indexes that tell when a ring's sides notify each
+ * other (event.c) and read-only views for diagnostics (view.c). Portable C,
+ * see compat.h.
  *
  * The private state below (struct ivshm_layout, struct ivshm_ring) is what
  * every value read from the region is checked against; it is computed or
@@ -278,5 +278,31 @@ void ivshm_event_watch_init(const struct ivshm_ring *r,
 			    struct ivshm_event_watch *w);
 bool ivshm_event_watch_moved(const struct ivshm_event_watch *w);
 u64 ivshm_event_backlog(const struct ivshm_layout *l, u32 idx, u64 consumed);
+
+/* Read-only views for diagnostics (view.c): reported, never acted on. */
+struct ivshm_region_view {
+	u32 free_blocks;		/* the control section's count */
+	u32 bitmap_free;		/* counted in the bitmap */
+	u32 active_channels;
+	u32 peers_alive;
+};
+
+struct ivshm_peer_view {
+	u32 state;
+	u32 incarnation;
+	u32 vectors;
+	u64 heartbeat;
+};
+
+struct ivshm_chan_view {
+	u32 state;
+	u64 head_touch;
+};
+
+void ivshm_view_region(const struct ivshm_layout *l,
+		       struct ivshm_region_view *v);
+bool ivshm_view_peer(const struct ivshm_layout *l, u32 vm,
+		     struct ivshm_peer_view *v);
+void ivshm_view_ring(const struct ivshm_ring *r, struct ivshm_chan_view *v);
 
 #endif /* _IVSHM_CORE_H */

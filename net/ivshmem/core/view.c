@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Read-only views of the region, for diagnostics (netlink, debugfs).
+ *
+ * What the peers' bookkeeping says right now: each value is read once and
+ * reported as it is, and nothing here decides anything. A peer can make
+ * these numbers lie about itself and about the region's counters; the
+ * admin tools say so (Documentation/threat-model.md). Loops are bounded by
+ * the layout: max_peers slots, the block bitmap's words.
+ */
+
+#include "core.h"
+
+/**
+ * ivshm_view_region() - the region's counters and how many VMs are alive
+ * @l: the layout
+ * @v: filled in
+ */
+void ivshm_view_region(const struct ivshm_layout *l,
+		       struct ivshm_region_view *v)
+{
+	struct ivshm_ctrl *c = ivshm_ctrl(l);
+	u32 vm;
+
+	v->free_blocks = ivshm_get32(&c->free_blocks);
+	v->active_channels = ivshm_get32(&c->num_active_channel);
+	v->bitmap_free = ivshm_blocks_count_free(l);
+	v->peers_alive = 0;
+	for (vm = 0; vm < l->max_peers; vm++)
+		if (ivshm_load_acquire32(&ivshm_peer(l, vm)->state) ==
+		    IVSHM_PEER_ALIVE)
+			v->peers_alive++;
+}
+
+/**
+ * ivshm_view_peer() - what peer slot @vm says
+ * @l: the layout
+ * @vm: the slot
+ * @v: filled in
+ *
+ * Return: false for a slot that cannot exist.
+ */
+bool ivshm_view_peer(const struct ivshm_layout *l, u32 vm,
+		     struct ivshm_peer_view *v)
+{
+	struct ivshm_peer *p;
+
+	if (vm >= l->max_peers)
+		return false;
+	p = ivshm_peer(l, vm);
+	v->state = ivshm_load_acquire32(&p->state);
+	v->incarnation = ivshm_get32(&p->incarnation);
+	v->heartbeat = ivshm_get64(&p->heartbeat);
+	v->vectors = ivshm_get32(&p->vectors);
+	return true;
+}
+
+/**
+ * ivshm_view_ring() - the channel state and record count of a ring
+ * @r: either side of a channel's ring
+ * @v: filled in: the channel's state and head_touch, the producer's count
+ *	of records published
+ */
+void ivshm_view_ring(const struct ivshm_ring *r, struct ivshm_chan_view *v)
+{
+	v->state = ivshm_get32(&r->chan->state);
+	v->head_touch = ivshm_get64(&r->chan->head_touch);
+}
