@@ -318,7 +318,8 @@ void ivshm_chan_drop(struct ivshm_dev *idev,
 		     const struct ivshm_chan_params *p)
 {
 	struct ivshm_runs runs = {
-		.gen = p->gen, .off = p->off, .size = p->size,
+		.gen = p->gen, .receiver = p->receiver_vm,
+		.off = p->off, .size = p->size,
 	};
 
 	ivshm_chan_close(idev, p->idx, &runs);
@@ -354,11 +355,14 @@ int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state)
 	return ret;
 }
 
-/* The runs of the channel that producer ring @r writes, generation @gen. */
-void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen,
+/* The runs of the channel that producer ring @r writes to VM @receiver,
+ * generation @gen.
+ */
+void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 receiver,
 		     struct ivshm_runs *runs)
 {
 	runs->gen = gen;
+	runs->receiver = receiver;
 	runs->off = ivshm_ring_run(r);
 	runs->size = r->size;
 	runs->old_off = r->old_off;

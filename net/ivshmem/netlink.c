@@ -578,10 +578,10 @@ static int ivshm_nl_fill_peer(struct sk_buff *skb, struct ivshm_dev *idev,
 {
 	bool self = READ_ONCE(idev->joined) && vm == idev->own_id;
 	struct ivshm_peer_seen *seen = &idev->seen[vm];
-	struct ivshm_peer_view p;
+	struct ivshm_peer_slot p;
 	void *hdr;
 
-	if (!ivshm_view_peer(&idev->layout, vm, &p) ||
+	if (!ivshm_peer_read(&idev->layout, vm, &p) ||
 	    p.state == IVSHM_PEER_FREE)
 		return 0;
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,

@@ -70,8 +70,7 @@ static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
 		 */
 		spin_lock_bh(&idev->lock);
 		orphan = s->orphan &&
-			 (vm == IVSHM_ALL_PEERS ||
-			  ivshm_get16(&ivshm_chan(l, i)->receiver_vm) == vm);
+			 (vm == IVSHM_ALL_PEERS || s->runs.receiver == vm);
 		spin_unlock_bh(&idev->lock);
 		if (orphan)
 			ivshm_orphan_expire(idev, i);
@@ -99,6 +98,7 @@ static void ivshm_peer_reclaim_own(struct ivshm_dev *idev)
 static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 {
 	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_peer_slot ps;
 	u32 vm;
 
 	pr_warn_ratelimited("%s: our peer slot %u is no longer ours (declared dead?); resetting connections and joining again\n",
@@ -106,11 +106,10 @@ static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 	ivshm_peer_lost(idev, IVSHM_ALL_PEERS);
 	/* Whoever we knew, we know no longer: listeners hear it. */
 	for (vm = 0; vm < l->max_peers; vm++)
-		if (idev->seen[vm].known)
+		if (idev->seen[vm].known && ivshm_peer_read(l, vm, &ps))
 			ivshm_nl_peer_event(idev, IVSHMEM_CMD_PEER_DOWN, vm,
 					    idev->seen[vm].inc,
-					    min(ivshm_load_acquire32(&ivshm_peer(l, vm)->state),
-						255u));
+					    min(ps.state, 255u));
 	memset(idev->seen, 0, sizeof(idev->seen));
 	/* The new incarnation under ctrl_mutex: a connect that opened its
 	 * channel under the old one finds it no longer ours when it comes to
@@ -162,11 +161,16 @@ static void ivshm_peer_down(struct ivshm_dev *idev, u32 vm, u32 state)
 static void ivshm_peer_check(struct ivshm_dev *idev, u32 vm)
 {
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_peer *p = ivshm_peer(l, vm);
 	struct ivshm_peer_seen *s = &idev->seen[vm];
-	u32 state = ivshm_load_acquire32(&p->state);
-	u32 inc = ivshm_get32(&p->incarnation);
-	u64 beat = ivshm_get64(&p->heartbeat);
+	struct ivshm_peer_slot ps;
+	u32 state, inc;
+	u64 beat;
+
+	if (!ivshm_peer_read(l, vm, &ps))
+		return;
+	state = ps.state;
+	inc = ps.incarnation;
+	beat = ps.heartbeat;
 
 	switch (state) {
 	case IVSHM_PEER_ALIVE:
@@ -215,8 +219,7 @@ static void ivshm_beat_work(struct work_struct *work)
 	if (READ_ONCE(idev->dying))
 		return;
 	if (!READ_ONCE(idev->frozen))
-		ivshm_put64(&ivshm_peer(&idev->layout, idev->own_id)->heartbeat,
-			    ++idev->beat);
+		ivshm_peer_beat(&idev->layout, idev->own_id, ++idev->beat);
 	queue_delayed_work(system_highpri_wq, &idev->beat_work,
 			   IVSHM_BEAT_PERIOD);
 }
@@ -226,7 +229,6 @@ static void ivshm_liveness_work(struct work_struct *work)
 	struct ivshm_dev *idev = container_of(to_delayed_work(work),
 					      struct ivshm_dev, liveness);
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_peer *me = ivshm_peer(l, idev->own_id);
 	u32 vm;
 
 	/* Leaving: ivshm_liveness_stop() cancels us, and we stay cancelled. */
@@ -234,8 +236,7 @@ static void ivshm_liveness_work(struct work_struct *work)
 		return;
 	if (READ_ONCE(idev->frozen))
 		goto out;
-	if (ivshm_load_acquire32(&me->state) != IVSHM_PEER_ALIVE ||
-	    ivshm_get32(&me->incarnation) != idev->inc)
+	if (!ivshm_peer_still_me(l, idev->own_id, idev->inc))
 		ivshm_peer_rejoin(idev);
 	ivshm_peer_reclaim_own(idev);
 	for (vm = 0; vm < l->max_peers; vm++)

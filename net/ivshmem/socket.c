@@ -356,7 +356,7 @@ static void ivshm_tx_detach(struct ivshm_sock *isk)
 	ivshm_store_release32(&ch->state, IVSHM_CHAN_CLOSED);
 	ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
 		     IVSHM_PEND_CTRL);
-	ivshm_chan_runs(&isk->tx, isk->tx_gen, &runs);
+	ivshm_chan_runs(&isk->tx, isk->tx_gen, isk->remote.sivshm_vm, &runs);
 	rx = ivshm_load_acquire32(&ch->rx_state);
 	if (rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
 	    rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS) {

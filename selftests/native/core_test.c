@@ -1794,7 +1794,7 @@ TEST_F(core, desc_open_without_room_takes_nothing)
 TEST_F(core, views_report_what_the_region_says)
 {
 	struct ivshm_region_view v;
-	struct ivshm_peer_view pv;
+	struct ivshm_peer_slot pv;
 	struct ivshm_chan_view cv;
 	u8 buf[8] = { 0 };
 
@@ -1813,13 +1813,21 @@ TEST_F(core, views_report_what_the_region_says)
 	EXPECT_EQ(self->l.nr_blocks - 4, v.bitmap_free);
 	EXPECT_EQ(2, v.peers_alive);
 
-	ivshm_put64(&ivshm_peer(&self->l, 5)->heartbeat, 77);
+	ivshm_peer_beat(&self->l, 5, 77);
 	ivshm_put32(&ivshm_peer(&self->l, 5)->vectors, 2);
-	ASSERT_TRUE(ivshm_view_peer(&self->l, 5, &pv));
+	ivshm_put32(&ivshm_peer(&self->l, 5)->incarnation, 3);
+	ASSERT_TRUE(ivshm_peer_read(&self->l, 5, &pv));
 	EXPECT_EQ(IVSHM_PEER_ALIVE, pv.state);
+	EXPECT_EQ(3, pv.incarnation);
 	EXPECT_EQ(77, pv.heartbeat);
 	EXPECT_EQ(2, pv.vectors);
-	EXPECT_FALSE(ivshm_view_peer(&self->l, self->l.max_peers, &pv));
+	EXPECT_FALSE(ivshm_peer_read(&self->l, self->l.max_peers, &pv));
+	ivshm_peer_beat(&self->l, self->l.max_peers, 1);	/* ignored */
+	/* Alive as incarnation 3: still us as 3, not as 2, not when dead. */
+	EXPECT_TRUE(ivshm_peer_still_me(&self->l, 5, 3));
+	EXPECT_FALSE(ivshm_peer_still_me(&self->l, 5, 2));
+	EXPECT_FALSE(ivshm_peer_still_me(&self->l, 6, 0));
+	EXPECT_FALSE(ivshm_peer_still_me(&self->l, self->l.max_peers, 0));
 
 	ASSERT_EQ(0, send_rec(&self->tx, buf, 8));
 	ivshm_view_ring(&self->rx, &cv);

@@ -603,6 +603,56 @@ bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc)
 }
 
 /**
+ * ivshm_peer_read() - what peer slot @vm says, each field read once
+ * @l: layout
+ * @vm: the slot
+ * @ps: filled in; the state with acquire, so the rest is at least as new
+ *
+ * Return: false for a slot that cannot exist.
+ */
+bool ivshm_peer_read(const struct ivshm_layout *l, u32 vm,
+		     struct ivshm_peer_slot *ps)
+{
+	struct ivshm_peer *p;
+
+	if (vm >= l->max_peers)
+		return false;
+	p = ivshm_peer(l, vm);
+	ps->state = ivshm_load_acquire32(&p->state);
+	ps->incarnation = ivshm_get32(&p->incarnation);
+	ps->heartbeat = ivshm_get64(&p->heartbeat);
+	ps->vectors = ivshm_get32(&p->vectors);
+	return true;
+}
+
+/**
+ * ivshm_peer_still_me() - is slot @vm still ours, as incarnation @inc?
+ * @l: layout
+ * @vm: our slot
+ * @inc: the incarnation we joined as
+ *
+ * False once a peer declared us dead (or the slot was taken over): we
+ * must join again as a new incarnation.
+ */
+bool ivshm_peer_still_me(const struct ivshm_layout *l, u32 vm, u32 inc)
+{
+	struct ivshm_peer *p;
+
+	if (vm >= l->max_peers)
+		return false;
+	p = ivshm_peer(l, vm);
+	return ivshm_load_acquire32(&p->state) == IVSHM_PEER_ALIVE &&
+	       ivshm_get32(&p->incarnation) == inc;
+}
+
+/* Our heartbeat: one store, which only we make to our slot's counter. */
+void ivshm_peer_beat(const struct ivshm_layout *l, u32 vm, u64 beat)
+{
+	if (vm < l->max_peers)
+		ivshm_put64(&ivshm_peer(l, vm)->heartbeat, beat);
+}
+
+/**
  * ivshm_chan_reclaim() - free every channel a VM sends on, lock held
  * @l: layout
  * @vm: the VM: ourselves, or a dead peer

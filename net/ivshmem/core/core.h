@@ -148,6 +148,7 @@ struct ivshm_desc {
  */
 struct ivshm_runs {
 	u32 gen;
+	u32 receiver;			/* the VM it is addressed to */
 	u32 size;
 	u64 off;
 	u64 old_off;
@@ -165,6 +166,17 @@ int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
 		     u32 *receiver);
 
 /* Peer slots (alloc.c). */
+struct ivshm_peer_slot {		/* one peer slot, each field read once */
+	u32 state;
+	u32 incarnation;
+	u32 vectors;
+	u64 heartbeat;
+};
+
+bool ivshm_peer_read(const struct ivshm_layout *l, u32 vm,
+		     struct ivshm_peer_slot *ps);
+bool ivshm_peer_still_me(const struct ivshm_layout *l, u32 vm, u32 inc);
+void ivshm_peer_beat(const struct ivshm_layout *l, u32 vm, u64 beat);
 u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors);
 void ivshm_peer_leave(const struct ivshm_layout *l, u32 vm, u32 inc);
 bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc);
@@ -287,13 +299,6 @@ struct ivshm_region_view {
 	u32 peers_alive;
 };
 
-struct ivshm_peer_view {
-	u32 state;
-	u32 incarnation;
-	u32 vectors;
-	u64 heartbeat;
-};
-
 struct ivshm_chan_view {
 	u32 state;
 	u64 head_touch;
@@ -301,8 +306,6 @@ struct ivshm_chan_view {
 
 void ivshm_view_region(const struct ivshm_layout *l,
 		       struct ivshm_region_view *v);
-bool ivshm_view_peer(const struct ivshm_layout *l, u32 vm,
-		     struct ivshm_peer_view *v);
 void ivshm_view_ring(const struct ivshm_ring *r, struct ivshm_chan_view *v);
 
 #endif /* _IVSHM_CORE_H */

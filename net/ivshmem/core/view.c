@@ -6,7 +6,8 @@
  * reported as it is, and nothing here decides anything. A peer can make
  * these numbers lie about itself and about the region's counters; the
  * admin tools say so (Documentation/threat-model.md). Loops are bounded by
- * the layout: max_peers slots, the block bitmap's words.
+ * the layout: max_peers slots, the block bitmap's words. A peer slot is
+ * read with ivshm_peer_read() (alloc.c), which liveness uses too.
  */
 
 #include "core.h"
@@ -30,29 +31,6 @@ void ivshm_view_region(const struct ivshm_layout *l,
 		if (ivshm_load_acquire32(&ivshm_peer(l, vm)->state) ==
 		    IVSHM_PEER_ALIVE)
 			v->peers_alive++;
-}
-
-/**
- * ivshm_view_peer() - what peer slot @vm says
- * @l: the layout
- * @vm: the slot
- * @v: filled in
- *
- * Return: false for a slot that cannot exist.
- */
-bool ivshm_view_peer(const struct ivshm_layout *l, u32 vm,
-		     struct ivshm_peer_view *v)
-{
-	struct ivshm_peer *p;
-
-	if (vm >= l->max_peers)
-		return false;
-	p = ivshm_peer(l, vm);
-	v->state = ivshm_load_acquire32(&p->state);
-	v->incarnation = ivshm_get32(&p->incarnation);
-	v->heartbeat = ivshm_get64(&p->heartbeat);
-	v->vectors = ivshm_get32(&p->vectors);
-	return true;
 }
 
 /**
