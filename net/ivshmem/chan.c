@@ -413,8 +413,7 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
 	if (!ivshm_chan_ours(idev, idx, gen))
 		goto out_unlock;
 	ret = -ENOBUFS;
-	/* A hint: a wrong count only makes us grow less, or fail to. */
-	free_blocks = ivshm_get32(&ivshm_ctrl(l)->free_blocks);
+	free_blocks = ivshm_blocks_hint_free(l);
 	if (want > cur) {
 		if (free_blocks < keep || free_blocks - keep < want - cur)
 			goto out_unlock;

@@ -83,28 +83,11 @@ u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size, bool full,
 	return size;
 }
 
-/* Channels of the whole region whose senders found them full. A hint
- * only: a peer that lies about it changes the shares, nothing else.
- */
-static u32 ivshm_rebal_full(const struct ivshm_layout *l)
-{
-	u32 i, n = 0;
-
-	for (i = 0; i < l->max_channels; i++) {
-		struct ivshm_chan *ch = ivshm_chan(l, i);
-
-		if (ivshm_get32(&ch->state) == IVSHM_CHAN_OPEN &&
-		    (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_FULL))
-			n++;
-	}
-	return n;
-}
-
 static void ivshm_rebal_pass(struct ivshm_dev *idev)
 {
 	const struct ivshm_layout *l = &idev->layout;
 	u32 keep = l->nr_blocks / IVSHM_REBAL_KEEP;
-	u32 full = ivshm_rebal_full(l), i;
+	u32 full = ivshm_chan_count_full(l), i;
 	struct ivshm_params p;
 	struct ivshm_rebal rb;
 	u64 share;

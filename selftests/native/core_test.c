@@ -1834,4 +1834,21 @@ TEST_F(core, views_report_what_the_region_says)
 	EXPECT_EQ(1, cv.head_touch);
 }
 
+TEST_F(core, full_census_counts_open_channels_that_say_full)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+
+	EXPECT_EQ(0, ivshm_chan_count_full(&self->l));
+	/* Full, but not open yet: not a channel that competes for room. */
+	ivshm_event_tx_flags(&self->tx, IVSHM_TXF_FULL, 0);
+	EXPECT_EQ(0, ivshm_chan_count_full(&self->l));
+	ivshm_put32(&ch->state, IVSHM_CHAN_OPEN);
+	EXPECT_EQ(1, ivshm_chan_count_full(&self->l));
+	ivshm_event_tx_flags(&self->tx, 0, IVSHM_TXF_FULL);
+	EXPECT_EQ(0, ivshm_chan_count_full(&self->l));
+	/* The control section's count is a hint, read as written. */
+	ivshm_put32(&ivshm_ctrl(&self->l)->free_blocks, 7);
+	EXPECT_EQ(7, ivshm_blocks_hint_free(&self->l));
+}
+
 TEST_HARNESS_MAIN

@@ -403,6 +403,19 @@ int ivshm_blocks_free(const struct ivshm_layout *l, u64 off, u32 nblocks)
 }
 
 /**
+ * ivshm_blocks_hint_free() - free blocks as the control section says
+ * @l: layout
+ *
+ * A hint for sizing decisions: any peer can write the count, and a wrong
+ * one only makes a channel grow less, or fail to. The bitmap decides what
+ * is really free.
+ */
+u32 ivshm_blocks_hint_free(const struct ivshm_layout *l)
+{
+	return ivshm_get32(&ivshm_ctrl(l)->free_blocks);
+}
+
+/**
  * ivshm_blocks_count_free() - free blocks as the bitmap says
  * @l: layout
  *
@@ -680,6 +693,28 @@ u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep)
 	}
 	if (n)
 		ivshm_blocks_rebuild(l);
+	return n;
+}
+
+/**
+ * ivshm_chan_count_full() - open channels whose senders found them full
+ * @l: layout
+ *
+ * The census behind fair shares when channels are resized (every sender
+ * counts them alike). A hint only: a peer that lies about its own
+ * channels changes the shares, nothing else. One pass over the slots.
+ */
+u32 ivshm_chan_count_full(const struct ivshm_layout *l)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+
+		if (ivshm_get32(&ch->state) == IVSHM_CHAN_OPEN &&
+		    (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_FULL))
+			n++;
+	}
 	return n;
 }
 

@@ -123,11 +123,13 @@ u32 ivshm_blocks_alloc_grow(const struct ivshm_layout *l, u32 nblocks,
 bool ivshm_blocks_fit_below(const struct ivshm_layout *l, u32 nblocks,
 			    u64 off);
 u32 ivshm_blocks_rebuild(const struct ivshm_layout *l);
+u32 ivshm_blocks_hint_free(const struct ivshm_layout *l);
 u32 ivshm_blocks_count_free(const struct ivshm_layout *l);
 int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
 u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep);
 u32 ivshm_chan_sweep(const struct ivshm_layout *l);
+u32 ivshm_chan_count_full(const struct ivshm_layout *l);
 
 /* What a sender writes in the descriptor of a channel it opens (desc.c). */
 struct ivshm_desc {

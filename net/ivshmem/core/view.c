@@ -23,7 +23,7 @@ void ivshm_view_region(const struct ivshm_layout *l,
 	struct ivshm_ctrl *c = ivshm_ctrl(l);
 	u32 vm;
 
-	v->free_blocks = ivshm_get32(&c->free_blocks);
+	v->free_blocks = ivshm_blocks_hint_free(l);
 	v->active_channels = ivshm_get32(&c->num_active_channel);
 	v->bitmap_free = ivshm_blocks_count_free(l);
 	v->peers_alive = 0;
