@@ -214,15 +214,10 @@ void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
  */
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 {
-	struct ivshm_desc d = {
-		.sender_vm = idev->own_id, .receiver_vm = p->receiver_vm,
-		.pid = p->pid, .src_port = p->src_port, .dst_port = p->dst_port,
-		.size = p->size, .state = p->state,
-		.peer_chan = p->peer_chan, .peer_gen = p->peer_gen,
-	};
+	struct ivshm_desc *d = &p->d;
 	struct ivshm_nl_chan c = {
-		.sender = idev->own_id, .receiver = p->receiver_vm,
-		.size = p->size, .sport = p->src_port, .dport = p->dst_port,
+		.sender = idev->own_id, .receiver = d->receiver_vm,
+		.size = d->size, .sport = d->src_port, .dport = d->dst_port,
 		.ports = true,
 	};
 	int ret;
@@ -230,8 +225,9 @@ int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 	ret = ivshm_ctrl_lock(idev);
 	if (ret)
 		return ret;
-	d.sender_inc = idev->inc;
-	ret = ivshm_desc_open(&idev->layout, &d, &p->idx, &p->gen, &p->off);
+	d->sender_vm = idev->own_id;
+	d->sender_inc = idev->inc;
+	ret = ivshm_desc_open(&idev->layout, d, &p->idx, &p->gen, &p->off);
 	ivshm_ctrl_unlock_dev(idev);
 	if (ret)
 		return ret;
@@ -318,8 +314,8 @@ void ivshm_chan_drop(struct ivshm_dev *idev,
 		     const struct ivshm_chan_params *p)
 {
 	struct ivshm_runs runs = {
-		.gen = p->gen, .receiver = p->receiver_vm,
-		.off = p->off, .size = p->size,
+		.gen = p->gen, .receiver = p->d.receiver_vm,
+		.off = p->off, .size = p->d.size,
 	};
 
 	ivshm_chan_close(idev, p->idx, &runs);

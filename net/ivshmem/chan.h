@@ -4,27 +4,22 @@
 
 #include <linux/types.h>
 
+#include "core.h"
+
 struct ivshm_dev;
 struct ivshm_sock;
 
-/* A channel to open: what ivshm_chan_open() writes into its descriptor. */
+/* A channel to open: the identity line ivshm_chan_open() writes into its
+ * descriptor (the sender's VM and incarnation are filled in there), and
+ * where it went.
+ */
 struct ivshm_chan_params {
-	u32 receiver_vm;
-	u32 pid;
-	u32 src_port;
-	u32 dst_port;
-	u32 size;			/* run bytes, whole blocks */
-	u32 state;			/* IVSHM_CHAN_OPEN, or _ALLOC for a connect */
-	u32 peer_chan;			/* accepting side: the connector's */
-	u32 peer_gen;
+	struct ivshm_desc d;
 	/* results */
 	u32 idx;
 	u32 gen;
 	u64 off;
 };
-
-struct ivshm_ring;
-struct ivshm_runs;
 
 int ivshm_ctrl_lock(struct ivshm_dev *idev);
 int ivshm_ctrl_lock_nowait(struct ivshm_dev *idev);

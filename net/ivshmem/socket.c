@@ -831,7 +831,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	struct ivshm_sock *lis = ivshm_isk(parent), *isk = ivshm_isk(sk);
 	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_chan *ch = ivshm_chan(l, idx);
-	struct ivshm_chan_params p = {
+	struct ivshm_chan_params p = { .d = {
 		.receiver_vm = sender,
 		.pid = (u32)lis->owner_pid,
 		.src_port = lis->local.sivshm_port,
@@ -840,7 +840,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 		.state = IVSHM_CHAN_OPEN,
 		.peer_chan = idx,
 		.peer_gen = gen,
-	};
+	} };
 	int ret;
 
 	sock_owned_by_me(parent);
@@ -851,7 +851,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	ret = ivshm_chan_open(idev, &p);
 	if (ret)
 		goto out;
-	ret = ivshm_ring_init(&isk->tx, l, p.idx, p.off, p.size);
+	ret = ivshm_ring_init(&isk->tx, l, p.idx, p.off, p.d.size);
 	if (ret)
 		goto err_close;
 
@@ -860,7 +860,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->has_tx = true;
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
-	ivshm_tx_attached(isk, p.size);
+	ivshm_tx_attached(isk, p.d.size);
 	isk->has_rx = true;
 	isk->rx_idx = idx;
 	isk->rx_gen = gen;
@@ -1038,12 +1038,12 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 			       const struct sockaddr_ivshmem *a)
 {
 	struct sock *sk = &isk->sk;
-	struct ivshm_chan_params p = {
+	struct ivshm_chan_params p = { .d = {
 		.pid = (u32)task_tgid_nr(current),
 		.dst_port = a->sivshm_port,
 		/* CONNECT only once the slot knows us: see below. */
 		.state = IVSHM_CHAN_ALLOC,
-	};
+	} };
 	u32 dev = a->sivshm_dev, vm = a->sivshm_vm;
 	struct ivshm_dev *idev;
 	int ret;
@@ -1078,13 +1078,13 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 			goto err_put;
 	}
 
-	p.receiver_vm = vm;
-	p.src_port = isk->local.sivshm_port;
-	p.size = ivshm_ring_size(sk, idev);
+	p.d.receiver_vm = vm;
+	p.d.src_port = isk->local.sivshm_port;
+	p.d.size = ivshm_ring_size(sk, idev);
 	ret = ivshm_chan_open(idev, &p);
 	if (ret)
 		goto err_put;
-	ret = ivshm_ring_init(&isk->tx, &idev->layout, p.idx, p.off, p.size);
+	ret = ivshm_ring_init(&isk->tx, &idev->layout, p.idx, p.off, p.d.size);
 	if (ret)
 		goto err_close;
 	ret = ivshm_slot_set(idev, p.idx, false, isk);
@@ -1095,7 +1095,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	isk->has_tx = true;
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
-	ivshm_tx_attached(isk, p.size);
+	ivshm_tx_attached(isk, p.d.size);
 	memset(&isk->cs, 0, sizeof(isk->cs));
 	isk->owner_pid = task_tgid_nr(current);
 	isk->remote.sivshm_vm = vm;
