@@ -67,6 +67,28 @@ void ivshm_event_want_room(struct ivshm_ring *r, u32 len)
 	ivshm_mb();						/* N2 */
 }
 
+/* Our counter (head or tail) is at @now, published: is the other side
+ * waiting (@wait in @flags) for a point at or below it, that is, has the
+ * counter passed @event - @below since the last call? The barrier is N3
+ * on the sender's side and N2 on the reader's: the counter is published
+ * before the other side's flag and index are read.
+ */
+static enum ivshm_tell ivshm_event_tell(struct ivshm_ring *r, u64 now,
+					const __le32 *flags, u32 wait,
+					const __le64 *event, u64 below)
+{
+	u64 old = r->told;
+
+	if (now == old)
+		return IVSHM_TELL_NONE;
+	r->told = now;
+	ivshm_mb();						/* N2, N3 */
+	if ((ivshm_get32(flags) & wait) &&
+	    ivshm_passed(ivshm_get64(event) - below, now, old))
+		return IVSHM_TELL_PEER;
+	return IVSHM_TELL_QUIET;
+}
+
 /**
  * ivshm_event_published() - does the reader need telling about our records?
  * @r: our ring, the producer's side
@@ -81,16 +103,8 @@ void ivshm_event_want_room(struct ivshm_ring *r, u32 len)
  */
 enum ivshm_tell ivshm_event_published(struct ivshm_ring *r)
 {
-	u64 old = r->told, now = r->published;
-
-	if (now == old)
-		return IVSHM_TELL_NONE;
-	r->told = now;
-	ivshm_mb();						/* N3 */
-	if ((ivshm_get32(&r->chan->rx_flags) & IVSHM_RXF_WAIT) &&
-	    ivshm_passed(ivshm_get64(&r->chan->rx_event), now, old))
-		return IVSHM_TELL_PEER;
-	return IVSHM_TELL_QUIET;
+	return ivshm_event_tell(r, r->published, &r->chan->rx_flags,
+				IVSHM_RXF_WAIT, &r->chan->rx_event, 0);
 }
 
 /**
@@ -105,16 +119,9 @@ enum ivshm_tell ivshm_event_published(struct ivshm_ring *r)
  */
 enum ivshm_tell ivshm_event_consumed(struct ivshm_ring *r)
 {
-	u64 old = r->told, now = r->pos;
-
-	if (now == old)
-		return IVSHM_TELL_NONE;
-	r->told = now;
-	ivshm_mb();						/* N2 */
-	if ((ivshm_get32(&r->chan->tx_flags) & IVSHM_TXF_WAIT) &&
-	    ivshm_passed(ivshm_get64(&r->chan->wake_tail) - 1, now, old))
-		return IVSHM_TELL_PEER;
-	return IVSHM_TELL_QUIET;
+	/* wake_tail is the first tail that has room: passing one below. */
+	return ivshm_event_tell(r, r->pos, &r->chan->tx_flags, IVSHM_TXF_WAIT,
+				&r->chan->wake_tail, 1);
 }
 
 /**
