@@ -51,7 +51,7 @@ perl "$ksrc/scripts/checkpatch.pl" --strict --no-tree --terse --show-types \
 result $? "checkpatch.pl --strict is clean on ${#files[@]} files"
 
 # Lower this with every change that moves region accesses into the core.
-region_limit=75
+region_limit=8
 region_total=$("$IVSHM_ROOT/scripts/region-access.sh" --total 2>"$log")
 { echo "region accesses outside net/ivshmem/core/: $region_total"
   "$IVSHM_ROOT/scripts/region-access.sh"; } >>"$log" 2>&1

@@ -607,15 +607,11 @@ void ivshm_slot_leave_tx(struct ivshm_dev *idev, u32 idx,
 bool ivshm_slot_leave_rx(struct ivshm_dev *idev, u32 idx, u32 gen, u32 ack,
 			 struct ivshm_sock *isk)
 {
-	struct ivshm_chan *ch = ivshm_chan(&idev->layout, idx);
 	struct ivshm_slot *s = &idev->slots[idx];
-	bool put = false, acked = false;
+	bool put = false, acked;
 
 	spin_lock_bh(&idev->lock);
-	if (ivshm_get32(&ch->generation) == gen) {
-		ivshm_store_release32(&ch->rx_state, ack);
-		acked = true;
-	}
+	acked = ivshm_hs_answer(&idev->layout, idx, gen, ack);
 	if (s->rx == isk) {
 		s->rx = NULL;
 		put = true;
@@ -624,6 +620,52 @@ bool ivshm_slot_leave_rx(struct ivshm_dev *idev, u32 idx, u32 gen, u32 ack,
 	if (put)
 		sock_put(ivshm_sk(isk));
 	return acked;
+}
+
+/**
+ * ivshm_slot_answer() - answer on channel @idx, addressed to us
+ * @idev: the device
+ * @idx: the channel
+ * @gen: the generation the answer is for
+ * @answer: IVSHM_RX_REFUSED, NOBUFS or CLOSED
+ *
+ * idev->lock serialises every answer of ours, so that none is written on
+ * a slot that another of ours already let its sender free and take again
+ * (handshake.c).
+ *
+ * Return: whether it was written; the caller notifies.
+ */
+bool ivshm_slot_answer(struct ivshm_dev *idev, u32 idx, u32 gen, u32 answer)
+{
+	bool done;
+
+	spin_lock_bh(&idev->lock);
+	done = ivshm_hs_answer(&idev->layout, idx, gen, answer);
+	spin_unlock_bh(&idev->lock);
+	return done;
+}
+
+/**
+ * ivshm_slot_accept() - tell the sender of channel @idx that we read it
+ * @idev: the device
+ * @idx: the channel, which a socket of ours now reads
+ * @gen: its generation, as read
+ * @back: as for ivshm_hs_accept()
+ *
+ * Under idev->lock as every answer of ours (handshake.c).
+ *
+ * Return: whether ACCEPTED was written.
+ */
+bool ivshm_slot_accept(struct ivshm_dev *idev, u32 idx, u32 gen,
+		       const struct ivshm_hs_reply *back)
+{
+	bool done;
+
+	spin_lock_bh(&idev->lock);
+	done = ivshm_hs_accept(&idev->layout, idx, gen, READ_ONCE(idev->inc),
+			       back);
+	spin_unlock_bh(&idev->lock);
+	return done;
 }
 
 /**
@@ -695,47 +737,64 @@ void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx,
 		ivshm_notify(idev, idev->own_id, idx, IVSHM_PEND_CTRL);
 }
 
+/* A connection we withdrew (orphan @idx, of @runs) was accepted: close the
+ * acceptor's channel to us from our side, as its reader. Only the channel
+ * @r names, read once, that is the reverse of ours: addressed to us by the
+ * VM we asked, naming our channel and generation, with no answer yet. The
+ * answer is written under idev->lock, as every answer of ours.
+ */
+static void ivshm_orphan_close_reverse(struct ivshm_dev *idev, u32 idx,
+				       const struct ivshm_runs *runs,
+				       const struct ivshm_hs_reply *r)
+{
+	const struct ivshm_layout *l = &idev->layout;
+	struct ivshm_hs_line v;
+	bool ack;
+
+	if (r->peer_chan >= l->max_channels || r->peer_chan == idx ||
+	    ivshm_hs_read(l, r->peer_chan, &v) || v.gen != r->peer_gen ||
+	    v.d.sender_vm != runs->receiver ||
+	    v.d.receiver_vm != idev->own_id || v.d.peer_chan != idx ||
+	    v.d.peer_gen != runs->gen || v.rx_state != IVSHM_RX_NONE)
+		return;
+	spin_lock_bh(&idev->lock);
+	ack = !idev->slots[r->peer_chan].rx &&
+	      ivshm_hs_answer(l, r->peer_chan, v.gen, IVSHM_RX_CLOSED);
+	spin_unlock_bh(&idev->lock);
+	if (ack)
+		ivshm_notify(idev, runs->receiver, r->peer_chan,
+			     IVSHM_PEND_CTRL);
+}
+
 /* An orphan's receiver answered, or it is time to give up. The answers that
- * end it: CLOSED, RESET or REFUSED. ACCEPTED means the receiver accepted a
- * connection we had withdrawn: its channel to us is then closed from our
- * side (we are its reader), and we wait for it to acknowledge ours; so is
- * it if the receiver accepted and acknowledged ours before we looked.
+ * end it: CLOSED, RESET, REFUSED or NOBUFS. ACCEPTED means the receiver
+ * accepted a connection we had withdrawn: its channel to us is then closed
+ * from our side (we are its reader), and we wait for it to acknowledge
+ * ours; so is it if the receiver accepted and acknowledged ours before we
+ * looked.
  */
 static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 {
 	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_slot *s = &idev->slots[idx];
-	struct ivshm_chan *ch = ivshm_chan(l, idx);
-	u32 rx, receiver, peer, pgen;
+	struct ivshm_hs_reply r;
 	struct ivshm_runs runs;
 	bool done;
 
-	rx = ivshm_load_acquire32(&ch->rx_state);
-	receiver = ivshm_get16(&ch->receiver_vm);
-	done = expire || rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
-	       rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS;
+	spin_lock_bh(&idev->lock);
+	done = s->orphan;
+	runs = s->runs;
+	spin_unlock_bh(&idev->lock);
+	if (!done)
+		return;
+	ivshm_hs_reply(l, idx, &r);
+	done = expire || ivshm_rx_final(r.rx_state);
 	/* Also when the acceptor already acknowledged ours: the notification
 	 * of its own channel's close was left for us (ivshm_stray_is_reverse()).
 	 */
-	if ((rx == IVSHM_RX_ACCEPTED || rx == IVSHM_RX_CLOSED ||
-	     rx == IVSHM_RX_RESET) && receiver < l->max_peers) {
-		peer = ivshm_get32(&ch->rx_peer_chan);
-		pgen = ivshm_get32(&ch->rx_peer_gen);
-		if (peer < l->max_channels) {
-			struct ivshm_chan *pc = ivshm_chan(l, peer);
-
-			if (ivshm_get32(&pc->generation) == pgen &&
-			    ivshm_get16(&pc->sender_vm) == receiver &&
-			    ivshm_get16(&pc->receiver_vm) == idev->own_id &&
-			    ivshm_get32(&pc->peer_chan) == idx &&
-			    ivshm_get32(&pc->rx_state) == IVSHM_RX_NONE) {
-				ivshm_store_release32(&pc->rx_state,
-						      IVSHM_RX_CLOSED);
-				ivshm_notify(idev, receiver, peer,
-					     IVSHM_PEND_CTRL);
-			}
-		}
-	}
+	if (r.rx_state == IVSHM_RX_ACCEPTED || r.rx_state == IVSHM_RX_CLOSED ||
+	    r.rx_state == IVSHM_RX_RESET)
+		ivshm_orphan_close_reverse(idev, idx, &runs, &r);
 	if (!done)
 		return;
 
@@ -759,50 +818,56 @@ void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx)
  * Then that socket's connector attaches to it when it reads the answer,
  * or, if it gave up meanwhile, closes it as an orphan's (ivshm_orphan_event()):
  * the acceptor may have closed it already, and the notification of that
- * can be handled before the one of the answer.
+ * can be handled before the one of the answer. idev->lock held.
  */
 static bool ivshm_stray_is_reverse(struct ivshm_dev *idev, u32 idx, u32 gen,
 				   u32 peer)
 {
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_chan *pc;
-	bool sending;
+	struct ivshm_hs_reply r;
 
-	if (peer >= l->max_channels || peer == idx)
+	lockdep_assert_held(&idev->lock);
+	if (peer >= l->max_channels || peer == idx ||
+	    !(idev->slots[peer].tx || idev->slots[peer].orphan))
 		return false;
-	spin_lock_bh(&idev->lock);
-	sending = idev->slots[peer].tx || idev->slots[peer].orphan;
-	spin_unlock_bh(&idev->lock);
-	pc = ivshm_chan(l, peer);
-	return sending && ivshm_get32(&pc->rx_peer_chan) == idx &&
-	       ivshm_get32(&pc->rx_peer_gen) == gen;
+	ivshm_hs_reply(l, peer, &r);
+	return r.peer_chan == idx && r.peer_gen == gen;
 }
 
 /* A channel addressed to us that no socket here reads. If it asks for a
  * connection, socket.c looks for a listener. If its sender closed it (a
  * connect it withdrew, one we refused, or an accepted connection whose
  * connector is gone), acknowledge so it is freed.
+ *
+ * The channel is read once, consistently (ivshm_hs_read()); a slot that
+ * changed hands meanwhile has a new channel, of which its sender notifies
+ * us. The acknowledgment is written under idev->lock, where every answer
+ * of ours is, and only if the slot still holds that generation with no
+ * answer on it: a reader of ours that let go of it meanwhile answered
+ * already, and its sender may have taken the slot again.
  */
 static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 {
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_chan *ch = ivshm_chan(l, idx);
-	u32 state = ivshm_load_acquire32(&ch->state);
-	u32 sender = ivshm_get16(&ch->sender_vm);
+	struct ivshm_hs_line v;
+	bool ack;
 
-	if (ivshm_get16(&ch->receiver_vm) != idev->own_id ||
-	    sender >= l->max_peers ||
-	    ivshm_get32(&ch->rx_state) != IVSHM_RX_NONE)
+	if (ivshm_hs_read(l, idx, &v) || v.d.receiver_vm != idev->own_id ||
+	    v.d.sender_vm >= l->max_peers || v.rx_state != IVSHM_RX_NONE)
 		return;
-	if (state == IVSHM_CHAN_CONNECT) {
-		ivshm_sock_request(idev, idx);
-	} else if (state == IVSHM_CHAN_CLOSED &&
-		   !ivshm_stray_is_reverse(idev, idx,
-					   ivshm_get32(&ch->generation),
-					   ivshm_get32(&ch->peer_chan))) {
-		ivshm_store_release32(&ch->rx_state, IVSHM_RX_CLOSED);
-		ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
+	if (v.d.state == IVSHM_CHAN_CONNECT) {
+		ivshm_sock_request(idev, idx, &v);
+		return;
 	}
+	if (v.d.state != IVSHM_CHAN_CLOSED)
+		return;
+	spin_lock_bh(&idev->lock);
+	ack = !idev->slots[idx].rx &&
+	      !ivshm_stray_is_reverse(idev, idx, v.gen, v.d.peer_chan) &&
+	      ivshm_hs_answer(l, idx, v.gen, IVSHM_RX_CLOSED);
+	spin_unlock_bh(&idev->lock);
+	if (ack)
+		ivshm_notify(idev, v.d.sender_vm, idx, IVSHM_PEND_CTRL);
 }
 
 static void ivshm_chan_event(struct ivshm_dev *idev, u32 idx)

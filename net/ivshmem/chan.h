@@ -51,6 +51,9 @@ void ivshm_slot_leave_tx(struct ivshm_dev *idev, u32 idx,
 			 struct ivshm_sock *isk);
 bool ivshm_slot_leave_rx(struct ivshm_dev *idev, u32 idx, u32 gen, u32 ack,
 			 struct ivshm_sock *isk);
+bool ivshm_slot_answer(struct ivshm_dev *idev, u32 idx, u32 gen, u32 answer);
+bool ivshm_slot_accept(struct ivshm_dev *idev, u32 idx, u32 gen,
+		       const struct ivshm_hs_reply *back);
 void ivshm_slot_get(struct ivshm_dev *idev, u32 idx,
 		    struct ivshm_sock *isk[2]);
 void ivshm_slot_put(struct ivshm_sock *isk[2]);

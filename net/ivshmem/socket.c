@@ -341,25 +341,35 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 	isk->has_rx = false;
 }
 
+/* Write the state of our channel, if it is still ours (a rejoin of ours
+ * reclaims every channel of the old incarnation). Socket lock held.
+ * Return: 0 or -ENOLINK.
+ */
+static int ivshm_tx_set_state(struct ivshm_sock *isk, u32 state)
+{
+	struct ivshm_dev *idev = isk->idev;
+
+	sock_owned_by_me(&isk->sk);
+	return ivshm_desc_publish(&idev->layout, isk->tx_idx, isk->tx_gen,
+				  idev->own_id, READ_ONCE(idev->inc), state);
+}
+
 /* Close our channel: the receiver drains, acknowledges, and we free it. */
 static void ivshm_tx_detach(struct ivshm_sock *isk)
 {
 	struct ivshm_dev *idev = isk->idev;
+	struct ivshm_hs_reply r;
 	struct ivshm_runs runs;
-	struct ivshm_chan *ch;
-	u32 rx;
 
 	if (!isk->has_tx)
 		return;
-	ch = isk->tx.chan;
 	ivshm_tx_flush(&isk->tx);
-	ivshm_store_release32(&ch->state, IVSHM_CHAN_CLOSED);
-	ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
-		     IVSHM_PEND_CTRL);
+	if (!ivshm_tx_set_state(isk, IVSHM_CHAN_CLOSED))
+		ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
+			     IVSHM_PEND_CTRL);
 	ivshm_chan_runs(&isk->tx, isk->tx_gen, isk->remote.sivshm_vm, &runs);
-	rx = ivshm_load_acquire32(&ch->rx_state);
-	if (rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET ||
-	    rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS) {
+	ivshm_hs_reply(&idev->layout, isk->tx_idx, &r);
+	if (ivshm_rx_final(r.rx_state)) {
 		ivshm_slot_leave_tx(idev, isk->tx_idx, isk);
 		ivshm_chan_close(idev, isk->tx_idx, &runs);
 	} else {
@@ -374,9 +384,9 @@ static void ivshm_tx_shut(struct ivshm_sock *isk)
 	if (!isk->has_tx)
 		return;
 	ivshm_tx_flush(&isk->tx);
-	ivshm_store_release32(&isk->tx.chan->state, IVSHM_CHAN_CLOSED);
-	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx,
-		     IVSHM_PEND_CTRL);
+	if (!ivshm_tx_set_state(isk, IVSHM_CHAN_CLOSED))
+		ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx,
+			     IVSHM_PEND_CTRL);
 }
 
 /* The connection is over with error @err (0: orderly). Socket lock held. */
@@ -422,52 +432,50 @@ static void ivshm_conn_proto_error(struct ivshm_sock *isk, u32 idx,
 
 /* ---- events from the device (chan.c), socket lock taken here ---- */
 
-/* The acceptor answered our CONNECT with ACCEPTED and named its channel to
- * us. Read its descriptor once and check that it is the reverse of ours.
+/* The acceptor answered our CONNECT (@r) and named its channel to us. Read
+ * it once and check that it is the reverse of ours.
  */
-static int ivshm_attach_reverse(struct ivshm_sock *isk)
+static int ivshm_attach_reverse(struct ivshm_sock *isk,
+				const struct ivshm_hs_reply *r)
 {
 	struct ivshm_dev *idev = isk->idev;
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_chan *mine = isk->tx.chan, *pc;
-	u32 idx = ivshm_get32(&mine->rx_peer_chan);
-	u32 gen = ivshm_get32(&mine->rx_peer_gen);
-	u32 state, size;
-	u64 off;
+	struct ivshm_hs_line v;
+	u32 idx = r->peer_chan;
 	int ret;
 
-	if (idx >= l->max_channels || idx == isk->tx_idx)
+	if (idx >= l->max_channels || idx == isk->tx_idx ||
+	    ivshm_hs_read(l, idx, &v))
 		return -EPROTO;
-	pc = ivshm_chan(l, idx);
-	state = ivshm_load_acquire32(&pc->state);
-	off = ivshm_get64(&pc->buff_offset);
-	size = ivshm_get32(&pc->buff_size);
-	if ((state != IVSHM_CHAN_OPEN && state != IVSHM_CHAN_CLOSED) ||
-	    ivshm_get32(&pc->generation) != gen ||
-	    ivshm_get16(&pc->sender_vm) != isk->remote.sivshm_vm ||
-	    ivshm_get16(&pc->receiver_vm) != idev->own_id ||
-	    ivshm_get32(&pc->src_port) != isk->remote.sivshm_port ||
-	    ivshm_get32(&pc->dst_port) != isk->local.sivshm_port ||
-	    ivshm_get32(&pc->peer_chan) != isk->tx_idx ||
-	    ivshm_get32(&pc->peer_gen) != isk->tx_gen ||
-	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX)
+	if ((v.d.state != IVSHM_CHAN_OPEN && v.d.state != IVSHM_CHAN_CLOSED) ||
+	    v.gen != r->peer_gen ||
+	    v.d.sender_vm != isk->remote.sivshm_vm ||
+	    v.d.receiver_vm != idev->own_id ||
+	    v.d.src_port != isk->remote.sivshm_port ||
+	    v.d.dst_port != isk->local.sivshm_port ||
+	    v.d.peer_chan != isk->tx_idx || v.d.peer_gen != isk->tx_gen ||
+	    v.d.size < IVSHMEM_RING_MIN || v.d.size > IVSHMEM_RING_MAX)
 		return -EPROTO;
-	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
+	ret = ivshm_ring_init(&isk->rx, l, idx, v.off, v.d.size);
 	if (ret)
 		return -EPROTO;
 	ret = ivshm_slot_set(idev, idx, true, isk);
 	if (ret)
 		return ret;
 	isk->rx_idx = idx;
-	isk->rx_gen = gen;
-	isk->rx_state_seen = state;
+	isk->rx_gen = v.gen;
+	isk->rx_state_seen = v.d.state;
 	isk->has_rx = true;
-	isk->peer_pid = (s32)ivshm_get32(&pc->sender_pid);
-	ivshm_put32(&pc->receiver_inc, READ_ONCE(idev->inc));
-	if (state == IVSHM_CHAN_OPEN)
-		ivshm_store_release32(&pc->rx_state, IVSHM_RX_ACCEPTED);
-	ivshm_store_release32(&mine->state, IVSHM_CHAN_OPEN);
-	if (state == IVSHM_CHAN_CLOSED)
+	isk->peer_pid = (s32)v.d.pid;
+	/* An open channel is told that its reader is here; a closed one
+	 * waits for our reader to drain it and let go.
+	 */
+	if (v.d.state == IVSHM_CHAN_OPEN)
+		ivshm_slot_accept(idev, idx, v.gen, NULL);
+	/* A rejoin of ours since the connect reclaimed our channel. */
+	if (ivshm_tx_set_state(isk, IVSHM_CHAN_OPEN))
+		return -ENOLINK;
+	if (v.d.state == IVSHM_CHAN_CLOSED)
 		WRITE_ONCE(isk->sk.sk_shutdown,
 			   isk->sk.sk_shutdown | RCV_SHUTDOWN);
 	return 0;
@@ -492,7 +500,11 @@ static bool ivshm_answer_follows(u32 seen, u32 rx)
 static void ivshm_tx_event(struct ivshm_sock *isk)
 {
 	struct sock *sk = &isk->sk;
-	u32 rx = ivshm_load_acquire32(&isk->tx.chan->rx_state);
+	struct ivshm_hs_reply r;
+	u32 rx;
+
+	ivshm_hs_reply(&isk->idev->layout, isk->tx_idx, &r);
+	rx = r.rx_state;
 
 	if (sk->sk_state == TCP_SYN_SENT) {
 		switch (rx) {
@@ -511,7 +523,7 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 			 * either way the connection was made, and its reverse
 			 * channel waits for us; a close is handled below.
 			 */
-			if (ivshm_attach_reverse(isk)) {
+			if (ivshm_attach_reverse(isk, &r)) {
 				ivshm_conn_proto_error(isk, isk->tx_idx, "reverse channel invalid");
 				return;
 			}
@@ -807,12 +819,11 @@ static struct sock *ivshm_sock_alloc(struct net *net, struct socket *sock,
  * IVSHM_RX_NOBUFS when the region has no room for our channel); the
  * sender frees its channel.
  */
-static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender,
-			 u32 answer)
+static void ivshm_refuse(struct ivshm_dev *idev, u32 idx,
+			 const struct ivshm_hs_line *v, u32 answer)
 {
-	ivshm_store_release32(&ivshm_chan(&idev->layout, idx)->rx_state,
-			      answer);
-	ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
+	if (ivshm_slot_answer(idev, idx, v->gen, answer))
+		ivshm_notify(idev, v->d.sender_vm, idx, IVSHM_PEND_CTRL);
 }
 
 /* Set up a child for the request on channel @idx: attach to the sender's
@@ -824,28 +835,27 @@ static void ivshm_refuse(struct ivshm_dev *idev, u32 idx, u32 sender,
  * Context: the listener's lock held (the child's nests inside it).
  */
 static int ivshm_child_connect(struct sock *parent, struct sock *sk,
-			       struct ivshm_dev *idev, u32 idx, u32 gen,
-			       u32 sender, u32 sport, u64 off, u32 size,
-			       s32 pid)
+			       struct ivshm_dev *idev, u32 idx,
+			       const struct ivshm_hs_line *v)
 {
 	struct ivshm_sock *lis = ivshm_isk(parent), *isk = ivshm_isk(sk);
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_chan *ch = ivshm_chan(l, idx);
 	struct ivshm_chan_params p = { .d = {
-		.receiver_vm = sender,
+		.receiver_vm = v->d.sender_vm,
 		.pid = (u32)lis->owner_pid,
 		.src_port = lis->local.sivshm_port,
-		.dst_port = sport,
+		.dst_port = v->d.src_port,
 		.size = ivshm_ring_size(parent, idev),
 		.state = IVSHM_CHAN_OPEN,
 		.peer_chan = idx,
-		.peer_gen = gen,
+		.peer_gen = v->gen,
 	} };
+	struct ivshm_hs_reply back;
 	int ret;
 
 	sock_owned_by_me(parent);
 	lock_sock_nested(sk, SINGLE_DEPTH_NESTING);
-	ret = ivshm_ring_init(&isk->rx, l, idx, off, size);
+	ret = ivshm_ring_init(&isk->rx, l, idx, v->off, v->d.size);
 	if (ret)
 		goto out;
 	ret = ivshm_chan_open(idev, &p);
@@ -863,16 +873,16 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	ivshm_tx_attached(isk, p.d.size);
 	isk->has_rx = true;
 	isk->rx_idx = idx;
-	isk->rx_gen = gen;
+	isk->rx_gen = v->gen;
 	isk->rx_state_seen = IVSHM_CHAN_CONNECT;
-	isk->peer_pid = pid;
+	isk->peer_pid = (s32)v->d.pid;
 	isk->owner_pid = lis->owner_pid;
 	isk->connect_timeout_ms = lis->connect_timeout_ms;
 	isk->local.sivshm_port = lis->local.sivshm_port;
 	isk->local.sivshm_vm = idev->own_id;
 	isk->local.sivshm_dev = idev->index + 1;
-	isk->remote.sivshm_port = sport;
-	isk->remote.sivshm_vm = sender;
+	isk->remote.sivshm_port = v->d.src_port;
+	isk->remote.sivshm_vm = v->d.sender_vm;
 	isk->remote.sivshm_dev = idev->index + 1;
 	sk->sk_state = TCP_ESTABLISHED;
 
@@ -883,14 +893,19 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	if (ret)
 		goto err_clear_tx;
 
-	ivshm_put32(&ch->receiver_inc, READ_ONCE(idev->inc));
-	ivshm_put32(&ch->rx_peer_chan, p.idx);
-	ivshm_put32(&ch->rx_peer_gen, p.gen);
-	ivshm_store_release32(&ch->rx_state, IVSHM_RX_ACCEPTED);
-	ivshm_notify(idev, sender, idx, IVSHM_PEND_CTRL);
+	/* Not if the connector's channel is gone or answered meanwhile. */
+	ret = -ECONNABORTED;
+	back.peer_chan = p.idx;
+	back.peer_gen = p.gen;
+	if (!ivshm_slot_accept(idev, idx, v->gen, &back))
+		goto err_clear_rx;
+	ivshm_notify(idev, v->d.sender_vm, idx, IVSHM_PEND_CTRL);
 	release_sock(sk);
 	return 0;
 
+err_clear_rx:
+	/* Generation 0 answers nothing: the slot is only let go. */
+	ivshm_slot_leave_rx(idev, idx, 0, IVSHM_RX_CLOSED, isk);
 err_clear_tx:
 	ivshm_slot_leave_tx(idev, p.idx, isk);
 err_unbuild:
@@ -909,43 +924,33 @@ out:
 /**
  * ivshm_sock_request() - channel @idx asks us for a connection
  * @idev: the device, whose VM the channel is addressed to
- * @idx: the connector's channel, in state CONNECT
+ * @idx: the connector's channel
+ * @v: its one reading, in state CONNECT (ivshm_hs_read())
  *
  * Context: process (the device's work).
  */
-void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
+void ivshm_sock_request(struct ivshm_dev *idev, u32 idx,
+			const struct ivshm_hs_line *v)
 {
 	const struct ivshm_layout *l = &idev->layout;
-	struct ivshm_chan *ch = ivshm_chan(l, idx);
+	u32 answer = IVSHM_RX_REFUSED, alive_inc;
 	struct sock *parent, *sk;
-	u32 gen, sender, sport, dport, size, inc, alive_inc;
-	u32 answer = IVSHM_RX_REFUSED;
 	struct ivshm_sock *lis;
-	s32 pid;
-	u64 off;
 	int ret;
 
-	/* One read of everything, then checks on the private copies. */
-	gen = ivshm_get32(&ch->generation);
-	sender = ivshm_get16(&ch->sender_vm);
-	sport = ivshm_get32(&ch->src_port);
-	dport = ivshm_get32(&ch->dst_port);
-	off = ivshm_get64(&ch->buff_offset);
-	size = ivshm_get32(&ch->buff_size);
-	inc = ivshm_get32(&ch->sender_inc);
-	pid = (s32)ivshm_get32(&ch->sender_pid);
-	if (!ivshm_peer_alive(l, sender, &alive_inc) || alive_inc != inc ||
-	    size < IVSHMEM_RING_MIN || size > IVSHMEM_RING_MAX ||
-	    !ivshm_run_valid(l, off, size)) {
+	if (!ivshm_peer_alive(l, v->d.sender_vm, &alive_inc) ||
+	    alive_inc != v->d.sender_inc ||
+	    v->d.size < IVSHMEM_RING_MIN || v->d.size > IVSHMEM_RING_MAX ||
+	    !ivshm_run_valid(l, v->off, v->d.size)) {
 		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_nl_proto_error(idev, idx, "connect request invalid");
-		ivshm_refuse(idev, idx, sender, IVSHM_RX_REFUSED);
+		ivshm_refuse(idev, idx, v, IVSHM_RX_REFUSED);
 		return;
 	}
 
-	parent = ivshm_find_listener(idev, dport);
+	parent = ivshm_find_listener(idev, v->d.dst_port);
 	if (!parent) {
-		ivshm_refuse(idev, idx, sender, IVSHM_RX_REFUSED);
+		ivshm_refuse(idev, idx, v, IVSHM_RX_REFUSED);
 		return;
 	}
 	lock_sock(parent);
@@ -960,8 +965,7 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 	sk->sk_userlocks = parent->sk_userlocks;
 	sk->sk_sndtimeo = parent->sk_sndtimeo;
 	sk->sk_rcvtimeo = parent->sk_rcvtimeo;
-	ret = ivshm_child_connect(parent, sk, idev, idx, gen, sender, sport,
-				  off, size, pid);
+	ret = ivshm_child_connect(parent, sk, idev, idx, v);
 	if (ret) {
 		/* Whoever found it in a slot meanwhile holds its own
 		 * reference: the last one frees it.
@@ -981,7 +985,7 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx)
 refuse:
 	release_sock(parent);
 	sock_put(parent);
-	ivshm_refuse(idev, idx, sender, answer);
+	ivshm_refuse(idev, idx, v, answer);
 }
 
 /* ---- system calls ---- */

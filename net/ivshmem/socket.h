@@ -5,6 +5,7 @@
 #include <linux/types.h>
 
 struct ivshm_dev;
+struct ivshm_hs_line;
 struct ivshm_rebal;
 struct ivshm_sock;
 struct sock;
@@ -52,7 +53,8 @@ void ivshm_sock_exit(void);
 struct sock *ivshm_sk(struct ivshm_sock *isk);
 bool ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		      u32 idx, bool rx);
-void ivshm_sock_request(struct ivshm_dev *idev, u32 idx);
+void ivshm_sock_request(struct ivshm_dev *idev, u32 idx,
+			const struct ivshm_hs_line *v);
 void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev);
 void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 			  u32 vm);

@@ -1851,4 +1851,201 @@ TEST_F(core, full_census_counts_open_channels_that_say_full)
 	EXPECT_EQ(7, ivshm_blocks_hint_free(&self->l));
 }
 
+/* The sender of a channel addressed to a receiver: VM 0 (incarnation 1)
+ * takes a slot and describes it, state @state, to VM 3.
+ */
+static u32 hs_open(struct ivshm_layout *l, u32 state, u32 port, u32 *gen,
+		   u64 *off)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 0, .sender_inc = 1, .receiver_vm = 3,
+		.pid = 77, .src_port = port, .dst_port = 9,
+		.size = IVSHM_BLOCK_SIZE, .state = state,
+	};
+	u32 idx = ~0u;
+
+	if (ivshm_ctrl_trylock(l, 0, 1, NULL))
+		return ~0u;
+	if (ivshm_desc_open(l, &d, &idx, gen, off))
+		idx = ~0u;
+	ivshm_ctrl_unlock(l, 0, 1);
+	return idx;
+}
+
+/* The peer's move in the reuse race: between two of the receiver's loads
+ * the sender frees its channel (some answer let it) and takes the same
+ * slot again for a new connect.
+ */
+static struct ivshm_layout *hs_l;
+static u32 hs_idx, hs_gen, hs_new_gen;
+static u64 hs_off;
+
+static void hs_take_again(void)
+{
+	struct ivshm_runs runs = {
+		.gen = hs_gen, .off = hs_off, .size = IVSHM_BLOCK_SIZE,
+	};
+	u32 rcv, idx;
+
+	hook_at = NULL;		/* once */
+	if (ivshm_ctrl_trylock(hs_l, 0, 1, NULL))
+		return;
+	ivshm_desc_close(hs_l, hs_idx, &runs, 0, 1, &rcv);
+	ivshm_ctrl_unlock(hs_l, 0, 1);
+	idx = hs_open(hs_l, IVSHM_CHAN_ALLOC, 2000, &hs_new_gen, &hs_off);
+	if (idx == hs_idx)
+		ivshm_desc_publish(hs_l, idx, hs_new_gen, 0, 1,
+				   IVSHM_CHAN_CONNECT);
+}
+
+/* A receiver's reading of a channel is of one channel: a slot freed and
+ * taken again while it reads (whichever field it is at) is dropped, never
+ * a mix of the old channel's state and the new one's line.
+ */
+TEST_F(core, handshake_reading_of_a_slot_taken_again_is_dropped)
+{
+	struct ivshm_chan *ch;
+	struct ivshm_hs_line v;
+	int at;
+
+	hs_l = &self->l;
+	hs_idx = hs_open(&self->l, IVSHM_CHAN_OPEN, 1000, &hs_gen, &hs_off);
+	ASSERT_GT(self->l.max_channels, hs_idx);
+	ch = ivshm_chan(&self->l, hs_idx);
+	ASSERT_EQ(0, ivshm_hs_read(&self->l, hs_idx, &v));
+	EXPECT_EQ(hs_gen, v.gen);
+	EXPECT_EQ(IVSHM_CHAN_OPEN, v.d.state);
+	EXPECT_EQ(0, v.d.sender_vm);
+	EXPECT_EQ(3, v.d.receiver_vm);
+	EXPECT_EQ(77, v.d.pid);
+	EXPECT_EQ(1000, v.d.src_port);
+	EXPECT_EQ(9, v.d.dst_port);
+	EXPECT_EQ(1, v.d.sender_inc);
+	EXPECT_EQ(IVSHM_BLOCK_SIZE, v.d.size);
+	EXPECT_EQ(hs_off, v.off);
+	EXPECT_EQ(IVSHM_RX_NONE, v.rx_state);
+
+	/* The sender takes the slot again after the receiver's first load,
+	 * after its state, or after its last field.
+	 */
+	for (at = 0; at < 3; at++) {
+		const volatile void *where[] = {
+			&ch->generation, &ch->state, &ch->rx_state,
+		};
+
+		ASSERT_EQ(0, ivshm_desc_publish(&self->l, hs_idx, hs_gen, 0, 1,
+						IVSHM_CHAN_CLOSED));
+		hs_new_gen = 0;
+		hook_set(where[at], hs_take_again);
+		EXPECT_EQ(-EAGAIN, ivshm_hs_read(&self->l, hs_idx, &v));
+		hook_clear();
+		/* Only the slot's next channel, which its sender announces. */
+		ASSERT_EQ(hs_gen + 1, hs_new_gen);
+		ASSERT_EQ(0, ivshm_hs_read(&self->l, hs_idx, &v));
+		EXPECT_EQ(hs_new_gen, v.gen);
+		EXPECT_EQ(IVSHM_CHAN_CONNECT, v.d.state);
+		EXPECT_EQ(2000, v.d.src_port);
+		/* The old channel's answer is no answer to the new one. */
+		EXPECT_FALSE(ivshm_hs_answer(&self->l, hs_idx, hs_gen,
+					     IVSHM_RX_CLOSED));
+		EXPECT_EQ(IVSHM_RX_NONE, ivshm_get32(&ch->rx_state));
+		hs_gen = hs_new_gen;
+	}
+	/* A slot being taken (its generation not yet written) reads as none. */
+	ivshm_put32(&ch->generation, 0);
+	EXPECT_EQ(-EAGAIN, ivshm_hs_read(&self->l, hs_idx, &v));
+}
+
+/* Answers go one way: NONE, ACCEPTED, one final answer; each only for the
+ * generation it answers.
+ */
+TEST_F(core, handshake_answers_only_go_forward)
+{
+	struct ivshm_hs_reply back = { .peer_chan = 5, .peer_gen = 6 }, r;
+	struct ivshm_chan *ch;
+	u32 idx, gen;
+	u64 off;
+
+	idx = hs_open(&self->l, IVSHM_CHAN_CONNECT, 1000, &gen, &off);
+	ASSERT_GT(self->l.max_channels, idx);
+	ch = ivshm_chan(&self->l, idx);
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, 0, IVSHM_RX_REFUSED));
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen + 1,
+				     IVSHM_RX_REFUSED));
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen, IVSHM_RX_NONE));
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen,
+				     IVSHM_RX_NR_STATES));
+	EXPECT_FALSE(ivshm_hs_accept(&self->l, idx, gen + 1, 4, &back));
+	EXPECT_EQ(IVSHM_RX_NONE, ivshm_get32(&ch->rx_state));
+
+	EXPECT_TRUE(ivshm_hs_accept(&self->l, idx, gen, 4, &back));
+	ivshm_hs_reply(&self->l, idx, &r);
+	EXPECT_EQ(IVSHM_RX_ACCEPTED, r.rx_state);
+	EXPECT_EQ(5, r.peer_chan);
+	EXPECT_EQ(6, r.peer_gen);
+	EXPECT_EQ(4, ivshm_get32(&ch->receiver_inc));
+	/* Accepted once: no second acceptance, no refusal after it. */
+	EXPECT_FALSE(ivshm_hs_accept(&self->l, idx, gen, 4, NULL));
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen, IVSHM_RX_REFUSED));
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen, IVSHM_RX_NOBUFS));
+	EXPECT_TRUE(ivshm_hs_answer(&self->l, idx, gen, IVSHM_RX_CLOSED));
+	/* Final: nothing follows it, not even the other final answer. */
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen, IVSHM_RX_RESET));
+	EXPECT_FALSE(ivshm_hs_answer(&self->l, idx, gen, IVSHM_RX_CLOSED));
+	EXPECT_EQ(IVSHM_RX_CLOSED, ivshm_get32(&ch->rx_state));
+	EXPECT_TRUE(ivshm_rx_final(IVSHM_RX_CLOSED));
+	EXPECT_FALSE(ivshm_rx_final(IVSHM_RX_ACCEPTED));
+}
+
+static const struct ivshm_chan *acc_ch;
+static bool acc_line_first;
+
+static void acc_check(void)
+{
+	acc_line_first = ivshm_get32(&acc_ch->receiver_inc) == 4 &&
+			 ivshm_get32(&acc_ch->rx_peer_chan) == 5 &&
+			 ivshm_get32(&acc_ch->rx_peer_gen) == 6;
+}
+
+/* The acceptor's line is complete when ACCEPTED is, and a connector that
+ * attaches names nothing.
+ */
+TEST_F(core, handshake_accept_writes_its_line_first)
+{
+	struct ivshm_hs_reply back = { .peer_chan = 5, .peer_gen = 6 };
+	u32 idx, gen;
+	u64 off;
+
+	idx = hs_open(&self->l, IVSHM_CHAN_CONNECT, 1000, &gen, &off);
+	ASSERT_GT(self->l.max_channels, idx);
+	acc_ch = ivshm_chan(&self->l, idx);
+	/* Looked at after each access to the answer: the store is last. */
+	hook_set(&acc_ch->rx_state, acc_check);
+	EXPECT_TRUE(ivshm_hs_accept(&self->l, idx, gen, 4, &back));
+	hook_clear();
+	EXPECT_TRUE(acc_line_first);
+
+	idx = hs_open(&self->l, IVSHM_CHAN_OPEN, 1001, &gen, &off);
+	ASSERT_GT(self->l.max_channels, idx);
+	EXPECT_TRUE(ivshm_hs_accept(&self->l, idx, gen, 4, NULL));
+	EXPECT_EQ(0, ivshm_get32(&ivshm_chan(&self->l, idx)->rx_peer_chan));
+	EXPECT_EQ(0, ivshm_get32(&ivshm_chan(&self->l, idx)->rx_peer_gen));
+}
+
+/* A generation is never 0, even after it wraps: 0 reads as "being taken". */
+TEST_F(core, generation_skips_zero_when_it_wraps)
+{
+	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
+	u32 idx;
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	ivshm_chan_free(&self->l, self->chan);
+	ivshm_put32(&ch->generation, 0xffffffffu);
+	ASSERT_EQ(0, ivshm_chan_alloc(&self->l, &idx));
+	ASSERT_EQ(self->chan, idx);
+	EXPECT_EQ(1, ivshm_get32(&ch->generation));
+	EXPECT_EQ(IVSHM_CHAN_ALLOC, ivshm_get32(&ch->state));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+}
+
 TEST_HARNESS_MAIN

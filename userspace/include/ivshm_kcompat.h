@@ -38,6 +38,8 @@ typedef uint64_t __le64;
 #define virt_load_acquire(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define virt_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define virt_mb()		__atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define virt_rmb()		__atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define virt_wmb()		__atomic_thread_fence(__ATOMIC_RELEASE)
 
 /*
  * Built with IVSHM_ACCESS_HOOK (the native tests, the fuzzer), every access

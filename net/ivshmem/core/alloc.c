@@ -512,11 +512,17 @@ u32 ivshm_blocks_rebuild(const struct ivshm_layout *l)
 	return bad;
 }
 
+/* A slot is cleared from here on; the state, before, is written apart. */
+#define IVSHM_CHAN_AFTER_GEN	(offsetof(struct ivshm_chan, generation) + \
+				 sizeof(__le32))
+static_assert(offsetof(struct ivshm_chan, state) < IVSHM_CHAN_AFTER_GEN,
+	      "the state is written, not cleared");
+
 /**
  * ivshm_chan_alloc() - take a FREE channel slot, control lock held
  * @l: layout
- * @idx: the slot, on success; it is in state ALLOC with a new generation
- *	and every other field zero
+ * @idx: the slot, on success; it is in state ALLOC with a new generation,
+ *	never 0, and every other field zero
  *
  * Return: 0 or -ENOBUFS.
  */
@@ -534,9 +540,16 @@ int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx)
 		 * last owner left (runs, counters, the receiver's line), so no
 		 * stale value outlives the channel.
 		 */
-		gen = ivshm_get32(&ch->generation);
-		memset(ch, 0, sizeof(*ch));
-		ivshm_put32(&ch->generation, gen + 1);
+		gen = ivshm_get32(&ch->generation) + 1;
+		/* Never 0, which no channel in use has (handshake.c). */
+		ivshm_put32(&ch->generation, gen ? gen : 1);
+		/* G1: the new generation before anything of the new
+		 * channel, so that a reader whose reading of the old one
+		 * ends with the old generation saw none of it (handshake.c).
+		 */
+		ivshm_wmb();
+		memset((u8 *)ch + IVSHM_CHAN_AFTER_GEN, 0,
+		       sizeof(*ch) - IVSHM_CHAN_AFTER_GEN);
 		ivshm_put32(&ch->state, IVSHM_CHAN_ALLOC);
 		ivshm_put32(&c->num_active_channel,
 			    ivshm_get32(&c->num_active_channel) + 1);

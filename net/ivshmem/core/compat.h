@@ -145,6 +145,18 @@ static inline void ivshm_mb(void)
 	virt_mb();
 }
 
+static inline void ivshm_rmb(void)
+{
+	/* Read barrier: earlier loads are performed before later ones. */
+	virt_rmb();
+}
+
+static inline void ivshm_wmb(void)
+{
+	/* Write barrier: earlier stores are performed before later ones. */
+	virt_wmb();
+}
+
 /* Compare and exchange, fully ordered and locked even on a kernel that
  * runs on one CPU. Returns the value found, which equals @old when the
  * exchange happened.

@@ -167,6 +167,37 @@ int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
 		     const struct ivshm_runs *runs, u32 vm, u32 inc,
 		     u32 *receiver);
 
+/* A channel addressed to us, as its receiver read it (handshake.c). */
+struct ivshm_hs_line {
+	struct ivshm_desc d;		/* d.state: the channel's state now */
+	u32 gen;
+	u64 off;			/* its run, of d.size bytes */
+	u32 rx_state;			/* the answer on it so far */
+};
+
+/* The receiver's answer on a channel we send on (handshake.c). */
+struct ivshm_hs_reply {
+	u32 rx_state;
+	u32 peer_chan;			/* after ACCEPTED: its channel to us */
+	u32 peer_gen;
+};
+
+/* An answer after which the sender frees its channel. */
+static inline bool ivshm_rx_final(u32 rx)
+{
+	return rx == IVSHM_RX_REFUSED || rx == IVSHM_RX_NOBUFS ||
+	       rx == IVSHM_RX_CLOSED || rx == IVSHM_RX_RESET;
+}
+
+int ivshm_hs_read(const struct ivshm_layout *l, u32 idx,
+		  struct ivshm_hs_line *v);
+bool ivshm_hs_answer(const struct ivshm_layout *l, u32 idx, u32 gen,
+		     u32 answer);
+bool ivshm_hs_accept(const struct ivshm_layout *l, u32 idx, u32 gen,
+		     u32 inc, const struct ivshm_hs_reply *back);
+void ivshm_hs_reply(const struct ivshm_layout *l, u32 idx,
+		    struct ivshm_hs_reply *r);
+
 /* Peer slots (alloc.c). */
 struct ivshm_peer_slot {		/* one peer slot, each field read once */
 	u32 state;

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The receiver's half of a channel's handshakes: reading a channel
+ * addressed to us, and answering on its consumer line.
+ *
+ * Reading. A receiver learns of a channel from a pending bit, which can
+ * be late: the slot may have been freed and taken again by then, even
+ * while it reads. ivshm_hs_read() brackets its reading with two loads of
+ * the generation (barrier pair G1 in protocol.md): ivshm_chan_alloc()
+ * bumps the generation, and orders it before everything else it writes, so
+ * a reading that starts and ends with the same generation saw one channel,
+ * not the fields of two. A changed generation means the slot has a new
+ * channel, whose sender notifies us of it: the reading is dropped.
+ *
+ * Answering. An answer that lets the sender free its channel (REFUSED,
+ * NOBUFS, CLOSED, RESET) is written only while the slot still holds the
+ * generation it answers and only forward (NONE, then ACCEPTED, then one
+ * final answer). The check and the store are not one atomic step; they
+ * need not be, if the caller makes every answer of its own to one slot
+ * under one lock: the sender frees a slot only after a final answer, so
+ * while no answer of ours is written the generation we checked stays (or
+ * after IVSHM_ORPHAN_TIMEOUT, 30 s, of no answer at all: a stall that
+ * long between two stores under a spinlock is a stopped VM, and what it
+ * writes then is what a stale writer writes, which senders validate).
+ *
+ * Every function here makes a fixed number of region accesses.
+ */
+
+#include "core.h"
+
+/**
+ * ivshm_hs_read() - one consistent reading of a channel addressed to us
+ * @l: the layout
+ * @idx: the channel, below l->max_channels
+ * @v: filled in: the identity line, the generation, the run and the
+ *	answer written so far
+ *
+ * Nothing read is checked here beyond its consistency: the caller
+ * validates the values it uses against its own state.
+ *
+ * Return: 0, or -EAGAIN when the slot changed hands while it was read (or
+ * is being taken: generation 0 is never a channel's).
+ */
+int ivshm_hs_read(const struct ivshm_layout *l, u32 idx,
+		  struct ivshm_hs_line *v)
+{
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+	u32 gen;
+
+	v->gen = ivshm_load_acquire32(&ch->generation);		/* G1 */
+	v->d.state = ivshm_load_acquire32(&ch->state);		/* D1 */
+	v->d.sender_vm = ivshm_get16(&ch->sender_vm);
+	v->d.receiver_vm = ivshm_get16(&ch->receiver_vm);
+	v->d.pid = ivshm_get32(&ch->sender_pid);
+	v->d.src_port = ivshm_get32(&ch->src_port);
+	v->d.dst_port = ivshm_get32(&ch->dst_port);
+	v->d.size = ivshm_get32(&ch->buff_size);
+	v->d.sender_inc = ivshm_get32(&ch->sender_inc);
+	v->d.peer_chan = ivshm_get32(&ch->peer_chan);
+	v->d.peer_gen = ivshm_get32(&ch->peer_gen);
+	v->off = ivshm_get64(&ch->buff_offset);
+	v->rx_state = ivshm_get32(&ch->rx_state);
+	ivshm_rmb();						/* G1 */
+	gen = ivshm_get32(&ch->generation);
+	return !gen || gen != v->gen ? -EAGAIN : 0;
+}
+
+/* May @answer follow @cur on a consumer line? NONE, ACCEPTED, then one
+ * final answer; REFUSED and NOBUFS only instead of ACCEPTED.
+ */
+static bool ivshm_hs_forward(u32 cur, u32 answer)
+{
+	switch (answer) {
+	case IVSHM_RX_ACCEPTED:
+	case IVSHM_RX_REFUSED:
+	case IVSHM_RX_NOBUFS:
+		return cur == IVSHM_RX_NONE;
+	case IVSHM_RX_CLOSED:
+	case IVSHM_RX_RESET:
+		return cur == IVSHM_RX_NONE || cur == IVSHM_RX_ACCEPTED;
+	default:
+		return false;
+	}
+}
+
+/**
+ * ivshm_hs_answer() - answer on channel @idx, if it is still @gen
+ * @l: the layout
+ * @idx: the channel, below l->max_channels
+ * @gen: the generation the answer is for
+ * @answer: an enum ivshm_rx_state other than NONE
+ *
+ * The caller makes all its answers to this slot under one lock (see the
+ * top of this file). The answer is a release store: whatever the caller
+ * wrote before (its reading's end, the acceptor's line) is seen with it.
+ *
+ * Return: whether the answer was written; the caller then notifies.
+ */
+bool ivshm_hs_answer(const struct ivshm_layout *l, u32 idx, u32 gen,
+		     u32 answer)
+{
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+
+	if (!gen || ivshm_get32(&ch->generation) != gen ||
+	    !ivshm_hs_forward(ivshm_get32(&ch->rx_state), answer))
+		return false;
+	ivshm_store_release32(&ch->rx_state, answer);
+	return true;
+}
+
+/**
+ * ivshm_hs_accept() - tell the sender of channel @idx that we read it
+ * @l: the layout
+ * @idx: the channel
+ * @gen: its generation, as read
+ * @inc: our incarnation
+ * @back: the acceptor's answer to a connect: our channel back (its
+ *	peer_chan and peer_gen); NULL for the connector attaching to the
+ *	acceptor's channel, which names nothing
+ *
+ * The acceptor's line is written before ACCEPTED, whose release store
+ * publishes it, so a connector that sees ACCEPTED reads the line whole
+ * (ivshm_hs_reply()).
+ *
+ * Return: whether ACCEPTED was written.
+ */
+bool ivshm_hs_accept(const struct ivshm_layout *l, u32 idx, u32 gen,
+		     u32 inc, const struct ivshm_hs_reply *back)
+{
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+
+	if (!gen || ivshm_get32(&ch->generation) != gen ||
+	    ivshm_get32(&ch->rx_state) != IVSHM_RX_NONE)
+		return false;
+	ivshm_put32(&ch->receiver_inc, inc);
+	if (back) {
+		ivshm_put32(&ch->rx_peer_chan, back->peer_chan);
+		ivshm_put32(&ch->rx_peer_gen, back->peer_gen);
+	}
+	ivshm_store_release32(&ch->rx_state, IVSHM_RX_ACCEPTED);
+	return true;
+}
+
+/**
+ * ivshm_hs_reply() - the receiver's answer on a channel we send on
+ * @l: the layout
+ * @idx: our channel
+ * @r: filled in; r->peer_chan and r->peer_gen name the acceptor's channel
+ *	when r->rx_state is ACCEPTED, CLOSED or RESET after an acceptance
+ */
+void ivshm_hs_reply(const struct ivshm_layout *l, u32 idx,
+		    struct ivshm_hs_reply *r)
+{
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+
+	/* Pairs with the release store of ivshm_hs_accept(). */
+	r->rx_state = ivshm_load_acquire32(&ch->rx_state);
+	r->peer_chan = ivshm_get32(&ch->rx_peer_chan);
+	r->peer_gen = ivshm_get32(&ch->rx_peer_gen);
+}
