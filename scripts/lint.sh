@@ -51,7 +51,10 @@ perl "$ksrc/scripts/checkpatch.pl" --strict --no-tree --terse --show-types \
 result $? "checkpatch.pl --strict is clean on ${#files[@]} files"
 
 # Lower this with every change that moves region accesses into the core.
-region_limit=8
+# What is left is dev_shm's flood (one store through one pointer): the
+# test transport playing a hostile peer, which writes what no honest
+# module would, so it has no core function to call.
+region_limit=2
 region_total=$("$IVSHM_ROOT/scripts/region-access.sh" --total 2>"$log")
 { echo "region accesses outside net/ivshmem/core/: $region_total"
   "$IVSHM_ROOT/scripts/region-access.sh"; } >>"$log" 2>&1

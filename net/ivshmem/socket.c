@@ -570,24 +570,23 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 static void ivshm_rx_event(struct ivshm_sock *isk)
 {
 	struct sock *sk = &isk->sk;
-	struct ivshm_chan *ch = isk->rx.chan;
-	u32 state = ivshm_load_acquire32(&ch->state);
+	bool reset;
+	int state;
 
 	/* CONNECT: an accepted connector that has not attached yet. */
-	if (ivshm_get32(&ch->generation) != isk->rx_gen ||
-	    (state != IVSHM_CHAN_CONNECT && state != IVSHM_CHAN_OPEN &&
-	     state != IVSHM_CHAN_CLOSED)) {
+	state = ivshm_hs_sender_state(&isk->idev->layout, isk->rx_idx,
+				      isk->rx_gen, &reset);
+	if (state < 0) {
 		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state or generation invalid");
 		return;
 	}
 	/* CONNECT, OPEN, CLOSED: a sender only ever moves forward. */
-	if (state < isk->rx_state_seen) {
+	if ((u32)state < isk->rx_state_seen) {
 		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state went back");
 		return;
 	}
 	isk->rx_state_seen = state;
-	if (state == IVSHM_CHAN_CLOSED &&
-	    (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_RESET)) {
+	if (reset) {
 		ivshm_conn_fail(isk, ECONNRESET);
 		return;
 	}
@@ -1573,6 +1572,7 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 {
 	struct sock *sk = &isk->sk;
 	struct ivshm_ring *r = &isk->tx;
+	struct ivshm_hs_reply reply;
 	u32 target, size;
 	u64 records;
 	bool full;
@@ -1597,8 +1597,8 @@ void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		records = 1;
 	ivshm_event_tx_flags(&isk->tx, full ? IVSHM_TXF_FULL : 0,
 			     full ? 0 : IVSHM_TXF_FULL);
-	if (r->old_size ||
-	    ivshm_load_acquire32(&r->chan->rx_state) != IVSHM_RX_ACCEPTED)
+	ivshm_hs_reply(&idev->layout, isk->tx_idx, &reply);
+	if (r->old_size || reply.rx_state != IVSHM_RX_ACCEPTED)
 		goto out;
 	size = r->size;
 	target = ivshm_rebal_target(rb, size, full, records);

@@ -2032,6 +2032,41 @@ TEST_F(core, handshake_accept_writes_its_line_first)
 	EXPECT_EQ(0, ivshm_get32(&ivshm_chan(&self->l, idx)->rx_peer_gen));
 }
 
+/* What a reader acts on: the sender's state of its own generation, and
+ * whether a close was a reset; anything else is a protocol error.
+ */
+TEST_F(core, handshake_sender_state_of_our_generation_only)
+{
+	struct ivshm_chan *ch;
+	bool reset = true;
+	u32 idx, gen;
+	u64 off;
+
+	idx = hs_open(&self->l, IVSHM_CHAN_CONNECT, 1000, &gen, &off);
+	ASSERT_GT(self->l.max_channels, idx);
+	ch = ivshm_chan(&self->l, idx);
+	EXPECT_EQ(IVSHM_CHAN_CONNECT,
+		  ivshm_hs_sender_state(&self->l, idx, gen, &reset));
+	EXPECT_FALSE(reset);
+	EXPECT_EQ(-EPROTO, ivshm_hs_sender_state(&self->l, idx, gen + 1,
+						 &reset));
+	ivshm_put32(&ch->tx_flags, IVSHM_TXF_RESET);
+	ASSERT_EQ(0, ivshm_desc_publish(&self->l, idx, gen, 0, 1,
+					IVSHM_CHAN_OPEN));
+	EXPECT_EQ(IVSHM_CHAN_OPEN,
+		  ivshm_hs_sender_state(&self->l, idx, gen, &reset));
+	EXPECT_FALSE(reset);	/* only a close is a reset */
+	ASSERT_EQ(0, ivshm_desc_publish(&self->l, idx, gen, 0, 1,
+					IVSHM_CHAN_CLOSED));
+	EXPECT_EQ(IVSHM_CHAN_CLOSED,
+		  ivshm_hs_sender_state(&self->l, idx, gen, &reset));
+	EXPECT_TRUE(reset);
+	ivshm_put32(&ch->state, IVSHM_CHAN_ALLOC);
+	EXPECT_EQ(-EPROTO, ivshm_hs_sender_state(&self->l, idx, gen, &reset));
+	ivshm_put32(&ch->state, IVSHM_CHAN_NR_STATES);
+	EXPECT_EQ(-EPROTO, ivshm_hs_sender_state(&self->l, idx, gen, &reset));
+}
+
 /* A generation is never 0, even after it wraps: 0 reads as "being taken". */
 TEST_F(core, generation_skips_zero_when_it_wraps)
 {

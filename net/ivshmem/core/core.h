@@ -197,6 +197,8 @@ bool ivshm_hs_accept(const struct ivshm_layout *l, u32 idx, u32 gen,
 		     u32 inc, const struct ivshm_hs_reply *back);
 void ivshm_hs_reply(const struct ivshm_layout *l, u32 idx,
 		    struct ivshm_hs_reply *r);
+int ivshm_hs_sender_state(const struct ivshm_layout *l, u32 idx, u32 gen,
+			  bool *reset);
 
 /* Peer slots (alloc.c). */
 struct ivshm_peer_slot {		/* one peer slot, each field read once */

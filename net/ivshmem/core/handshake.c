@@ -158,3 +158,31 @@ void ivshm_hs_reply(const struct ivshm_layout *l, u32 idx,
 	r->peer_chan = ivshm_get32(&ch->rx_peer_chan);
 	r->peer_gen = ivshm_get32(&ch->rx_peer_gen);
 }
+
+/**
+ * ivshm_hs_sender_state() - the state of a channel we read, from its sender
+ * @l: the layout
+ * @idx: the channel
+ * @gen: the generation we attached to
+ * @reset: set when the sender closed it for a failure (IVSHM_TXF_RESET)
+ *
+ * Our slot cannot change hands while we read it: its sender frees it only
+ * after our final answer.
+ *
+ * Return: IVSHM_CHAN_CONNECT (an accepted connector not yet attached),
+ * OPEN or CLOSED; -EPROTO for another generation or any other state.
+ */
+int ivshm_hs_sender_state(const struct ivshm_layout *l, u32 idx, u32 gen,
+			  bool *reset)
+{
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
+	u32 state = ivshm_load_acquire32(&ch->state);		/* D1 */
+
+	if (ivshm_get32(&ch->generation) != gen ||
+	    (state != IVSHM_CHAN_CONNECT && state != IVSHM_CHAN_OPEN &&
+	     state != IVSHM_CHAN_CLOSED))
+		return -EPROTO;
+	*reset = state == IVSHM_CHAN_CLOSED &&
+		 (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_RESET);
+	return (int)state;
+}
