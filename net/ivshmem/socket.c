@@ -433,36 +433,31 @@ static void ivshm_conn_proto_error(struct ivshm_sock *isk, u32 idx,
 /* ---- events from the device (chan.c), socket lock taken here ---- */
 
 /* The acceptor answered our CONNECT (@r) and named its channel to us. Read
- * it once and check that it is the reverse of ours.
+ * it once and check that it is the reverse of ours (ivshm_hs_reverse()).
  */
 static int ivshm_attach_reverse(struct ivshm_sock *isk,
 				const struct ivshm_hs_reply *r)
 {
 	struct ivshm_dev *idev = isk->idev;
 	const struct ivshm_layout *l = &idev->layout;
+	const struct ivshm_hs_ends e = {
+		.local_vm = idev->own_id,
+		.local_port = isk->local.sivshm_port,
+		.remote_vm = isk->remote.sivshm_vm,
+		.remote_port = isk->remote.sivshm_port,
+		.idx = isk->tx_idx,
+		.gen = isk->tx_gen,
+	};
 	struct ivshm_hs_line v;
-	u32 idx = r->peer_chan;
 	int ret;
 
-	if (idx >= l->max_channels || idx == isk->tx_idx ||
-	    ivshm_hs_read(l, idx, &v))
+	if (ivshm_hs_reverse(l, &e, r, &v) ||
+	    ivshm_ring_init(&isk->rx, l, r->peer_chan, v.off, v.d.size))
 		return -EPROTO;
-	if ((v.d.state != IVSHM_CHAN_OPEN && v.d.state != IVSHM_CHAN_CLOSED) ||
-	    v.gen != r->peer_gen ||
-	    v.d.sender_vm != isk->remote.sivshm_vm ||
-	    v.d.receiver_vm != idev->own_id ||
-	    v.d.src_port != isk->remote.sivshm_port ||
-	    v.d.dst_port != isk->local.sivshm_port ||
-	    v.d.peer_chan != isk->tx_idx || v.d.peer_gen != isk->tx_gen ||
-	    v.d.size < IVSHMEM_RING_MIN || v.d.size > IVSHMEM_RING_MAX)
-		return -EPROTO;
-	ret = ivshm_ring_init(&isk->rx, l, idx, v.off, v.d.size);
-	if (ret)
-		return -EPROTO;
-	ret = ivshm_slot_set(idev, idx, true, isk);
+	ret = ivshm_slot_set(idev, r->peer_chan, true, isk);
 	if (ret)
 		return ret;
-	isk->rx_idx = idx;
+	isk->rx_idx = r->peer_chan;
 	isk->rx_gen = v.gen;
 	isk->rx_state_seen = v.d.state;
 	isk->has_rx = true;
@@ -471,7 +466,7 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk,
 	 * waits for our reader to drain it and let go.
 	 */
 	if (v.d.state == IVSHM_CHAN_OPEN)
-		ivshm_slot_accept(idev, idx, v.gen, NULL);
+		ivshm_slot_accept(idev, r->peer_chan, v.gen, NULL);
 	/* A rejoin of ours since the connect reclaimed our channel. */
 	if (ivshm_tx_set_state(isk, IVSHM_CHAN_OPEN))
 		return -ENOLINK;
@@ -481,74 +476,45 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk,
 	return 0;
 }
 
-/* An honest receiver answers once and lets go once: NONE, ACCEPTED, then
- * CLOSED or RESET for good. Going back would undo a shutdown we acted on.
- */
-static bool ivshm_answer_follows(u32 seen, u32 rx)
-{
-	switch (seen) {
-	case IVSHM_RX_NONE:
-		return true;
-	case IVSHM_RX_ACCEPTED:
-		return rx != IVSHM_RX_NONE;
-	default:
-		return rx == seen;
-	}
-}
-
 /* Something changed on our channel: the receiver's answer, or its tail. */
 static void ivshm_tx_event(struct ivshm_sock *isk)
 {
 	struct sock *sk = &isk->sk;
 	struct ivshm_hs_reply r;
-	u32 rx;
+	enum ivshm_hs_tx step;
 
+	if (sk->sk_state != TCP_SYN_SENT && sk->sk_state != TCP_ESTABLISHED)
+		return;
 	ivshm_hs_reply(&isk->idev->layout, isk->tx_idx, &r);
-	rx = r.rx_state;
-
-	if (sk->sk_state == TCP_SYN_SENT) {
-		switch (rx) {
-		case IVSHM_RX_NONE:
-			return;
-		case IVSHM_RX_REFUSED:
-			ivshm_conn_fail(isk, ECONNREFUSED);
-			return;
-		case IVSHM_RX_NOBUFS:
-			ivshm_conn_fail(isk, ENOBUFS);
-			return;
-		case IVSHM_RX_ACCEPTED:
-		case IVSHM_RX_CLOSED:
-		case IVSHM_RX_RESET:
-			/* Accepted, and maybe closed again before we looked:
-			 * either way the connection was made, and its reverse
-			 * channel waits for us; a close is handled below.
-			 */
-			if (ivshm_attach_reverse(isk, &r)) {
-				ivshm_conn_proto_error(isk, isk->tx_idx, "reverse channel invalid");
-				return;
-			}
-			sk->sk_state = TCP_ESTABLISHED;
-			if (sk->sk_socket)
-				sk->sk_socket->state = SS_CONNECTED;
-			sk->sk_state_change(sk);
-			break;
-		default:
-			ivshm_conn_proto_error(isk, isk->tx_idx, "unknown rx_state");
+	step = ivshm_hs_tx_step(&isk->tx_answer, r.rx_state,
+				sk->sk_state == TCP_SYN_SENT);
+	if (step == IVSHM_HS_TX_ATTACH) {
+		if (ivshm_attach_reverse(isk, &r)) {
+			ivshm_conn_proto_error(isk, isk->tx_idx, "reverse channel invalid");
 			return;
 		}
+		sk->sk_state = TCP_ESTABLISHED;
+		if (sk->sk_socket)
+			sk->sk_socket->state = SS_CONNECTED;
+		sk->sk_state_change(sk);
+		/* The same answer, for the connection now made: a close
+		 * before we looked takes effect at once.
+		 */
+		step = ivshm_hs_tx_step(&isk->tx_answer, r.rx_state, false);
 	}
-	if (sk->sk_state != TCP_ESTABLISHED)
+	switch (step) {
+	case IVSHM_HS_TX_NOTHING:
+	case IVSHM_HS_TX_ATTACH:	/* only while connecting, above */
 		return;
-	if (!ivshm_answer_follows(isk->tx_answer, rx)) {
-		ivshm_conn_proto_error(isk, isk->tx_idx, "rx_state went back");
+	case IVSHM_HS_TX_REFUSED:
+		ivshm_conn_fail(isk, ECONNREFUSED);
 		return;
-	}
-	isk->tx_answer = rx;
-	switch (rx) {
-	case IVSHM_RX_NONE:		/* the connector has not attached yet */
-	case IVSHM_RX_ACCEPTED:
+	case IVSHM_HS_TX_NOBUFS:
+		ivshm_conn_fail(isk, ENOBUFS);
+		return;
+	case IVSHM_HS_TX_OPEN:
 		break;
-	case IVSHM_RX_CLOSED:
+	case IVSHM_HS_TX_PEER_CLOSED:
 		/* The peer stopped reading: our sends fail with EPIPE. */
 		if (!(sk->sk_shutdown & SEND_SHUTDOWN)) {
 			WRITE_ONCE(sk->sk_shutdown,
@@ -556,11 +522,12 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 			sk->sk_state_change(sk);
 		}
 		break;
-	case IVSHM_RX_RESET:
+	case IVSHM_HS_TX_PEER_RESET:
 		ivshm_conn_fail(isk, ECONNRESET);
 		return;
-	default:
-		ivshm_conn_proto_error(isk, isk->tx_idx, "unknown rx_state");
+	case IVSHM_HS_TX_BAD:
+		ivshm_conn_proto_error(isk, isk->tx_idx,
+				       "answer unknown or gone back");
 		return;
 	}
 	sk->sk_write_space(sk);
@@ -576,24 +543,23 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 	/* CONNECT: an accepted connector that has not attached yet. */
 	state = ivshm_hs_sender_state(&isk->idev->layout, isk->rx_idx,
 				      isk->rx_gen, &reset);
-	if (state < 0) {
-		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state or generation invalid");
+	switch (ivshm_hs_rx_step(&isk->rx_state_seen, state, reset)) {
+	case IVSHM_HS_RX_BAD:
+		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state invalid or gone back");
 		return;
-	}
-	/* CONNECT, OPEN, CLOSED: a sender only ever moves forward. */
-	if ((u32)state < isk->rx_state_seen) {
-		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state went back");
-		return;
-	}
-	isk->rx_state_seen = state;
-	if (reset) {
+	case IVSHM_HS_RX_RESET:
 		ivshm_conn_fail(isk, ECONNRESET);
 		return;
-	}
-	if (state == IVSHM_CHAN_CLOSED && !(sk->sk_shutdown & RCV_SHUTDOWN)) {
-		/* Records before the close stay readable; then EOF. */
-		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | RCV_SHUTDOWN);
-		sk->sk_state_change(sk);
+	case IVSHM_HS_RX_EOF:
+		if (!(sk->sk_shutdown & RCV_SHUTDOWN)) {
+			/* Records before the close stay readable; then EOF. */
+			WRITE_ONCE(sk->sk_shutdown,
+				   sk->sk_shutdown | RCV_SHUTDOWN);
+			sk->sk_state_change(sk);
+		}
+		break;
+	case IVSHM_HS_RX_DATA:
+		break;
 	}
 	ivshm_rx_pass_moves(isk);
 	sk->sk_data_ready(sk);
@@ -931,16 +897,12 @@ out:
 void ivshm_sock_request(struct ivshm_dev *idev, u32 idx,
 			const struct ivshm_hs_line *v)
 {
-	const struct ivshm_layout *l = &idev->layout;
-	u32 answer = IVSHM_RX_REFUSED, alive_inc;
+	u32 answer = IVSHM_RX_REFUSED;
 	struct sock *parent, *sk;
 	struct ivshm_sock *lis;
 	int ret;
 
-	if (!ivshm_peer_alive(l, v->d.sender_vm, &alive_inc) ||
-	    alive_inc != v->d.sender_inc ||
-	    v->d.size < IVSHMEM_RING_MIN || v->d.size > IVSHMEM_RING_MAX ||
-	    !ivshm_run_valid(l, v->off, v->d.size)) {
+	if (ivshm_hs_request_check(&idev->layout, v)) {
 		ivshm_stat_inc(idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_nl_proto_error(idev, idx, "connect request invalid");
 		ivshm_refuse(idev, idx, v, IVSHM_RX_REFUSED);

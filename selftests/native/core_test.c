@@ -2067,6 +2067,175 @@ TEST_F(core, handshake_sender_state_of_our_generation_only)
 	EXPECT_EQ(-EPROTO, ivshm_hs_sender_state(&self->l, idx, gen, &reset));
 }
 
+/* Every answer on our channel, connecting or not, after every answer seen:
+ * forward moves act, going back or an unknown value is a protocol error.
+ */
+TEST(handshake_tx_step_moves_only_forward)
+{
+	static const struct {
+		bool connecting;
+		u32 seen, rx;
+		enum ivshm_hs_tx step;
+		u32 seen_after;
+	} t[] = {
+		{ true, 0, IVSHM_RX_NONE, IVSHM_HS_TX_NOTHING, 0 },
+		{ true, 0, IVSHM_RX_REFUSED, IVSHM_HS_TX_REFUSED, 0 },
+		{ true, 0, IVSHM_RX_NOBUFS, IVSHM_HS_TX_NOBUFS, 0 },
+		{ true, 0, IVSHM_RX_ACCEPTED, IVSHM_HS_TX_ATTACH, 0 },
+		{ true, 0, IVSHM_RX_CLOSED, IVSHM_HS_TX_ATTACH, 0 },
+		{ true, 0, IVSHM_RX_RESET, IVSHM_HS_TX_ATTACH, 0 },
+		{ true, 0, IVSHM_RX_NR_STATES, IVSHM_HS_TX_BAD, 0 },
+		{ false, IVSHM_RX_NONE, IVSHM_RX_NONE, IVSHM_HS_TX_OPEN,
+		  IVSHM_RX_NONE },
+		{ false, IVSHM_RX_NONE, IVSHM_RX_ACCEPTED, IVSHM_HS_TX_OPEN,
+		  IVSHM_RX_ACCEPTED },
+		{ false, IVSHM_RX_NONE, IVSHM_RX_CLOSED,
+		  IVSHM_HS_TX_PEER_CLOSED, IVSHM_RX_CLOSED },
+		{ false, IVSHM_RX_ACCEPTED, IVSHM_RX_RESET,
+		  IVSHM_HS_TX_PEER_RESET, IVSHM_RX_RESET },
+		{ false, IVSHM_RX_ACCEPTED, IVSHM_RX_NONE, IVSHM_HS_TX_BAD,
+		  IVSHM_RX_ACCEPTED },
+		{ false, IVSHM_RX_CLOSED, IVSHM_RX_CLOSED,
+		  IVSHM_HS_TX_PEER_CLOSED, IVSHM_RX_CLOSED },
+		{ false, IVSHM_RX_CLOSED, IVSHM_RX_ACCEPTED, IVSHM_HS_TX_BAD,
+		  IVSHM_RX_CLOSED },
+		{ false, IVSHM_RX_CLOSED, IVSHM_RX_RESET, IVSHM_HS_TX_BAD,
+		  IVSHM_RX_CLOSED },
+		{ false, IVSHM_RX_NONE, IVSHM_RX_REFUSED, IVSHM_HS_TX_BAD,
+		  IVSHM_RX_NONE },
+		{ false, IVSHM_RX_ACCEPTED, 99, IVSHM_HS_TX_BAD,
+		  IVSHM_RX_ACCEPTED },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		u32 seen = t[i].seen;
+
+		EXPECT_EQ(t[i].step, ivshm_hs_tx_step(&seen, t[i].rx,
+						      t[i].connecting))
+			TH_LOG("case %u", i);
+		EXPECT_EQ(t[i].seen_after, seen) TH_LOG("case %u", i);
+	}
+}
+
+TEST(handshake_rx_step_moves_only_forward)
+{
+	u32 seen = IVSHM_CHAN_CONNECT;
+
+	EXPECT_EQ(IVSHM_HS_RX_DATA,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CONNECT, false));
+	EXPECT_EQ(IVSHM_HS_RX_DATA,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_OPEN, false));
+	EXPECT_EQ(IVSHM_CHAN_OPEN, seen);
+	EXPECT_EQ(IVSHM_HS_RX_BAD,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CONNECT, false));
+	EXPECT_EQ(IVSHM_HS_RX_BAD, ivshm_hs_rx_step(&seen, -EPROTO, false));
+	EXPECT_EQ(IVSHM_CHAN_OPEN, seen);
+	EXPECT_EQ(IVSHM_HS_RX_EOF,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CLOSED, false));
+	EXPECT_EQ(IVSHM_HS_RX_EOF,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CLOSED, false));
+	EXPECT_EQ(IVSHM_HS_RX_BAD,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_OPEN, false));
+	EXPECT_EQ(IVSHM_HS_RX_RESET,
+		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CLOSED, true));
+}
+
+/* The channel an acceptor names is the reverse of ours in every field, or
+ * nothing is attached; a request is acted on only from a live incarnation
+ * with a run a reader may follow.
+ */
+TEST_F(core, handshake_reverse_and_request_checks)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 3, .sender_inc = 5, .receiver_vm = 0,
+		.src_port = 9, .dst_port = 1000, .size = 4 * IVSHM_BLOCK_SIZE,
+		.state = IVSHM_CHAN_OPEN,
+	};
+	struct ivshm_hs_ends e = {
+		.local_vm = 0, .local_port = 1000,
+		.remote_vm = 3, .remote_port = 9,
+	};
+	struct ivshm_hs_reply r;
+	struct ivshm_hs_line v;
+	struct ivshm_chan *pc;
+	u32 idx;
+	u64 off;
+	int f;
+
+	e.idx = hs_open(&self->l, IVSHM_CHAN_CONNECT, 1000, &e.gen, &off);
+	ASSERT_GT(self->l.max_channels, e.idx);
+	d.peer_chan = e.idx;
+	d.peer_gen = e.gen;
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 3, 5, NULL));
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &idx, &r.peer_gen, &off));
+	ivshm_ctrl_unlock(&self->l, 3, 5);
+	r.peer_chan = idx;
+	r.rx_state = IVSHM_RX_ACCEPTED;
+	pc = ivshm_chan(&self->l, idx);
+	ASSERT_EQ(0, ivshm_hs_reverse(&self->l, &e, &r, &v));
+	EXPECT_EQ(IVSHM_CHAN_OPEN, v.d.state);
+	EXPECT_EQ(off, v.off);
+
+	/* Each field of the line, wrong in turn. */
+	for (f = 0; f < 9; f++) {
+		__le32 *w32[] = {
+			&pc->state, &pc->src_port, &pc->dst_port,
+			&pc->peer_chan, &pc->peer_gen, &pc->buff_size,
+		};
+		__le16 *w16[] = { &pc->sender_vm, &pc->receiver_vm };
+		u32 keep32 = 0;
+		u16 keep16 = 0;
+		u64 keep64 = 0;
+
+		if (f < 6) {
+			keep32 = ivshm_get32(w32[f]);
+			ivshm_put32(w32[f], f == 0 ? IVSHM_CHAN_CONNECT :
+				    f == 5 ? IVSHM_RUN_MAX + IVSHM_BLOCK_SIZE :
+				    keep32 + 1);
+		} else if (f < 8) {
+			keep16 = ivshm_get16(w16[f - 6]);
+			ivshm_put16(w16[f - 6], keep16 + 1);
+		} else {
+			keep64 = ivshm_get64(&pc->buff_offset);
+			ivshm_put64(&pc->buff_offset,
+				    (u64)self->l.nr_blocks * IVSHM_BLOCK_SIZE);
+		}
+		EXPECT_EQ(-EPROTO, ivshm_hs_reverse(&self->l, &e, &r, &v))
+			TH_LOG("field %d", f);
+		if (f < 6)
+			ivshm_put32(w32[f], keep32);
+		else if (f < 8)
+			ivshm_put16(w16[f - 6], keep16);
+		else
+			ivshm_put64(&pc->buff_offset, keep64);
+	}
+	ASSERT_EQ(0, ivshm_hs_reverse(&self->l, &e, &r, &v));
+	/* The answer names another generation, our own channel, or none. */
+	r.peer_gen++;
+	EXPECT_EQ(-EPROTO, ivshm_hs_reverse(&self->l, &e, &r, &v));
+	r.peer_gen--;
+	r.peer_chan = e.idx;
+	EXPECT_EQ(-EPROTO, ivshm_hs_reverse(&self->l, &e, &r, &v));
+	r.peer_chan = self->l.max_channels;
+	EXPECT_EQ(-EPROTO, ivshm_hs_reverse(&self->l, &e, &r, &v));
+
+	/* The same line as a request: VM 3 must be alive as incarnation 5. */
+	ASSERT_EQ(0, ivshm_hs_read(&self->l, idx, &v));
+	EXPECT_EQ(-EPROTO, ivshm_hs_request_check(&self->l, &v));
+	ivshm_put32(&ivshm_peer(&self->l, 3)->incarnation, 5);
+	ivshm_put32(&ivshm_peer(&self->l, 3)->state, IVSHM_PEER_ALIVE);
+	EXPECT_EQ(0, ivshm_hs_request_check(&self->l, &v));
+	v.d.sender_inc = 4;
+	EXPECT_EQ(-EPROTO, ivshm_hs_request_check(&self->l, &v));
+	v.d.sender_inc = 5;
+	v.d.size = IVSHM_RUN_MIN - IVSHM_BLOCK_SIZE;
+	EXPECT_EQ(-EPROTO, ivshm_hs_request_check(&self->l, &v));
+	v.d.size = 4 * IVSHM_BLOCK_SIZE;
+	v.off = (u64)self->l.nr_blocks * IVSHM_BLOCK_SIZE - IVSHM_BLOCK_SIZE;
+	EXPECT_EQ(-EPROTO, ivshm_hs_request_check(&self->l, &v));
+}
+
 /* A generation is never 0, even after it wraps: 0 reads as "being taken". */
 TEST_F(core, generation_skips_zero_when_it_wraps)
 {

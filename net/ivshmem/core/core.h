@@ -200,6 +200,49 @@ void ivshm_hs_reply(const struct ivshm_layout *l, u32 idx,
 int ivshm_hs_sender_state(const struct ivshm_layout *l, u32 idx, u32 gen,
 			  bool *reset);
 
+/* The ends of a connection and our channel, from the connector's private
+ * state: what the channel an acceptor names must match.
+ */
+struct ivshm_hs_ends {
+	u32 local_vm;
+	u32 local_port;
+	u32 remote_vm;
+	u32 remote_port;
+	u32 idx;			/* our channel */
+	u32 gen;
+};
+
+/* What an answer on our channel means for the connection. */
+enum ivshm_hs_tx {
+	IVSHM_HS_TX_NOTHING,		/* connecting: no answer yet */
+	IVSHM_HS_TX_REFUSED,		/* connecting: nobody listens */
+	IVSHM_HS_TX_NOBUFS,		/* connecting: no room for its channel */
+	IVSHM_HS_TX_ATTACH,		/* connecting: accepted; attach */
+	IVSHM_HS_TX_OPEN,		/* the reader reads (or will) */
+	IVSHM_HS_TX_PEER_CLOSED,	/* the reader let go: EPIPE */
+	IVSHM_HS_TX_PEER_RESET,		/* ... with records unread */
+	IVSHM_HS_TX_BAD,		/* a protocol error: reset */
+};
+
+/* What the state of the channel we read means for the connection. */
+enum ivshm_hs_rx {
+	IVSHM_HS_RX_DATA,		/* records may come */
+	IVSHM_HS_RX_EOF,		/* closed: what is left, then EOF */
+	IVSHM_HS_RX_RESET,		/* closed for a failure */
+	IVSHM_HS_RX_BAD,		/* a protocol error: reset */
+};
+
+/* Region accesses of one call here, at most (the fuzzers check it). */
+#define IVSHM_HS_MAX_ACCESS	16
+
+int ivshm_hs_request_check(const struct ivshm_layout *l,
+			   const struct ivshm_hs_line *v);
+int ivshm_hs_reverse(const struct ivshm_layout *l,
+		     const struct ivshm_hs_ends *e,
+		     const struct ivshm_hs_reply *r, struct ivshm_hs_line *v);
+enum ivshm_hs_tx ivshm_hs_tx_step(u32 *seen, u32 rx, bool connecting);
+enum ivshm_hs_rx ivshm_hs_rx_step(u32 *seen, int state, bool reset);
+
 /* Peer slots (alloc.c). */
 struct ivshm_peer_slot {		/* one peer slot, each field read once */
 	u32 state;

@@ -23,7 +23,18 @@
  * long between two stores under a spinlock is a stopped VM, and what it
  * writes then is what a stale writer writes, which senders validate).
  *
- * Every function here makes a fixed number of region accesses.
+ * Deciding. What a connection does with what it read is decided here too,
+ * from its private state and the values read once: whether a connect
+ * request may be acted on, whether the channel an acceptor names is the
+ * reverse of ours, and what an answer on our channel or a state of the
+ * channel we read means for the connection (ivshm_hs_tx_step(),
+ * ivshm_hs_rx_step()). Both sides only move forward: CONNECT, OPEN,
+ * CLOSED for a sender; NONE, ACCEPTED, one final answer for a receiver.
+ * A value that goes back, or that no honest peer writes, is a protocol
+ * error, and the connection is reset.
+ *
+ * Every function here makes a fixed number of region accesses
+ * (IVSHM_HS_MAX_ACCESS at most).
  */
 
 #include "core.h"
@@ -185,4 +196,140 @@ int ivshm_hs_sender_state(const struct ivshm_layout *l, u32 idx, u32 gen,
 	*reset = state == IVSHM_CHAN_CLOSED &&
 		 (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_RESET);
 	return (int)state;
+}
+
+/**
+ * ivshm_hs_request_check() - may we act on this connect request?
+ * @l: the layout
+ * @v: the request, one reading in state CONNECT (ivshm_hs_read())
+ *
+ * Return: 0, or -EPROTO when its sender is not the live incarnation it
+ * names, or its run is not 16 KiB to 16 MiB of whole blocks inside the
+ * data area.
+ */
+int ivshm_hs_request_check(const struct ivshm_layout *l,
+			   const struct ivshm_hs_line *v)
+{
+	u32 inc;
+
+	if (!ivshm_peer_alive(l, v->d.sender_vm, &inc) ||
+	    inc != v->d.sender_inc ||
+	    v->d.size < IVSHM_RUN_MIN || v->d.size > IVSHM_RUN_MAX ||
+	    !ivshm_run_valid(l, v->off, v->d.size))
+		return -EPROTO;
+	return 0;
+}
+
+/**
+ * ivshm_hs_reverse() - read the channel an acceptor named, and check it
+ * @l: the layout
+ * @e: the connection's ends and our channel, from private state
+ * @r: the answer on our channel (ivshm_hs_reply())
+ * @v: filled in with the channel's one reading
+ *
+ * It must be the reverse of ours: the generation named, state OPEN (or
+ * CLOSED, if the acceptor closed again before we looked), from the VM we
+ * asked to us, the ports swapped, naming our channel and generation, with
+ * a run a reader may follow.
+ *
+ * Return: 0, or -EPROTO.
+ */
+int ivshm_hs_reverse(const struct ivshm_layout *l,
+		     const struct ivshm_hs_ends *e,
+		     const struct ivshm_hs_reply *r, struct ivshm_hs_line *v)
+{
+	if (r->peer_chan >= l->max_channels || r->peer_chan == e->idx ||
+	    ivshm_hs_read(l, r->peer_chan, v))
+		return -EPROTO;
+	if ((v->d.state != IVSHM_CHAN_OPEN &&
+	     v->d.state != IVSHM_CHAN_CLOSED) ||
+	    v->gen != r->peer_gen ||
+	    v->d.sender_vm != e->remote_vm || v->d.receiver_vm != e->local_vm ||
+	    v->d.src_port != e->remote_port || v->d.dst_port != e->local_port ||
+	    v->d.peer_chan != e->idx || v->d.peer_gen != e->gen ||
+	    v->d.size < IVSHM_RUN_MIN || v->d.size > IVSHM_RUN_MAX ||
+	    !ivshm_run_valid(l, v->off, v->d.size))
+		return -EPROTO;
+	return 0;
+}
+
+/**
+ * ivshm_hs_tx_step() - what an answer on our channel means
+ * @seen: the answer the connection last acted on, updated
+ * @rx: the answer now (ivshm_hs_reply())
+ * @connecting: the connection waits for the answer to its connect
+ *
+ * Return: what the connection does (enum ivshm_hs_tx).
+ */
+enum ivshm_hs_tx ivshm_hs_tx_step(u32 *seen, u32 rx, bool connecting)
+{
+	if (connecting) {
+		switch (rx) {
+		case IVSHM_RX_NONE:
+			return IVSHM_HS_TX_NOTHING;
+		case IVSHM_RX_REFUSED:
+			return IVSHM_HS_TX_REFUSED;
+		case IVSHM_RX_NOBUFS:
+			return IVSHM_HS_TX_NOBUFS;
+		case IVSHM_RX_ACCEPTED:
+		case IVSHM_RX_CLOSED:
+		case IVSHM_RX_RESET:
+			/* Accepted, and maybe closed again before we looked:
+			 * the connection was made, its reverse channel waits,
+			 * and the close follows once attached.
+			 */
+			return IVSHM_HS_TX_ATTACH;
+		default:
+			return IVSHM_HS_TX_BAD;
+		}
+	}
+	/* NONE (the connector has not attached yet), ACCEPTED, then one of
+	 * CLOSED or RESET for good: going back would undo a shutdown we
+	 * acted on.
+	 */
+	switch (*seen) {
+	case IVSHM_RX_NONE:
+		break;
+	case IVSHM_RX_ACCEPTED:
+		if (rx == IVSHM_RX_NONE)
+			return IVSHM_HS_TX_BAD;
+		break;
+	default:
+		if (rx != *seen)
+			return IVSHM_HS_TX_BAD;
+		break;
+	}
+	switch (rx) {
+	case IVSHM_RX_NONE:
+	case IVSHM_RX_ACCEPTED:
+		*seen = rx;
+		return IVSHM_HS_TX_OPEN;
+	case IVSHM_RX_CLOSED:
+		*seen = rx;
+		return IVSHM_HS_TX_PEER_CLOSED;
+	case IVSHM_RX_RESET:
+		*seen = rx;
+		return IVSHM_HS_TX_PEER_RESET;
+	default:
+		return IVSHM_HS_TX_BAD;
+	}
+}
+
+/**
+ * ivshm_hs_rx_step() - what the state of the channel we read means
+ * @seen: the state the connection last acted on, updated
+ * @state: the state now, or -EPROTO (ivshm_hs_sender_state())
+ * @reset: the sender closed it for a failure
+ *
+ * Return: what the connection does (enum ivshm_hs_rx).
+ */
+enum ivshm_hs_rx ivshm_hs_rx_step(u32 *seen, int state, bool reset)
+{
+	/* CONNECT, OPEN, CLOSED: a sender only ever moves forward. */
+	if (state < 0 || (u32)state < *seen)
+		return IVSHM_HS_RX_BAD;
+	*seen = (u32)state;
+	if (state != IVSHM_CHAN_CLOSED)
+		return IVSHM_HS_RX_DATA;
+	return reset ? IVSHM_HS_RX_RESET : IVSHM_HS_RX_EOF;
 }

@@ -30,6 +30,8 @@
  * size.
  */
 #define IVSHM_RUN_MAX		(16u << 20)
+/* The shortest run a channel may have (IVSHMEM_RING_MIN in the ABI). */
+#define IVSHM_RUN_MIN		(16u << 10)
 
 /* VM ids 0 .. IVSHM_MAX_PEERS - 1 have a slot in the peer table. */
 #define IVSHM_MAX_PEERS		64
