@@ -63,8 +63,16 @@
  */
 #define IVSHM_CTRL_STALE_MS	500
 #define IVSHM_CTRL_GAP_MS	10
-/* An orphan whose receiver never acknowledges is freed after this. */
+/* An orphan whose receiver never attached is freed after this. */
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
+
+/* Why an orphan is looked at. */
+enum ivshm_orphan_why {
+	IVSHM_ORPHAN_NEWS,		/* its receiver may have answered */
+	IVSHM_ORPHAN_TIMED_OUT,		/* IVSHM_ORPHAN_TIMEOUT is up */
+	IVSHM_ORPHAN_NOW,		/* its receiver is gone, or we are */
+};
+
 /* Channels the control work handles per run, at most (plus the rest of
  * the word it is in), and times it looks at the whole set; a peer that
  * keeps setting bits past that (a flood), or setting and clearing them,
@@ -139,6 +147,23 @@ static int ivshm_ctrl_try(struct ivshm_dev *idev)
 	return 0;
 }
 
+/* A VM declared dead takes neither the lock nor channels until it rejoins:
+ * a survivor may be reaping its channels, and a lock word in a dead name
+ * is anybody's to break. Asked once the region's lock is ours, since the
+ * wait for it may outlast our liveness. Both locks held; both dropped when
+ * the answer is no.
+ * Return: 0 or -ENOLINK.
+ */
+static int ivshm_ctrl_still_me(struct ivshm_dev *idev)
+{
+	lockdep_assert_held(&idev->ctrl_mutex);
+	if (ivshm_peer_still_me(&idev->layout, idev->own_id, idev->inc))
+		return 0;
+	ivshm_ctrl_unlock(&idev->layout, idev->own_id, idev->inc);
+	mutex_unlock(&idev->ctrl_mutex);
+	return -ENOLINK;
+}
+
 /**
  * ivshm_ctrl_lock() - take the region's control lock for this device
  * @idev: a joined device
@@ -148,7 +173,8 @@ static int ivshm_ctrl_try(struct ivshm_dev *idev)
  * success.
  *
  * Return: 0; -EBUSY when the lock (or our mutex) stayed busy until the
- * deadline; -EINTR for a task being killed.
+ * deadline; -EINTR for a task being killed; -ENOLINK while our slot says we
+ * are dead.
  */
 int ivshm_ctrl_lock(struct ivshm_dev *idev)
 {
@@ -160,7 +186,7 @@ int ivshm_ctrl_lock(struct ivshm_dev *idev)
 		return ret;
 	for (;;) {
 		if (!ivshm_ctrl_try(idev))
-			return 0;
+			return ivshm_ctrl_still_me(idev);
 		if (time_after(jiffies, end) || fatal_signal_pending(current))
 			break;
 		usleep_range(20, 100);
@@ -177,14 +203,15 @@ int ivshm_ctrl_lock(struct ivshm_dev *idev)
  * back a period later. Its attempts are too far apart to find a lock word
  * stale; whoever waits for the lock (ivshm_ctrl_lock()) does that.
  *
- * Return: 0 with ctrl_mutex held, or -EBUSY.
+ * Return: 0 with ctrl_mutex held, -EBUSY, or -ENOLINK while our slot says
+ * we are dead.
  */
 int ivshm_ctrl_lock_nowait(struct ivshm_dev *idev)
 {
 	if (!mutex_trylock(&idev->ctrl_mutex))
 		return -EBUSY;
 	if (!ivshm_ctrl_try(idev))
-		return 0;
+		return ivshm_ctrl_still_me(idev);
 	mutex_unlock(&idev->ctrl_mutex);
 	return -EBUSY;
 }
@@ -249,6 +276,7 @@ static void ivshm_chan_close_later(struct ivshm_dev *idev, u32 idx,
 	spin_lock_bh(&idev->lock);
 	if (!idev->dying) {
 		s->orphan = true;
+		s->free_now = true;
 		s->runs = *runs;
 		s->since = jiffies - IVSHM_ORPHAN_TIMEOUT - 1;
 	}
@@ -290,7 +318,13 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 	};
 	int ret;
 
-	if (ivshm_ctrl_lock(idev)) {
+	ret = ivshm_ctrl_lock(idev);
+	/* Declared dead: our channels are the reapers' (or our tidy's, once
+	 * we rejoin), and nothing of ours may wait for them.
+	 */
+	if (ret == -ENOLINK)
+		return;
+	if (ret) {
 		ivshm_chan_close_later(idev, idx, runs);
 		return;
 	}
@@ -345,8 +379,11 @@ int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state)
 	ret = ivshm_ctrl_mutex_lock(idev, end);
 	if (ret)
 		return ret;
-	ret = ivshm_desc_publish(&idev->layout, idx, gen, idev->own_id,
-				 idev->inc, state);
+	/* Not in the name of an incarnation declared dead either. */
+	ret = -ENOLINK;
+	if (ivshm_peer_still_me(&idev->layout, idev->own_id, idev->inc))
+		ret = ivshm_desc_publish(&idev->layout, idx, gen,
+					 idev->own_id, idev->inc, state);
 	mutex_unlock(&idev->ctrl_mutex);
 	return ret;
 }
@@ -706,8 +743,9 @@ void ivshm_slot_put(struct ivshm_sock *isk[2])
  * @runs: what it holds (private copy)
  * @isk: the socket giving it up, whose reference the slot drops
  *
- * The channel is freed once the receiver acknowledges, or after
- * IVSHM_ORPHAN_TIMEOUT. If the device is going away it is freed now.
+ * The channel is freed once the receiver acknowledges, once it is gone,
+ * or after IVSHM_ORPHAN_TIMEOUT if it never attached (ivshm_hs_may_free()).
+ * If the device is going away it is freed now.
  */
 void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx,
 		       const struct ivshm_runs *runs, struct ivshm_sock *isk)
@@ -724,6 +762,7 @@ void ivshm_slot_orphan(struct ivshm_dev *idev, u32 idx,
 		now = true;
 	} else {
 		s->orphan = true;
+		s->free_now = false;
 		s->runs = *runs;
 		s->since = jiffies;
 	}
@@ -766,14 +805,16 @@ static void ivshm_orphan_close_reverse(struct ivshm_dev *idev, u32 idx,
 			     IVSHM_PEND_CTRL);
 }
 
-/* An orphan's receiver answered, or it is time to give up. The answers that
- * end it: CLOSED, RESET, REFUSED or NOBUFS. ACCEPTED means the receiver
- * accepted a connection we had withdrawn: its channel to us is then closed
- * from our side (we are its reader), and we wait for it to acknowledge
- * ours; so is it if the receiver accepted and acknowledged ours before we
- * looked.
+/* An orphan's receiver answered, its time is up (@why), or it must go now.
+ * The answers that end it: CLOSED, RESET, REFUSED or NOBUFS. ACCEPTED means
+ * the receiver accepted a connection we had withdrawn: its channel to us is
+ * then closed from our side (we are its reader), and we wait for it to
+ * acknowledge ours; so is it if the receiver accepted and acknowledged ours
+ * before we looked. Time frees only what no reader holds
+ * (ivshm_hs_may_free()).
  */
-static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
+static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
+			       enum ivshm_orphan_why why)
 {
 	const struct ivshm_layout *l = &idev->layout;
 	struct ivshm_slot *s = &idev->slots[idx];
@@ -783,12 +824,28 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 
 	spin_lock_bh(&idev->lock);
 	done = s->orphan;
+	if (s->free_now)
+		why = IVSHM_ORPHAN_NOW;
 	runs = s->runs;
 	spin_unlock_bh(&idev->lock);
 	if (!done)
 		return;
 	ivshm_hs_reply(l, idx, &r);
-	done = expire || ivshm_rx_final(r.rx_state);
+	done = why == IVSHM_ORPHAN_NOW ||
+	       ivshm_hs_may_free(&r, why == IVSHM_ORPHAN_TIMED_OUT,
+				 ivshm_peer_alive(l, runs.receiver, NULL));
+	/* Time is up, but it says a reader of the receiver's is there: ask
+	 * the receiver again, every IVSHM_ORPHAN_TIMEOUT. If none of its
+	 * readers holds the channel, the ACCEPTED is stale and it answers
+	 * (ivshm_stray_event()).
+	 */
+	if (!done && why == IVSHM_ORPHAN_TIMED_OUT) {
+		spin_lock_bh(&idev->lock);
+		if (s->orphan && s->runs.gen == runs.gen)
+			s->since = jiffies;
+		spin_unlock_bh(&idev->lock);
+		ivshm_notify(idev, runs.receiver, idx, IVSHM_PEND_CTRL);
+	}
 	/* Also when the acceptor already acknowledged ours: the notification
 	 * of its own channel's close was left for us (ivshm_stray_is_reverse()).
 	 */
@@ -798,10 +855,13 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 	if (!done)
 		return;
 
+	/* Only the orphan decided about: another thread may have freed it
+	 * meanwhile, and the slot may hold a newer orphan.
+	 */
 	spin_lock_bh(&idev->lock);
-	done = s->orphan;
-	s->orphan = false;
-	runs = s->runs;
+	done = s->orphan && s->runs.gen == runs.gen;
+	if (done)
+		s->orphan = false;
 	spin_unlock_bh(&idev->lock);
 	if (done)
 		ivshm_chan_close(idev, idx, &runs);
@@ -810,7 +870,7 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx, bool expire)
 /* An orphan whose receiver is gone: free it without waiting. */
 void ivshm_orphan_expire(struct ivshm_dev *idev, u32 idx)
 {
-	ivshm_orphan_event(idev, idx, true);
+	ivshm_orphan_event(idev, idx, IVSHM_ORPHAN_NOW);
 }
 
 /* Is channel @idx, of generation @gen, the one an acceptor named in its
@@ -853,13 +913,20 @@ static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 	bool ack;
 
 	if (ivshm_hs_read(l, idx, &v) || v.d.receiver_vm != idev->own_id ||
-	    v.d.sender_vm >= l->max_peers || v.rx_state != IVSHM_RX_NONE)
+	    v.d.sender_vm >= l->max_peers)
 		return;
-	if (v.d.state == IVSHM_CHAN_CONNECT) {
+	if (v.d.state == IVSHM_CHAN_CONNECT && v.rx_state == IVSHM_RX_NONE) {
 		ivshm_sock_request(idev, idx, &v);
 		return;
 	}
-	if (v.d.state != IVSHM_CHAN_CLOSED)
+	/* ACCEPTED too: a reader of ours writes it only once it is in the
+	 * slot, and leaves the slot with its final answer, both under
+	 * idev->lock; so ACCEPTED on a channel none of ours reads is stale
+	 * (an earlier incarnation's, or forged over our answer), and its
+	 * sender, which asks again after IVSHM_ORPHAN_TIMEOUT, waits for us.
+	 */
+	if (v.d.state != IVSHM_CHAN_CLOSED ||
+	    (v.rx_state != IVSHM_RX_NONE && v.rx_state != IVSHM_RX_ACCEPTED))
 		return;
 	spin_lock_bh(&idev->lock);
 	ack = !idev->slots[idx].rx &&
@@ -887,7 +954,7 @@ static void ivshm_chan_event(struct ivshm_dev *idev, u32 idx)
 		ivshm_stray_event(idev, idx);
 	ivshm_slot_put(isk);
 	if (READ_ONCE(idev->slots[idx].orphan))
-		ivshm_orphan_event(idev, idx, false);
+		ivshm_orphan_event(idev, idx, IVSHM_ORPHAN_NEWS);
 }
 
 static void ivshm_ctrl_work(struct work_struct *work)
@@ -942,7 +1009,7 @@ void ivshm_ctrl_kick(struct ivshm_dev *idev)
 	queue_delayed_work(system_highpri_wq, &idev->ctrl_work, 0);
 }
 
-/* Orphans whose receivers never answered are freed after a while. */
+/* Orphans whose receivers never attached are freed after a while. */
 static void ivshm_dev_reap(struct work_struct *work)
 {
 	struct ivshm_dev *idev = container_of(to_delayed_work(work),
@@ -958,7 +1025,7 @@ static void ivshm_dev_reap(struct work_struct *work)
 			  time_after(jiffies, s->since + IVSHM_ORPHAN_TIMEOUT);
 		spin_unlock_bh(&idev->lock);
 		if (expired)
-			ivshm_orphan_event(idev, i, true);
+			ivshm_orphan_event(idev, i, IVSHM_ORPHAN_TIMED_OUT);
 	}
 	schedule_delayed_work(&idev->reaper, HZ);
 }
@@ -1014,7 +1081,8 @@ EXPORT_SYMBOL_GPL(ivshm_dev_freeze);
  *
  * A device without a VM id (ivshmem-plain) cannot carry connections yet and
  * is left unjoined. Channels an earlier incarnation of ours left behind are
- * reclaimed: their sockets are gone.
+ * reclaimed, their sockets being gone, and so is every other channel no
+ * live VM owns (ivshm_chan_tidy()).
  *
  * Return: 0 or -ENOMEM.
  */
@@ -1058,11 +1126,14 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 		idev->inc = ivshm_peer_join(l, idev->own_id, idev->nr_vectors);
 	}
 	if (!ivshm_ctrl_lock(idev)) {
-		n = ivshm_chan_reclaim(l, idev->own_id, idev->inc);
+		n = ivshm_chan_tidy(l);
 		ivshm_ctrl_unlock_dev(idev);
 		if (n)
-			pr_info("%s: reclaimed %u channels of an earlier incarnation\n",
+			pr_info("%s: reclaimed %u channels no live VM owns (an earlier incarnation's among them)\n",
 				idev->name, n);
+	} else {
+		/* The liveness work tries again every period. */
+		idev->reclaim = true;
 	}
 	/* Everything a doorbell kicks is ready before joined says so. */
 	schedule_delayed_work(&idev->reaper, HZ);

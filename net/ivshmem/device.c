@@ -245,7 +245,12 @@ struct ivshm_dev *ivshm_dev_get(u32 dev, u32 vm, bool for_connect)
 			break;
 		}
 		if (vm == idev->own_id) {
-			if (!self)
+			/* Not while we are declared dead: until we rejoin,
+			 * our channels are anybody's to reclaim.
+			 */
+			if (!self &&
+			    ivshm_peer_still_me(&idev->layout, idev->own_id,
+						READ_ONCE(idev->inc)))
 				self = idev;
 			continue;
 		}

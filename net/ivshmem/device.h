@@ -50,6 +50,7 @@ struct ivshm_slot {
 	struct ivshm_sock *tx;		/* each holds a socket reference */
 	struct ivshm_sock *rx;
 	bool orphan;
+	bool free_now;			/* orphan: free at the next look */
 	struct ivshm_runs runs;		/* orphan: what to free, private copy */
 	unsigned long since;		/* orphan: jiffies when given up */
 };

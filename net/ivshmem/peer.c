@@ -77,8 +77,9 @@ static void ivshm_peer_lost(struct ivshm_dev *idev, u32 vm)
 	}
 }
 
-/* Channels an earlier incarnation of ours left in the region, once the
- * control lock is free; until then, every period.
+/* Channels an earlier incarnation of ours left in the region, and any
+ * other that no live VM owns (ivshm_chan_tidy()), once the control lock
+ * is free; until then, every period.
  */
 static void ivshm_peer_reclaim_own(struct ivshm_dev *idev)
 {
@@ -86,11 +87,11 @@ static void ivshm_peer_reclaim_own(struct ivshm_dev *idev)
 
 	if (!idev->reclaim || ivshm_ctrl_lock_nowait(idev))
 		return;
-	n = ivshm_chan_reclaim(&idev->layout, idev->own_id, idev->inc);
+	n = ivshm_chan_tidy(&idev->layout);
 	idev->reclaim = false;
 	ivshm_ctrl_unlock_dev(idev);
 	if (n)
-		pr_info_ratelimited("%s: reclaimed %u channels of an earlier incarnation\n",
+		pr_info_ratelimited("%s: reclaimed %u channels no live VM owns (an earlier incarnation's among them)\n",
 				    idev->name, n);
 }
 

@@ -462,11 +462,11 @@ static int ivshm_attach_reverse(struct ivshm_sock *isk,
 	isk->rx_state_seen = v.d.state;
 	isk->has_rx = true;
 	isk->peer_pid = (s32)v.d.pid;
-	/* An open channel is told that its reader is here; a closed one
-	 * waits for our reader to drain it and let go.
+	/* Its sender is told that its reader is here, even if it closed
+	 * already: then it waits for our reader to drain it and let go,
+	 * however long that takes (ivshm_hs_may_free()).
 	 */
-	if (v.d.state == IVSHM_CHAN_OPEN)
-		ivshm_slot_accept(idev, r->peer_chan, v.gen, NULL);
+	ivshm_slot_accept(idev, r->peer_chan, v.gen, NULL);
 	/* A rejoin of ours since the connect reclaimed our channel. */
 	if (ivshm_tx_set_state(isk, IVSHM_CHAN_OPEN))
 		return -ENOLINK;
@@ -533,8 +533,11 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 	sk->sk_write_space(sk);
 }
 
-/* Something changed on the peer's channel: records, its closing, a move. */
-static void ivshm_rx_event(struct ivshm_sock *isk)
+/* Something changed on the peer's channel: records, its closing, a move.
+ * Return: false when the channel was freed under us and the slot holds
+ * another: the news is that channel's (a stray's, ivshm_sock_event()).
+ */
+static bool ivshm_rx_event(struct ivshm_sock *isk)
 {
 	struct sock *sk = &isk->sk;
 	bool reset;
@@ -546,10 +549,13 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 	switch (ivshm_hs_rx_step(&isk->rx_state_seen, state, reset)) {
 	case IVSHM_HS_RX_BAD:
 		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state invalid or gone back");
-		return;
+		return true;
+	case IVSHM_HS_RX_GONE:
+		ivshm_conn_fail(isk, ECONNRESET);
+		return false;
 	case IVSHM_HS_RX_RESET:
 		ivshm_conn_fail(isk, ECONNRESET);
-		return;
+		return true;
 	case IVSHM_HS_RX_EOF:
 		if (!(sk->sk_shutdown & RCV_SHUTDOWN)) {
 			/* Records before the close stay readable; then EOF. */
@@ -563,6 +569,7 @@ static void ivshm_rx_event(struct ivshm_sock *isk)
 	}
 	ivshm_rx_pass_moves(isk);
 	sk->sk_data_ready(sk);
+	return true;
 }
 
 /**
@@ -592,8 +599,7 @@ bool ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 		mine = true;
 		ivshm_tx_event(isk);
 	} else if (rx && isk->has_rx && isk->rx_idx == idx) {
-		mine = true;
-		ivshm_rx_event(isk);
+		mine = ivshm_rx_event(isk);
 	}
 out:
 	release_sock(sk);
@@ -1019,9 +1025,12 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 		dev = isk->local.sivshm_dev;
 	}
 	idev = ivshm_dev_get(dev, vm, true);
-	if (!idev)
-		return dev != IVSHMEM_DEV_ANY && !ivshm_dev_exists(dev) ?
-		       -ENETUNREACH : -EHOSTUNREACH;
+	if (!idev) {
+		if (dev != IVSHMEM_DEV_ANY && !ivshm_dev_exists(dev))
+			return -ENETUNREACH;
+		/* Our own VM id, on a device whose peers declared us dead. */
+		return ivshm_dev_has_own(vm, dev) ? -ENETDOWN : -EHOSTUNREACH;
+	}
 	if (vm == IVSHMEM_VM_LOCAL)
 		vm = idev->own_id;
 	ret = -EHOSTUNREACH;
@@ -1047,8 +1056,12 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	p.d.src_port = isk->local.sivshm_port;
 	p.d.size = ivshm_ring_size(sk, idev);
 	ret = ivshm_chan_open(idev, &p);
-	if (ret)
+	if (ret) {
+		/* Declared dead and not joined again yet: down for now. */
+		if (ret == -ENOLINK)
+			ret = -ENETDOWN;
 		goto err_put;
+	}
 	ret = ivshm_ring_init(&isk->tx, &idev->layout, p.idx, p.off, p.d.size);
 	if (ret)
 		goto err_close;

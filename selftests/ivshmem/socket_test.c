@@ -868,6 +868,55 @@ TEST_F(liveness, dead_peer_resets_and_comes_back)
 }
 
 /*
+ * While VM 2 stands declared dead, nothing is opened in its name: a
+ * connect to it fails at once with ENETDOWN, also here, where its device
+ * is in this kernel and would otherwise serve a connect to its own id,
+ * and no channel is taken. (Before, the connect ran on that device under
+ * the dead incarnation, timed out, and could leave a channel behind that
+ * nobody answered.)
+ */
+TEST_F(liveness, dead_vm_takes_no_channel)
+{
+	long long act0, act;
+	int lfd, c, a, s, fd[3];
+	uint64_t ms = 2000;
+	unsigned int port;
+	char buf[8];
+
+	if (agent_pid <= 0)
+		SKIP(return, "needs the agent on dev_shm, in one guest");
+	ASSERT_EQ(0, connect_to_peer2(DEAD_BOUND_MS, fd));
+	lfd = fd[0];
+	c = fd[1];
+	a = fd[2];
+	port = ivshm_local_port(lfd);
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 1"));
+	set_timeo(c, SO_RCVTIMEO, DEAD_STEP_MS);
+	EXPECT_EQ(-1, recv(c, buf, sizeof(buf), 0));
+	EXPECT_EQ(ECONNRESET, errno);
+	close(c);
+
+	act0 = ivshm_dev_attr_ll("ivshm0", "info", "active_channels");
+	s = sock_new();
+	ASSERT_LE(0, s);
+	ASSERT_EQ(0, setsockopt(s, SOL_IVSHMEM, IVSHMEM_CONNECT_TIMEOUT, &ms,
+				sizeof(ms)));
+	EXPECT_EQ(-1, do_connect(s, 2, port));
+	EXPECT_EQ(ENETDOWN, errno);
+	act = ivshm_dev_attr_ll("ivshm0", "info", "active_channels");
+	EXPECT_GE(act0, act) TH_LOG("active channels %lld, then %lld", act0,
+				     act);
+	close(s);
+
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 0"));
+	set_timeo(a, SO_RCVTIMEO, DEAD_STEP_MS);
+	EXPECT_EQ(-1, recv(a, buf, sizeof(buf), 0));
+	EXPECT_EQ(ECONNRESET, errno);
+	close(a);
+	close(lfd);
+}
+
+/*
  * Two regions in one guest at once: a connection to the agent over the
  * real device (ivshm0) and one between two dev_shm peers (ivshm1, vm 0,
  * to ivshm2, vm 1), used in turn, each keeping its own records.

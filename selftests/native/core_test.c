@@ -1772,6 +1772,32 @@ TEST_F(core, desc_of_another_owner_is_left_alone)
 	free(copy);
 }
 
+/* A peer that rewrote our descriptor's run had every rebuild count blocks
+ * we never held: closing it rebuilds the bitmap, so they come back.
+ */
+TEST_F(core, desc_close_after_a_rewritten_run_gives_every_block_back)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 0, .sender_inc = 1, .receiver_vm = 3,
+		.size = 4 * IVSHM_BLOCK_SIZE, .state = IVSHM_CHAN_OPEN,
+	};
+	u32 free0 = ivshm_blocks_count_free(&self->l), idx, rcv;
+	struct ivshm_runs runs = { .size = d.size };
+	struct ivshm_chan *ch;
+
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &idx, &runs.gen,
+				     &runs.off));
+	ch = ivshm_chan(&self->l, idx);
+	ivshm_put32(&ch->buff_size, 64 * IVSHM_BLOCK_SIZE);
+	ivshm_blocks_rebuild(&self->l);
+	EXPECT_GT(free0 - 4, ivshm_blocks_count_free(&self->l));
+	EXPECT_EQ(-EPROTO, ivshm_desc_close(&self->l, idx, &runs, 0, 1, &rcv));
+	EXPECT_EQ(free0, ivshm_blocks_count_free(&self->l));
+	EXPECT_EQ(free0, ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+}
+
 TEST_F(core, desc_open_without_room_takes_nothing)
 {
 	struct ivshm_desc d = {
@@ -2048,7 +2074,8 @@ TEST_F(core, handshake_sender_state_of_our_generation_only)
 	EXPECT_EQ(IVSHM_CHAN_CONNECT,
 		  ivshm_hs_sender_state(&self->l, idx, gen, &reset));
 	EXPECT_FALSE(reset);
-	EXPECT_EQ(-EPROTO, ivshm_hs_sender_state(&self->l, idx, gen + 1,
+	/* Another generation: the slot holds another channel now. */
+	EXPECT_EQ(-ESTALE, ivshm_hs_sender_state(&self->l, idx, gen + 1,
 						 &reset));
 	ivshm_put32(&ch->tx_flags, IVSHM_TXF_RESET);
 	ASSERT_EQ(0, ivshm_desc_publish(&self->l, idx, gen, 0, 1,
@@ -2130,6 +2157,7 @@ TEST(handshake_rx_step_moves_only_forward)
 	EXPECT_EQ(IVSHM_HS_RX_BAD,
 		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CONNECT, false));
 	EXPECT_EQ(IVSHM_HS_RX_BAD, ivshm_hs_rx_step(&seen, -EPROTO, false));
+	EXPECT_EQ(IVSHM_HS_RX_GONE, ivshm_hs_rx_step(&seen, -ESTALE, false));
 	EXPECT_EQ(IVSHM_CHAN_OPEN, seen);
 	EXPECT_EQ(IVSHM_HS_RX_EOF,
 		  ivshm_hs_rx_step(&seen, IVSHM_CHAN_CLOSED, false));

@@ -599,13 +599,18 @@ u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors)
 	return inc;
 }
 
-/* Leave our slot, unless a later incarnation of us already owns it. */
+/* Leave our slot, unless a later incarnation of us already owns it, or we
+ * were declared dead.
+ */
 void ivshm_peer_leave(const struct ivshm_layout *l, u32 vm, u32 inc)
 {
 	struct ivshm_peer *p = ivshm_peer(l, vm);
 
+	/* Declared DEAD, it stays so: its channels are the reapers' (a
+	 * reaper frees only a DEAD slot's, ivshm_peer_reap()).
+	 */
 	if (ivshm_get32(&p->incarnation) == inc)
-		ivshm_store_release32(&p->state, IVSHM_PEER_FREE);
+		ivshm_cmpxchg32(&p->state, IVSHM_PEER_ALIVE, IVSHM_PEER_FREE);
 }
 
 /**
@@ -706,6 +711,29 @@ u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep)
 	}
 	if (n)
 		ivshm_blocks_rebuild(l);
+	return n;
+}
+
+/**
+ * ivshm_chan_tidy() - on joining, free every slot no live peer owns, lock held
+ * @l: layout
+ *
+ * A VM that joins (or rejoins as a new incarnation) frees what its earlier
+ * incarnation left, and with it whatever nobody alive owns: slots a VM
+ * left when it went away before it could be reaped, or that a peer wrote
+ * in the name of a VM that is not there (ivshm_chan_sweep()). Then it
+ * rebuilds the bitmap and the counters from the channels that remain, as
+ * it trusts nobody's bookkeeping but its own: so a region that a
+ * misbehaving peer filled or whose bitmap it wrote over is usable again
+ * once that peer rejoins, or any other VM joins, honestly.
+ *
+ * Return: the number of slots freed.
+ */
+u32 ivshm_chan_tidy(const struct ivshm_layout *l)
+{
+	u32 n = ivshm_chan_sweep(l);
+
+	ivshm_blocks_rebuild(l);
 	return n;
 }
 
@@ -824,7 +852,15 @@ bool ivshm_peer_declare_dead(const struct ivshm_layout *l, u32 vm, u32 inc)
  */
 u32 ivshm_peer_reap(const struct ivshm_layout *l, u32 vm)
 {
-	u32 n = ivshm_chan_reclaim(l, vm, 0);
+	u32 n;
+
+	/* Not if it came back since it was declared dead: its new channels
+	 * are taken with the lock, which we hold, so while its slot still
+	 * says DEAD every channel in its name is the dead one's.
+	 */
+	if (ivshm_load_acquire32(&ivshm_peer(l, vm)->state) != IVSHM_PEER_DEAD)
+		return 0;
+	n = ivshm_chan_reclaim(l, vm, 0);
 
 	ivshm_cmpxchg32(&ivshm_peer(l, vm)->state, IVSHM_PEER_DEAD,
 			IVSHM_PEER_FREE);

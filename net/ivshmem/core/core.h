@@ -129,6 +129,7 @@ int ivshm_chan_alloc(const struct ivshm_layout *l, u32 *idx);
 void ivshm_chan_free(const struct ivshm_layout *l, u32 idx);
 u32 ivshm_chan_reclaim(const struct ivshm_layout *l, u32 vm, u32 keep);
 u32 ivshm_chan_sweep(const struct ivshm_layout *l);
+u32 ivshm_chan_tidy(const struct ivshm_layout *l);
 u32 ivshm_chan_count_full(const struct ivshm_layout *l);
 
 /* What a sender writes in the descriptor of a channel it opens (desc.c). */
@@ -229,6 +230,9 @@ enum ivshm_hs_rx {
 	IVSHM_HS_RX_DATA,		/* records may come */
 	IVSHM_HS_RX_EOF,		/* closed: what is left, then EOF */
 	IVSHM_HS_RX_RESET,		/* closed for a failure */
+	IVSHM_HS_RX_GONE,		/* freed under us: reset; the news is
+					 * the slot's next channel's
+					 */
 	IVSHM_HS_RX_BAD,		/* a protocol error: reset */
 };
 
@@ -242,6 +246,8 @@ int ivshm_hs_reverse(const struct ivshm_layout *l,
 		     const struct ivshm_hs_reply *r, struct ivshm_hs_line *v);
 enum ivshm_hs_tx ivshm_hs_tx_step(u32 *seen, u32 rx, bool connecting);
 enum ivshm_hs_rx ivshm_hs_rx_step(u32 *seen, int state, bool reset);
+bool ivshm_hs_may_free(const struct ivshm_hs_reply *r, bool timed_out,
+		       bool receiver_alive);
 
 /* Peer slots (alloc.c). */
 struct ivshm_peer_slot {		/* one peer slot, each field read once */

@@ -120,19 +120,32 @@ int ivshm_desc_publish(const struct ivshm_layout *l, u32 idx, u32 gen, u32 vm,
  *
  * The caller holds the control lock.
  *
- * Return: 0 when freed; -EPROTO when freed, but the blocks of a run were
- * not all held (someone wrote the bitmap); -ENOLINK when the slot is no
+ * Every rebuild of the bitmap takes the runs from the descriptors: one
+ * whose runs someone rewrote (ours say otherwise) had the rebuilds count
+ * blocks we never held, which freeing ours does not give back. Then, as
+ * when the blocks of a run were not all held, the bitmap is rebuilt once
+ * the slot is free.
+ *
+ * Return: 0 when freed; -EPROTO when freed, but the descriptor's runs were
+ * not ours or the blocks of a run were not all held (someone wrote the
+ * region), and the bookkeeping was rebuilt; -ENOLINK when the slot is no
  * longer ours, and nothing was touched.
  */
 int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
 		     const struct ivshm_runs *runs, u32 vm, u32 inc,
 		     u32 *receiver)
 {
+	struct ivshm_chan *ch = ivshm_chan(l, idx);
 	int ret = 0;
 
 	if (!ivshm_desc_ours(l, idx, runs->gen, vm, inc))
 		return -ENOLINK;
-	*receiver = ivshm_get16(&ivshm_chan(l, idx)->receiver_vm);
+	*receiver = ivshm_get16(&ch->receiver_vm);
+	if (ivshm_get64(&ch->buff_offset) != runs->off ||
+	    ivshm_get32(&ch->buff_size) != runs->size ||
+	    ivshm_get32(&ch->old_size) != runs->old_size ||
+	    (runs->old_size && ivshm_get64(&ch->old_offset) != runs->old_off))
+		ret = -EPROTO;
 	if (ivshm_blocks_free(l, runs->off, runs->size >> IVSHM_BLOCK_SHIFT))
 		ret = -EPROTO;
 	if (runs->old_size &&
@@ -140,5 +153,7 @@ int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
 			      runs->old_size >> IVSHM_BLOCK_SHIFT))
 		ret = -EPROTO;
 	ivshm_chan_free(l, idx);
+	if (ret)
+		ivshm_blocks_rebuild(l);
 	return ret;
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The receiver's half of a channel's handshakes: reading a channel
- * addressed to us, and answering on its consumer line.
+ * A connection's handshakes: reading a channel addressed to us, answering
+ * on its consumer line, and deciding what an answer or a state means.
  *
  * Reading. A receiver learns of a channel from a pending bit, which can
  * be late: the slot may have been freed and taken again by then, even
@@ -177,11 +177,13 @@ void ivshm_hs_reply(const struct ivshm_layout *l, u32 idx,
  * @gen: the generation we attached to
  * @reset: set when the sender closed it for a failure (IVSHM_TXF_RESET)
  *
- * Our slot cannot change hands while we read it: its sender frees it only
- * after our final answer.
+ * An honest sender frees the slot only after our final answer, or once
+ * it finds us gone (ivshm_hs_may_free()), or when it is reaped: then the
+ * slot may hold another channel by the time we look.
  *
  * Return: IVSHM_CHAN_CONNECT (an accepted connector not yet attached),
- * OPEN or CLOSED; -EPROTO for another generation or any other state.
+ * OPEN or CLOSED; -ESTALE when the slot holds another generation (its news
+ * is the new channel's); -EPROTO for any other state.
  */
 int ivshm_hs_sender_state(const struct ivshm_layout *l, u32 idx, u32 gen,
 			  bool *reset)
@@ -189,9 +191,11 @@ int ivshm_hs_sender_state(const struct ivshm_layout *l, u32 idx, u32 gen,
 	struct ivshm_chan *ch = ivshm_chan(l, idx);
 	u32 state = ivshm_load_acquire32(&ch->state);		/* D1 */
 
-	if (ivshm_get32(&ch->generation) != gen ||
-	    (state != IVSHM_CHAN_CONNECT && state != IVSHM_CHAN_OPEN &&
-	     state != IVSHM_CHAN_CLOSED))
+	*reset = false;
+	if (ivshm_get32(&ch->generation) != gen)
+		return -ESTALE;
+	if (state != IVSHM_CHAN_CONNECT && state != IVSHM_CHAN_OPEN &&
+	    state != IVSHM_CHAN_CLOSED)
 		return -EPROTO;
 	*reset = state == IVSHM_CHAN_CLOSED &&
 		 (ivshm_get32(&ch->tx_flags) & IVSHM_TXF_RESET);
@@ -318,13 +322,15 @@ enum ivshm_hs_tx ivshm_hs_tx_step(u32 *seen, u32 rx, bool connecting)
 /**
  * ivshm_hs_rx_step() - what the state of the channel we read means
  * @seen: the state the connection last acted on, updated
- * @state: the state now, or -EPROTO (ivshm_hs_sender_state())
+ * @state: the state now, or -ESTALE or -EPROTO (ivshm_hs_sender_state())
  * @reset: the sender closed it for a failure
  *
  * Return: what the connection does (enum ivshm_hs_rx).
  */
 enum ivshm_hs_rx ivshm_hs_rx_step(u32 *seen, int state, bool reset)
 {
+	if (state == -ESTALE)
+		return IVSHM_HS_RX_GONE;
 	/* CONNECT, OPEN, CLOSED: a sender only ever moves forward. */
 	if (state < 0 || (u32)state < *seen)
 		return IVSHM_HS_RX_BAD;
@@ -332,4 +338,26 @@ enum ivshm_hs_rx ivshm_hs_rx_step(u32 *seen, int state, bool reset)
 	if (state != IVSHM_CHAN_CLOSED)
 		return IVSHM_HS_RX_DATA;
 	return reset ? IVSHM_HS_RX_RESET : IVSHM_HS_RX_EOF;
+}
+
+/**
+ * ivshm_hs_may_free() - may a channel we closed be freed before its answer?
+ * @r: the answer on it so far
+ * @timed_out: the sender waited IVSHM_ORPHAN_TIMEOUT for it
+ * @receiver_alive: its receiver is attached to the region
+ *
+ * A reader that attached (ACCEPTED) reads until it lets go, however long
+ * its user keeps the socket: freeing the channel under it would give the
+ * slot and the run to another connection while it may still read them.
+ * One that never attached has had its chance once the time is up, and one
+ * that is gone never answers.
+ *
+ * Return: whether the sender frees it now.
+ */
+bool ivshm_hs_may_free(const struct ivshm_hs_reply *r, bool timed_out,
+		       bool receiver_alive)
+{
+	if (ivshm_rx_final(r->rx_state) || !receiver_alive)
+		return true;
+	return timed_out && r->rx_state != IVSHM_RX_ACCEPTED;
 }
