@@ -9,8 +9,10 @@
 #   make lint       W=1 builds against 6.1 and 6.12, sparse, checkpatch
 #   make guests     the guest suite alone (KERNEL=6.1|6.12|debug)
 #   make native-test  the region core's native tests
+#   make model-check  every interleaving of two VMs' handshakes, small scripts
 #   make tool-test  the ivshm tool's command line, natively
-#   make fuzz       fuzz the region core (FUZZ_SECONDS, default 600)
+#   make fuzz       fuzz the region core, as bytes and as programs of two
+#                   VMs' actions (FUZZ_SECONDS each, default 600)
 #   make bench-ring the region core's ring against memcpy, a mutex-guarded
 #                   buffer and AF_UNIX, natively (table + CSV in build/bench)
 #   make bench      AF_IVSHMEM against AF_UNIX (one guest) and TCP over
@@ -54,7 +56,7 @@ NATIVE_CFLAGS := $(USER_CFLAGS) -pthread -fsanitize=address,undefined \
 	-DIVSHM_ACCESS_HOOK
 
 .PHONY: all modules userspace-bin selftests-bin deps lint check guests lib examples \
-	demo clean native-test tool-test fuzz bench-ring bench \
+	demo clean native-test model-check tool-test fuzz bench-ring bench \
 	bench-rebal
 
 all: modules userspace-bin
@@ -185,6 +187,11 @@ tool-test: $(BUILD)/userspace/ivshm $(BUILD)/selftests/ivshm
 native-test: $(BUILD)/native/core_test
 	$(BUILD)/native/core_test
 
+# Every interleaving of two honest VMs' handshakes (selftests/fuzz/conn_model.c).
+model-check:
+	$(MAKE) -s -C selftests/fuzz BUILD=$(BUILD) $(BUILD)/fuzz/conn_model
+	$(BUILD)/fuzz/conn_model
+
 $(BUILD)/native/core_test: selftests/native/core_test.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(NATIVE_CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(CORE_SRCS)
@@ -202,6 +209,7 @@ bench-rebal: deps
 FUZZ_SECONDS ?= 600
 fuzz: deps
 	selftests/fuzz/run.sh $(FUZZ_SECONDS)
+	TARGET=conn_fuzz selftests/fuzz/run.sh $(FUZZ_SECONDS)
 
 lint: deps
 	scripts/lint.sh

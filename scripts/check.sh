@@ -4,7 +4,9 @@
 # make check: every test of the project, in the order that fails fastest.
 #
 #   1. lint        W=1 and sparse against 6.1 and 6.12, checkpatch --strict
-#   2. native      the region core (ASan/UBSan) and 60 s of fuzzing it
+#   2. native      the region core (ASan/UBSan), the model check of the
+#                  handshakes, 60 s of fuzzing the core as bytes and 60 s
+#                  as programs of two VMs' actions
 #                  (FUZZ_SECONDS), the ivshmem server against
 #                  fake clients and real QEMU,
 #                  the runner's log scanner, the runner itself and the
@@ -73,7 +75,10 @@ for ph in $phases; do
 	lint) phase lint scripts/lint.sh ;;
 	native)
 		phase core make -s native-test
+		phase model make -s model-check
 		phase fuzz selftests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+		phase conn-fuzz env TARGET=conn_fuzz \
+			selftests/fuzz/run.sh "${FUZZ_SECONDS:-60}"
 		phase server make -s -C userspace/ivshmem-server test
 		phase tool make -s tool-test
 		phase scan-log selftests/runner/test-scan-log.sh
