@@ -878,7 +878,8 @@ TEST_F(liveness, dead_peer_resets_and_comes_back)
 TEST_F(liveness, dead_vm_takes_no_channel)
 {
 	long long act0, act;
-	int lfd, c, a, s, fd[3];
+	int lfd, c, a, s, fd[3], ret;
+	uint64_t deadline;
 	uint64_t ms = 2000;
 	unsigned int port;
 	char buf[8];
@@ -913,6 +914,25 @@ TEST_F(liveness, dead_vm_takes_no_channel)
 	EXPECT_EQ(-1, recv(a, buf, sizeof(buf), 0));
 	EXPECT_EQ(ECONNRESET, errno);
 	close(a);
+
+	/* Reachable again, as a new incarnation, before the next test. */
+	deadline = ivshm_now_ms() + DEAD_STEP_MS;
+	for (;;) {
+		s = sock_new();
+		ASSERT_LE(0, s);
+		ret = do_connect(s, 2, port);
+		if (!ret || ivshm_now_ms() >= deadline)
+			break;
+		close(s);
+		ivshm_sleep_ms(100);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("VM 2 did not come back: %s",
+				 strerror(errno));
+	set_timeo(lfd, SO_RCVTIMEO, DEAD_STEP_MS);
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+	close(a);
+	close(s);
 	close(lfd);
 }
 
