@@ -36,6 +36,8 @@
 
 #define CONN_MAX_OPS	512
 
+bool forged_own;
+
 /* ------------------------------------------------------------------ */
 /* Input */
 
@@ -129,10 +131,13 @@ static void forge_request(struct in *in)
 	u32 idx = in8(in) % L.max_channels;
 	struct ivshm_chan *ch = ivshm_chan(&L, idx);
 
+	u32 sender = in8(in) % 3;
+
 	ivshm_put32(&ch->generation, (u32)pick(in, ch));
-	ivshm_put16(&ch->sender_vm, in8(in) % 3);
+	ivshm_put16(&ch->sender_vm, sender);
 	ivshm_put16(&ch->receiver_vm, S[0].vm);
 	ivshm_put32(&ch->sender_inc, in8(in) % 2 ? S[1].inc : in32(in));
+
 	ivshm_put32(&ch->src_port, in8(in));
 	ivshm_put32(&ch->dst_port, in8(in) % 2 ? LISTEN_PORT : in8(in));
 	ivshm_put64(&ch->buff_offset, pick(in, ch));
