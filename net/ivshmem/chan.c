@@ -26,8 +26,9 @@
  * idev->ctrl_mutex serialises this guest's users of the region's control
  * lock, so that only one of our threads at a time competes for it; it also
  * guards idev->inc, which changes only with it held (peer.c, rejoining),
- * so that whoever holds it sees our channels under one incarnation, and
- * the staleness record of the lock word (ctrl_seen, ctrl_seen_at).
+ * so that whoever holds it sees our channels under one incarnation, the
+ * record of the channels we took (held), and the staleness record of the
+ * lock word (ctrl_seen, ctrl_seen_at).
  * idev->users counts the sockets and lookups using the device; unregister
  * waits for it to drain after detaching every socket.
  */
@@ -65,6 +66,8 @@
 #define IVSHM_CTRL_GAP_MS	10
 /* An orphan whose receiver never attached is freed after this. */
 #define IVSHM_ORPHAN_TIMEOUT	(30 * HZ)
+/* How often the reaper looks for channels forged in our name. */
+#define IVSHM_AUDIT_PERIOD	(30 * HZ)
 
 /* Why an orphan is looked at. */
 enum ivshm_orphan_why {
@@ -226,6 +229,40 @@ void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
 	mutex_unlock(&idev->ctrl_mutex);
 }
 
+/* Free the channels in our name that we never took (ivshm_desc_audit()):
+ * a peer's forgeries, which no sweep frees while we live. idev->held says
+ * which are ours. It changes only under ctrl_mutex: when we take a channel
+ * (control lock held too), when we let it go (ivshm_chan_unhold()), and
+ * when our incarnation changes (cleared). Control lock held.
+ * Return: the number freed.
+ */
+static u32 ivshm_chan_audit(struct ivshm_dev *idev)
+{
+	u32 n;
+
+	lockdep_assert_held(&idev->ctrl_mutex);
+	n = ivshm_desc_audit(&idev->layout, idev->own_id, idev->inc,
+			     idev->held);
+	if (n) {
+		ivshm_stat_add(idev, IVSHM_STAT_PROTO_ERRORS, n);
+		pr_warn_ratelimited("%s: freed %u channels a peer wrote in our name\n",
+				    idev->name, n);
+	}
+	return n;
+}
+
+/* We no longer hold channel @idx of generation @gen: freed, no longer ours,
+ * or left to others because we were declared dead. In the last case, a
+ * peer that wrote our state DEAD and then ALIVE again spared us a rejoin,
+ * and the channel is still in our name: the next audit frees it.
+ */
+static void ivshm_chan_unhold(struct ivshm_dev *idev, u32 idx, u32 gen)
+{
+	lockdep_assert_held(&idev->ctrl_mutex);
+	if (idev->held[idx] == gen)
+		idev->held[idx] = 0;
+}
+
 /**
  * ivshm_chan_open() - take a channel and its run, and describe it
  * @idev: a joined device
@@ -236,8 +273,9 @@ void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
  * for ALLOC and publishes CONNECT itself, once its socket is in the slot
  * where the answer will look for it.
  *
- * Return: 0, -ENOBUFS when the region has no free slot or run, -EBUSY as
- * for ivshm_ctrl_lock().
+ * Return: 0, -ENOBUFS when the region has no free slot or run, even once
+ * the channels forged in our name are freed; -EBUSY as for
+ * ivshm_ctrl_lock().
  */
 int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 {
@@ -255,6 +293,12 @@ int ivshm_chan_open(struct ivshm_dev *idev, struct ivshm_chan_params *p)
 	d->sender_vm = idev->own_id;
 	d->sender_inc = idev->inc;
 	ret = ivshm_desc_open(&idev->layout, d, &p->idx, &p->gen, &p->off);
+	/* A full region may be one a peer filled in our name. */
+	if (ret == -ENOBUFS && ivshm_chan_audit(idev))
+		ret = ivshm_desc_open(&idev->layout, d, &p->idx, &p->gen,
+				      &p->off);
+	if (!ret)
+		idev->held[p->idx] = p->gen;
 	ivshm_ctrl_unlock_dev(idev);
 	if (ret)
 		return ret;
@@ -320,10 +364,16 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 
 	ret = ivshm_ctrl_lock(idev);
 	/* Declared dead: our channels are the reapers' (or our tidy's, once
-	 * we rejoin), and nothing of ours may wait for them.
+	 * we rejoin), and nothing of ours may wait for them. A peer that
+	 * wrote our state DEAD and back leaves it in our name: the audit
+	 * frees it once we no longer hold it.
 	 */
-	if (ret == -ENOLINK)
+	if (ret == -ENOLINK) {
+		mutex_lock(&idev->ctrl_mutex);
+		ivshm_chan_unhold(idev, idx, runs->gen);
+		mutex_unlock(&idev->ctrl_mutex);
 		return;
+	}
 	if (ret) {
 		ivshm_chan_close_later(idev, idx, runs);
 		return;
@@ -333,6 +383,8 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 	 */
 	ret = ivshm_desc_close(&idev->layout, idx, runs, idev->own_id,
 			       idev->inc, &c.receiver);
+	/* Freed, or no longer ours (-ENOLINK): either way not held. */
+	ivshm_chan_unhold(idev, idx, runs->gen);
 	ivshm_ctrl_unlock_dev(idev);
 	if (ret == -ENOLINK)
 		return;
@@ -1009,12 +1061,24 @@ void ivshm_ctrl_kick(struct ivshm_dev *idev)
 	queue_delayed_work(system_highpri_wq, &idev->ctrl_work, 0);
 }
 
-/* Orphans whose receivers never attached are freed after a while. */
+/* Orphans whose receivers never attached are freed after a while, and
+ * now and then, when the control lock is free, channels forged in our name
+ * (ivshm_chan_audit()): a peer that fills the region in our name keeps
+ * the others out too, and they cannot tell.
+ */
 static void ivshm_dev_reap(struct work_struct *work)
 {
 	struct ivshm_dev *idev = container_of(to_delayed_work(work),
 					      struct ivshm_dev, reaper);
 	u32 i;
+
+	/* Not while it acts as a stopped VM (ivshm_dev_freeze()). */
+	if (time_after(jiffies, idev->audit_at + IVSHM_AUDIT_PERIOD) &&
+	    !READ_ONCE(idev->frozen) && !ivshm_ctrl_lock_nowait(idev)) {
+		ivshm_chan_audit(idev);
+		ivshm_ctrl_unlock_dev(idev);
+		idev->audit_at = jiffies;
+	}
 
 	for (i = 0; i < idev->layout.max_channels; i++) {
 		struct ivshm_slot *s = &idev->slots[i];
@@ -1110,12 +1174,18 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 			       GFP_KERNEL);
 	if (!idev->slots)
 		return -ENOMEM;
+	idev->held = kvcalloc(l->max_channels, sizeof(*idev->held),
+			      GFP_KERNEL);
+	if (!idev->held)
+		goto err_slots;
 	if (idev->own_id == IVSHM_ID_NONE) {
 		/* No id from outside (ivshmem-plain): take a free slot. */
 		if (ivshm_peer_claim(l, idev->nr_vectors, &idev->own_id,
 				     &idev->inc)) {
 			pr_warn("%s: every peer slot of the region is taken; device left without connections\n",
 				idev->name);
+			kvfree(idev->held);
+			idev->held = NULL;
 			kvfree(idev->slots);
 			idev->slots = NULL;
 			return 0;
@@ -1136,6 +1206,7 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 		idev->reclaim = true;
 	}
 	/* Everything a doorbell kicks is ready before joined says so. */
+	idev->audit_at = jiffies;
 	schedule_delayed_work(&idev->reaper, HZ);
 	ivshm_rebal_start(idev);
 	ivshm_liveness_start(idev);
@@ -1144,6 +1215,11 @@ int ivshm_conn_init(struct ivshm_dev *idev)
 	/* Catch whatever was announced before we armed the doorbell. */
 	ivshm_ctrl_kick(idev);
 	return 0;
+
+err_slots:
+	kvfree(idev->slots);
+	idev->slots = NULL;
+	return -ENOMEM;
 }
 
 /**
@@ -1197,6 +1273,8 @@ void ivshm_conn_exit(struct ivshm_dev *idev)
 
 	ivshm_peer_leave(l, idev->own_id, idev->inc);
 	WRITE_ONCE(idev->joined, false);
+	kvfree(idev->held);
+	idev->held = NULL;
 	kvfree(idev->slots);
 	idev->slots = NULL;
 }

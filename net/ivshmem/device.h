@@ -120,6 +120,11 @@ struct ivshm_dev {
 	unsigned long ctrl_seen_last;	/* ... and last */
 	spinlock_t lock;		/* slots[], dying; bottom halves off */
 	struct ivshm_slot *slots;	/* by channel index, max_channels */
+	u32 *held;			/* by channel index: the generation of
+					 * the channel we took there, 0 for
+					 * none; ctrl_mutex (ivshm_chan_audit())
+					 */
+	unsigned long audit_at;		/* reaper: jiffies of the last audit */
 	struct delayed_work ctrl_work;	/* drains our control set */
 	struct delayed_work reaper;	/* frees orphans nobody acknowledges */
 	atomic_t users;			/* 1 + sockets and lookups using it */

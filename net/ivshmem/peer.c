@@ -119,7 +119,10 @@ static void ivshm_peer_rejoin(struct ivshm_dev *idev)
 	 * the new one are left alone.
 	 */
 	mutex_lock(&idev->ctrl_mutex);
-	WRITE_ONCE(idev->inc, ivshm_peer_join(l, idev->own_id, idev->nr_vectors));
+	WRITE_ONCE(idev->inc, ivshm_peer_join_again(l, idev->own_id,
+						    idev->nr_vectors, idev->inc));
+	/* The new incarnation holds nothing yet. */
+	memset(idev->held, 0, l->max_channels * sizeof(*idev->held));
 	idev->reclaim = true;
 	mutex_unlock(&idev->ctrl_mutex);
 	ivshm_peer_reclaim_own(idev);

@@ -59,8 +59,6 @@ static const struct script scripts[] = {
 	  { S_POLL, S_POLL, S_SEND }, true },
 };
 
-bool forged_own;			/* never: both VMs are honest */
-
 static enum step path[2 * MAX_STEPS + 1];
 static int path_side[2 * MAX_STEPS + 1];
 static unsigned long explored;

@@ -84,6 +84,12 @@ static void tx_free(struct side *s, u32 idx, const struct ivshm_runs *runs)
 	u32 rcv;
 
 	T("vm%u frees channel %u gen %u\n", s->vm, idx, runs->gen);
+	/* ivshm_chan_close(): declared dead, it lets the channel go. */
+	if (!ivshm_peer_still_me(&L, s->vm, s->inc)) {
+		if (s->held[idx] == runs->gen)
+			s->held[idx] = 0;
+		return;
+	}
 	if (!lock(s)) {
 		/* The lock stays busy: keep it as an orphan, due at once. */
 		for (int i = 0; i < NORPHAN; i++)
@@ -94,6 +100,8 @@ static void tx_free(struct side *s, u32 idx, const struct ivshm_runs *runs)
 		return;		/* leaked until a rejoin reclaims it */
 	}
 	ivshm_desc_close(&L, idx, runs, s->vm, s->inc, &rcv);
+	if (s->held[idx] == runs->gen)
+		s->held[idx] = 0;
 	unlock(s);
 }
 
@@ -203,6 +211,17 @@ static bool open_chan(struct side *s, struct conn *c, const struct ivshm_desc *d
 	if (!lock(s))
 		return false;
 	ret = ivshm_desc_open(&L, d, &idx, &gen, &off);
+	/* ivshm_chan_open(): a full region may be one filled in our name. */
+	if (ret == -ENOBUFS) {
+		u32 n = ivshm_desc_audit(&L, s->vm, s->inc, s->held);
+
+		T("vm%u: no room; %u channels forged in its name freed\n",
+		  s->vm, n);
+		if (n)
+			ret = ivshm_desc_open(&L, d, &idx, &gen, &off);
+	}
+	if (!ret)
+		s->held[idx] = gen;
 	unlock(s);
 	if (ret)
 		return false;
@@ -619,7 +638,8 @@ void sim_move(struct side *s, struct conn *c, u32 blocks)
 void sim_join(struct side *s)
 {
 	s->dead = false;
-	s->inc = ivshm_peer_join(&L, s->vm, 0);
+	s->inc = ivshm_peer_join_again(&L, s->vm, 0, s->inc);
+	memset(s->held, 0, sizeof(s->held));
 	if (lock(s)) {
 		ivshm_chan_tidy(&L);
 		unlock(s);
@@ -726,25 +746,6 @@ void sim_check_recovery(void)
 			    s->c[i].rport == LISTEN_PORT && s->c[i].tx_seq == 0 &&
 			    s->c[i].rx_seq == 0)
 				c = &s->c[i];
-		/* Open defect: a channel in VM 1's own live name that VM 1
-		 * does not know is freed by nobody while VM 1 lives (sweeps
-		 * keep it). Reported, not failed on
-		 * (crashers/conn-forged-channel-in-our-own-name).
-		 */
-		for (u32 i = 0; !c && i < L.max_channels; i++) {
-			struct ivshm_chan *ch = ivshm_chan(&L, i);
-
-			if (ivshm_get32(&ch->state) != IVSHM_CHAN_FREE &&
-			    ivshm_get16(&ch->sender_vm) == s->vm &&
-			    ivshm_get32(&ch->sender_inc) == s->inc &&
-			    slot_free(s, i, false))
-				forged_own = true;
-		}
-		if (!c && forged_own) {
-			T("no connection from vm%u: a channel forged in its own name holds the region (open defect)\n",
-			  s->vm);
-			return;
-		}
 		if (!c)
 			die("no connection from vm%u after the peer came back (%u free blocks)",
 			    s->vm, ivshm_blocks_count_free(&L));
@@ -778,6 +779,12 @@ void sim_expire(struct side *s)
 	for (int i = 0; i < NORPHAN; i++)
 		if (s->o[i].used)
 			sim_orphan_event(s, &s->o[i], TIMED_OUT);
+	/* ... and its audit (ivshm_dev_reap()). */
+	if (lock(s)) {
+		T("vm%u: the reaper's audit freed %u channels\n", s->vm,
+		  ivshm_desc_audit(&L, s->vm, s->inc, s->held));
+		unlock(s);
+	}
 }
 
 void sim_setup(void)
@@ -803,5 +810,4 @@ void sim_setup(void)
 	S[0].listening = S[1].listening = true;
 	deviated = false;
 	recovering = false;
-	forged_own = false;
 }

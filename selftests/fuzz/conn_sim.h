@@ -78,6 +78,7 @@ struct side {
 	u32 next_port;
 	struct conn c[NCONN];
 	struct orphan o[NORPHAN];
+	u32 held[IVSHM_MAX_CHANNELS];	/* generations we took (idev->held) */
 	u32 proto_errors;
 	u32 refused;
 };
@@ -89,7 +90,6 @@ extern struct ivshm_layout L;
 extern struct side S[2];
 extern bool deviated;			/* VM 2 broke the protocol */
 extern bool recovering;			/* ... and came back honest */
-extern bool forged_own;			/* a channel forged in VM 1's name */
 extern u64 sim_accesses;		/* counted by sim_count_access() */
 
 void sim_count_access(const volatile void *p);

@@ -1817,6 +1817,91 @@ TEST_F(core, desc_open_without_room_takes_nothing)
 	ivshm_ctrl_unlock(&self->l, 0, 1);
 }
 
+/* Channels in our name that we never took are a peer's forgeries: the
+ * audit frees them, and only them, and the room comes back.
+ */
+TEST_F(core, desc_audit_frees_only_channels_we_never_took)
+{
+	struct ivshm_desc d = {
+		.sender_vm = 0, .sender_inc = 1, .receiver_vm = 3,
+		.size = IVSHM_BLOCK_SIZE, .state = IVSHM_CHAN_OPEN,
+	};
+	u32 free0 = ivshm_blocks_count_free(&self->l);
+	u32 a, b, c, e, old, f, gen, *held;
+	struct ivshm_chan *ch;
+	u64 off;
+
+	held = calloc(self->l.max_channels, sizeof(*held));
+	ASSERT_NE(NULL, held);
+	ASSERT_EQ(0, ivshm_ctrl_trylock(&self->l, 0, 1, NULL));
+	/* Ours, recorded. */
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &a, &gen, &off));
+	held[a] = gen;
+	/* Ours by name, but the slot's generation is not the one we took. */
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &e, &gen, &off));
+	held[e] = gen + 1;
+	/* Another VM's, and an earlier incarnation of ours: the sweep's. */
+	d.sender_vm = 2;
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &c, &gen, &off));
+	d.sender_vm = 0;
+	d.sender_inc = 7;
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &old, &gen, &off));
+	/* A peer fills the rest of the data area in our name... */
+	d.sender_inc = 1;
+	d.size = (free0 - 4) * IVSHM_BLOCK_SIZE;
+	ASSERT_EQ(0, ivshm_desc_open(&self->l, &d, &b, &gen, &off));
+	EXPECT_EQ(0, ivshm_blocks_count_free(&self->l));
+	/* ... and writes one more slot with generation 0. */
+	f = b + 1;
+	ch = ivshm_chan(&self->l, f);
+	ASSERT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ch->state));
+	ivshm_put32(&ch->generation, 0);
+	ivshm_put16(&ch->sender_vm, 0);
+	ivshm_put32(&ch->sender_inc, 1);
+	ivshm_put32(&ch->state, IVSHM_CHAN_OPEN);
+	d.size = IVSHM_BLOCK_SIZE;
+	EXPECT_EQ(-ENOBUFS, ivshm_desc_open(&self->l, &d, &gen, &gen, &off));
+
+	EXPECT_EQ(3, ivshm_desc_audit(&self->l, 0, 1, held));
+	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ivshm_chan(&self->l, b)->state));
+	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ivshm_chan(&self->l, e)->state));
+	EXPECT_EQ(IVSHM_CHAN_FREE, ivshm_get32(&ch->state));
+	EXPECT_EQ(IVSHM_CHAN_OPEN, ivshm_get32(&ivshm_chan(&self->l, a)->state));
+	EXPECT_EQ(IVSHM_CHAN_OPEN, ivshm_get32(&ivshm_chan(&self->l, c)->state));
+	EXPECT_EQ(IVSHM_CHAN_OPEN,
+		  ivshm_get32(&ivshm_chan(&self->l, old)->state));
+	/* The three runs left are counted, the others are free again. */
+	EXPECT_EQ(free0 - 3, ivshm_blocks_count_free(&self->l));
+	EXPECT_EQ(free0 - 3,
+		  ivshm_get32(&ivshm_ctrl(&self->l)->free_blocks));
+	EXPECT_EQ(0, ivshm_desc_audit(&self->l, 0, 1, held));
+	EXPECT_EQ(0, ivshm_desc_open(&self->l, &d, &gen, &gen, &off));
+	ivshm_ctrl_unlock(&self->l, 0, 1);
+	free(held);
+}
+
+/* A peer that writes our slot's incarnation one below ours gets us
+ * declared dead; joining again must still give a new incarnation, or the
+ * channels of the one we leave would pass for ours.
+ */
+TEST_F(core, peer_join_again_never_takes_the_old_incarnation)
+{
+	struct ivshm_peer *p = ivshm_peer(&self->l, 2);
+	u32 inc = ivshm_peer_join(&self->l, 2, 0), again;
+
+	ASSERT_NE(0, inc);
+	ivshm_put32(&p->incarnation, inc - 1);
+	again = ivshm_peer_join_again(&self->l, 2, 0, inc);
+	EXPECT_NE(inc, again);
+	EXPECT_NE(0, again);
+	EXPECT_EQ(again, ivshm_get32(&p->incarnation));
+	/* The same at the wrap: 0 is skipped, and so is the old one. */
+	ivshm_put32(&p->incarnation, 0xffffffff);
+	EXPECT_EQ(2, ivshm_peer_join_again(&self->l, 2, 0, 1));
+	ivshm_put32(&p->incarnation, 0xfffffffe);
+	EXPECT_EQ(1, ivshm_peer_join_again(&self->l, 2, 0, 0xffffffff));
+}
+
 TEST_F(core, views_report_what_the_region_says)
 {
 	struct ivshm_region_view v;

@@ -573,22 +573,28 @@ void ivshm_chan_free(const struct ivshm_layout *l, u32 idx)
 }
 
 /**
- * ivshm_peer_join() - announce ourselves in our peer slot
+ * ivshm_peer_join_again() - announce ourselves in our peer slot
  * @l: layout
  * @vm: our VM id, below l->max_peers
  * @vectors: our doorbell vectors, 0 if we are polled
+ * @old: the incarnation we had, 0 for none
  *
  * The slot is written completely before its state says ALIVE (release), so
- * whoever sees us alive sees our incarnation too.
+ * whoever sees us alive sees our incarnation too. The new incarnation
+ * follows the slot's, which a peer may have written: it is never @old, so
+ * that channels of the incarnation we leave can never pass for ours.
  *
- * Return: our new incarnation, never 0.
+ * Return: our new incarnation, never 0 and never @old.
  */
-u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors)
+u32 ivshm_peer_join_again(const struct ivshm_layout *l, u32 vm, u32 vectors,
+			  u32 old)
 {
 	struct ivshm_peer *p = ivshm_peer(l, vm);
 	u32 inc = ivshm_get32(&p->incarnation) + 1;
 
 	if (!inc)
+		inc = 1;
+	if (inc == old && !++inc)
 		inc = 1;
 	ivshm_put32(&p->doorbell_armed, 0);
 	ivshm_put32(&p->data_armed, 0);
@@ -597,6 +603,14 @@ u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors)
 	ivshm_put32(&p->incarnation, inc);
 	ivshm_store_release32(&p->state, IVSHM_PEER_ALIVE);
 	return inc;
+}
+
+/* Join for the first time (ivshm_peer_join_again(), with no old
+ * incarnation).
+ */
+u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors)
+{
+	return ivshm_peer_join_again(l, vm, vectors, 0);
 }
 
 /* Leave our slot, unless a later incarnation of us already owns it, or we

@@ -167,6 +167,8 @@ int ivshm_desc_publish(const struct ivshm_layout *l, u32 idx, u32 gen, u32 vm,
 int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
 		     const struct ivshm_runs *runs, u32 vm, u32 inc,
 		     u32 *receiver);
+u32 ivshm_desc_audit(const struct ivshm_layout *l, u32 vm, u32 inc,
+		     const u32 *held);
 
 /* A channel addressed to us, as its receiver read it (handshake.c). */
 struct ivshm_hs_line {
@@ -262,6 +264,8 @@ bool ivshm_peer_read(const struct ivshm_layout *l, u32 vm,
 bool ivshm_peer_still_me(const struct ivshm_layout *l, u32 vm, u32 inc);
 void ivshm_peer_beat(const struct ivshm_layout *l, u32 vm, u64 beat);
 u32 ivshm_peer_join(const struct ivshm_layout *l, u32 vm, u32 vectors);
+u32 ivshm_peer_join_again(const struct ivshm_layout *l, u32 vm, u32 vectors,
+			  u32 old);
 void ivshm_peer_leave(const struct ivshm_layout *l, u32 vm, u32 inc);
 bool ivshm_peer_alive(const struct ivshm_layout *l, u32 vm, u32 *inc);
 int ivshm_peer_claim(const struct ivshm_layout *l, u32 vectors, u32 *vm,

@@ -16,7 +16,8 @@
  * what is no longer its.
  *
  * Every function here makes a fixed number of region accesses, besides
- * the allocator calls it makes (alloc.c bounds those).
+ * the allocator calls it makes (alloc.c bounds those), except the audit:
+ * one pass over the channel table.
  */
 
 #include "core.h"
@@ -156,4 +157,48 @@ int ivshm_desc_close(const struct ivshm_layout *l, u32 idx,
 	if (ret)
 		ivshm_blocks_rebuild(l);
 	return ret;
+}
+
+/**
+ * ivshm_desc_audit() - free the channels in our name that we never took
+ * @l: the layout
+ * @vm: our VM id
+ * @inc: our incarnation
+ * @held: l->max_channels entries: the generation of the channel we hold in
+ *	each slot, 0 for none
+ *
+ * A sweep keeps every channel whose named sender is alive with the
+ * incarnation the slot names, and nobody else frees a live VM's channels:
+ * a peer that writes a descriptor in our name, with a run over the data
+ * area, would hold both until we left the region. Only we can tell that
+ * we never took it. The caller holds the control lock and keeps @held
+ * from changing meanwhile: it records every channel it takes or frees
+ * under the same guard, so that a channel of ours that no socket holds
+ * yet is not taken for a forgery. One pass over the table; each slot's
+ * fields are read once.
+ *
+ * Return: the number of slots freed; the bitmap is rebuilt if any was.
+ */
+u32 ivshm_desc_audit(const struct ivshm_layout *l, u32 vm, u32 inc,
+		     const u32 *held)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < l->max_channels; i++) {
+		struct ivshm_chan *ch = ivshm_chan(l, i);
+		u32 gen;
+
+		if (ivshm_get32(&ch->state) == IVSHM_CHAN_FREE ||
+		    ivshm_get16(&ch->sender_vm) != vm ||
+		    ivshm_get32(&ch->sender_inc) != inc)
+			continue;
+		gen = ivshm_get32(&ch->generation);
+		if (held[i] && gen == held[i])
+			continue;
+		ivshm_chan_free(l, i);
+		n++;
+	}
+	if (n)
+		ivshm_blocks_rebuild(l);
+	return n;
 }
