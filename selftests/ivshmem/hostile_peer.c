@@ -58,6 +58,7 @@ enum kind {
 	K_FORGED_CONNECT, K_FAKE_PEER, K_LOCK_FOREVER, K_HEADER_REWRITE,
 	K_DOORBELL_FLOOD, K_PENDING_FLOOD, K_RANDOM_FLIP, K_OWN_SLOT,
 	K_MOVED_CHAIN, K_LOCK_NAMING_VICTIM, K_DEAD_SLOTS, K_REBUILD_BOMB,
+	K_VICTIM_NAME_FILL,
 	K_NR,
 };
 
@@ -67,7 +68,7 @@ static const char *const kind_name[K_NR] = {
 	"descriptor-rewrite", "forged-connect", "fake-peer", "lock-forever",
 	"header-rewrite", "doorbell-flood", "pending-flood", "random-flip",
 	"own-slot", "moved-chain", "lock-naming-victim", "dead-slots",
-	"rebuild-bomb",
+	"rebuild-bomb", "victim-name-fill",
 };
 
 static unsigned long long count[K_NR];
@@ -969,6 +970,82 @@ static void own_slot(void)
 	ivshm_sleep_ms(700);
 }
 
+/* The channels victim_name_fill() forged, and its victim's incarnation. */
+static uint32_t *fill_idx, *fill_gen, fill_n, fill_inc;
+
+/* Fill the free data area with channels in the victim's own name and its
+ * current incarnation, taken by the protocol's rules: sweeps keep them,
+ * since their named sender is alive, and only the victim can tell that it
+ * never took them. The incarnation it joined again as after own_slot() is
+ * the one that stays the same for half a second.
+ */
+static void victim_name_fill(void)
+{
+	uint64_t end = ivshm_now_ms() + 5000, off;
+	uint32_t blocks = IVSHM_RUN_MAX / IVSHM_BLOCK_SIZE, inc = 0, seen, idx;
+	struct ivshm_chan *c;
+
+	fill_idx = calloc(l.max_channels, sizeof(*fill_idx));
+	fill_gen = calloc(l.max_channels, sizeof(*fill_gen));
+	if (!fill_idx || !fill_gen)
+		return;
+	do {
+		seen = inc;
+		ivshm_sleep_ms(500);
+		if (!ivshm_peer_alive(&l, victim, &inc))
+			inc = 0;
+	} while ((!inc || inc != seen) && ivshm_now_ms() < end);
+	if (!inc || inc != seen || lock_take(1000))
+		return;
+	fill_inc = inc;
+	/* Each round takes a slot: the table bounds it. */
+	while (blocks && !ivshm_chan_alloc(&l, &idx)) {
+		while (blocks && ivshm_blocks_alloc(&l, blocks, &off))
+			blocks /= 2;
+		if (!blocks) {
+			ivshm_chan_free(&l, idx);
+			break;
+		}
+		c = ivshm_chan(&l, idx);
+		ivshm_put16(&c->sender_vm, victim);
+		ivshm_put16(&c->receiver_vm, fake[0].vm);
+		ivshm_put32(&c->sender_inc, inc);
+		ivshm_put64(&c->buff_offset, off);
+		ivshm_put32(&c->buff_size, blocks * IVSHM_BLOCK_SIZE);
+		ivshm_store_release32(&c->state, IVSHM_CHAN_OPEN);
+		fill_idx[fill_n] = idx;
+		fill_gen[fill_n++] = ivshm_get32(&c->generation);
+		count[K_VICTIM_NAME_FILL]++;
+	}
+	lock_drop();
+}
+
+/* How many of the forged channels the victim still has not freed, after
+ * waiting up to @ms for it: it frees them when a connect of its finds no
+ * room, and every 30 s in any case.
+ */
+static uint32_t victim_name_left(unsigned int ms, uint64_t *took)
+{
+	uint64_t start = ivshm_now_ms(), end = start + ms;
+	uint32_t i, left;
+
+	do {
+		left = 0;
+		for (i = 0; i < fill_n; i++) {
+			struct ivshm_chan *c = ivshm_chan(&l, fill_idx[i]);
+
+			left += ivshm_get32(&c->state) != IVSHM_CHAN_FREE &&
+				ivshm_get32(&c->generation) == fill_gen[i] &&
+				ivshm_get16(&c->sender_vm) == victim &&
+				ivshm_get32(&c->sender_inc) == fill_inc;
+		}
+		*took = ivshm_now_ms() - start;
+		if (left)
+			ivshm_sleep_ms(100);
+	} while (left && ivshm_now_ms() < end);
+	return left;
+}
+
 int main(void)
 {
 	unsigned long long total = 0;
@@ -1038,6 +1115,7 @@ int main(void)
 		run_for(4000, random_flips);
 		own_slot();
 		own_slot();
+		victim_name_fill();
 		printf("ok 2 hostile: global attacks done\n");
 		/* Its liveness work never waited for the lock: it beat. */
 		uint64_t attack_ms = watched_at - watch_first;
@@ -1051,6 +1129,15 @@ int main(void)
 		       (unsigned long long)unwatched_ms,
 		       (unsigned long long)attack_ms);
 		failed |= !beat_ok;
+
+		/* Still beating: only the victim's audit frees them. */
+		uint64_t took;
+		uint32_t left = victim_name_left(45000, &took);
+
+		printf("%s 4 hostile: the victim freed the %u channels forged in its own name (%u left after %llu ms)\n",
+		       fill_n && !left ? "ok" : "not ok", fill_n, left,
+		       (unsigned long long)took);
+		failed |= !fill_n || left;
 	}
 
 	/* The attack is over: nothing of ours beats any more. */
@@ -1061,5 +1148,7 @@ int main(void)
 		total += count[k];
 	}
 	printf("hostile: %llu attacks of %d kinds\n", total, K_NR);
+	free(fill_idx);
+	free(fill_gen);
 	return failed;
 }
