@@ -36,11 +36,12 @@
  * tail passes it (barriers N2 and N3 in protocol.md).
  *
  * Locking, outermost first: lock_sock() of a listener, lock_sock() of a
- * child (nested), ivshm_bind_lock, then the device's spinlock (chan.c).
- * Everything in struct ivshm_sock is protected by the socket lock, except
- * the bind fields, which ivshm_bind_lock protects as well. The device a
- * socket is attached to (isk->idev) is held by a reference that the
- * device's removal waits for; removal detaches every socket first.
+ * child (nested), the bind table's lock (bind.c), then the device's
+ * spinlock (chan.c). Everything in struct ivshm_sock is protected by the
+ * socket lock, except its bind table entry, which the table's lock
+ * protects as well. The device a socket is attached to (isk->idev) is held
+ * by a reference that the device's removal waits for; removal detaches
+ * every socket first.
  *
  * Module lifetime: the net_proto_family and the proto_ops both name
  * THIS_MODULE, and sk_alloc() takes a module reference for every sock,
@@ -55,7 +56,6 @@
 #include <linux/module.h>
 #include <linux/net.h>
 #include <linux/poll.h>
-#include <linux/random.h>
 #include <linux/sched/signal.h>
 #include <linux/socket.h>
 #include <linux/sockios.h>
@@ -63,6 +63,7 @@
 #include <net/busy_poll.h>
 #include <net/sock.h>
 
+#include "bind.h"
 #include "chan.h"
 #include "device.h"
 #include "netlink.h"
@@ -80,8 +81,7 @@ struct ivshm_sock {
 	/* addresses; local is valid once bound or connected */
 	struct sockaddr_ivshmem local;
 	struct sockaddr_ivshmem remote;
-	bool bound;			/* in ivshm_bound */
-	struct hlist_node bind_node;
+	struct ivshm_bind bind;		/* the bind table's (bind.c) */
 
 	/* the connection */
 	struct ivshm_dev *idev;		/* holds a device reference */
@@ -107,8 +107,6 @@ struct ivshm_sock {
 };
 
 static int ivshm_family;
-static DEFINE_MUTEX(ivshm_bind_lock);
-static HLIST_HEAD(ivshm_bound);
 
 static struct proto ivshm_proto = {
 	.name = "AF_IVSHMEM",
@@ -154,97 +152,16 @@ static void ivshm_tx_attached(struct ivshm_sock *isk, u32 size)
 	isk->rebal_busy = jiffies;
 }
 
-/* ---- binding ---- */
-
-static bool ivshm_addr_overlap(const struct sockaddr_ivshmem *a,
-			       const struct sockaddr_ivshmem *b)
+/* Bind @isk to @a (bind.c); a port of IVSHMEM_PORT_ANY picks an ephemeral
+ * one. Socket lock held.
+ */
+static int ivshm_do_bind(struct ivshm_sock *isk, struct sockaddr_ivshmem *a)
 {
-	return a->sivshm_port == b->sivshm_port &&
-	       (a->sivshm_vm == IVSHMEM_VM_ANY ||
-		b->sivshm_vm == IVSHMEM_VM_ANY ||
-		a->sivshm_vm == b->sivshm_vm) &&
-	       (a->sivshm_dev == IVSHMEM_DEV_ANY ||
-		b->sivshm_dev == IVSHMEM_DEV_ANY ||
-		a->sivshm_dev == b->sivshm_dev);
-}
+	int ret = ivshm_bind_add(&isk->bind, &isk->sk, a);
 
-static bool ivshm_port_taken(const struct sockaddr_ivshmem *a)
-{
-	struct ivshm_sock *o;
-
-	lockdep_assert_held(&ivshm_bind_lock);
-	hlist_for_each_entry(o, &ivshm_bound, bind_node)
-		if (ivshm_addr_overlap(&o->local, a))
-			return true;
-	return false;
-}
-
-/* Bind @isk to @a; a port of IVSHMEM_PORT_ANY picks an ephemeral one. */
-static int ivshm_do_bind(struct ivshm_sock *isk,
-			 const struct sockaddr_ivshmem *a)
-{
-	struct sockaddr_ivshmem want = *a;
-	u32 range = IVSHMEM_PORT_EPHEMERAL_LAST -
-		    IVSHMEM_PORT_EPHEMERAL_FIRST + 1;
-	u32 i, start;
-	int ret = 0;
-
-	mutex_lock(&ivshm_bind_lock);
-	if (want.sivshm_port != IVSHMEM_PORT_ANY) {
-		if (ivshm_port_taken(&want))
-			ret = -EADDRINUSE;
-		goto out;
-	}
-	start = get_random_u32_below(range);
-	for (i = 0; i < range; i++) {
-		want.sivshm_port = IVSHMEM_PORT_EPHEMERAL_FIRST +
-				   (start + i) % range;
-		if (!ivshm_port_taken(&want))
-			goto out;
-	}
-	ret = -EADDRNOTAVAIL;
-out:
-	if (!ret) {
-		isk->local = want;
-		isk->bound = true;
-		hlist_add_head(&isk->bind_node, &ivshm_bound);
-	}
-	mutex_unlock(&ivshm_bind_lock);
+	if (!ret)
+		isk->local = *a;
 	return ret;
-}
-
-static void ivshm_unbind(struct ivshm_sock *isk)
-{
-	mutex_lock(&ivshm_bind_lock);
-	if (isk->bound) {
-		hlist_del(&isk->bind_node);
-		isk->bound = false;
-	}
-	mutex_unlock(&ivshm_bind_lock);
-}
-
-/* The listener for a request that reached @idev on @port, held. */
-static struct sock *ivshm_find_listener(struct ivshm_dev *idev, u32 port)
-{
-	struct sockaddr_ivshmem at = {
-		.sivshm_port = port,
-		.sivshm_vm = idev->own_id,
-		.sivshm_dev = idev->index + 1,
-	};
-	struct ivshm_sock *o;
-	struct sock *found = NULL;
-
-	mutex_lock(&ivshm_bind_lock);
-	hlist_for_each_entry(o, &ivshm_bound, bind_node) {
-		if (ivshm_addr_overlap(&o->local, &at) &&
-		    READ_ONCE(o->sk.sk_state) == TCP_LISTEN) {
-			found = &o->sk;
-			sock_hold(found);
-			break;
-		}
-	}
-	mutex_unlock(&ivshm_bind_lock);
-	return found;
 }
 
 /* Check a user address; vm and port constants are left to the caller. */
@@ -281,7 +198,7 @@ static int ivshm_bind(struct socket *sock, struct sockaddr *addr, int len)
 		return -EADDRNOTAVAIL;
 
 	lock_sock(sk);
-	if (isk->bound || sk->sk_state != TCP_CLOSE ||
+	if (isk->bind.bound || sk->sk_state != TCP_CLOSE ||
 	    sock->state != SS_UNCONNECTED)
 		ret = -EINVAL;
 	else
@@ -915,7 +832,8 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx,
 		return;
 	}
 
-	parent = ivshm_find_listener(idev, v->d.dst_port);
+	parent = ivshm_bind_listener(v->d.dst_port, idev->own_id,
+				     idev->index + 1);
 	if (!parent) {
 		ivshm_refuse(idev, idx, v, IVSHM_RX_REFUSED);
 		return;
@@ -991,7 +909,7 @@ static int ivshm_release(struct socket *sock)
 		sk_acceptq_removed(sk);
 		ivshm_release_child(&child->sk);
 	}
-	ivshm_unbind(isk);
+	ivshm_bind_del(&isk->bind);
 	ivshm_rx_detach(isk, true);
 	ivshm_tx_detach(isk);
 	ivshm_drop_dev(isk);
@@ -1019,7 +937,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	struct ivshm_dev *idev;
 	int ret;
 
-	if (isk->bound && isk->local.sivshm_dev != IVSHMEM_DEV_ANY) {
+	if (isk->bind.bound && isk->local.sivshm_dev != IVSHMEM_DEV_ANY) {
 		if (dev != IVSHMEM_DEV_ANY && dev != isk->local.sivshm_dev)
 			return -EADDRNOTAVAIL;
 		dev = isk->local.sivshm_dev;
@@ -1037,10 +955,10 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	if (vm != idev->own_id && !ivshm_peer_alive(&idev->layout, vm, NULL))
 		goto err_put;
 	ret = -EADDRNOTAVAIL;
-	if (isk->bound && isk->local.sivshm_vm != IVSHMEM_VM_ANY &&
+	if (isk->bind.bound && isk->local.sivshm_vm != IVSHMEM_VM_ANY &&
 	    isk->local.sivshm_vm != idev->own_id)
 		goto err_put;
-	if (!isk->bound) {
+	if (!isk->bind.bound) {
 		struct sockaddr_ivshmem any = {
 			.sivshm_family = ivshm_family,
 			.sivshm_port = IVSHMEM_PORT_ANY,
@@ -1226,7 +1144,7 @@ static int ivshm_listen(struct socket *sock, int backlog)
 	int ret = 0;
 
 	lock_sock(sk);
-	if (sock->state != SS_UNCONNECTED || !isk->bound ||
+	if (sock->state != SS_UNCONNECTED || !isk->bind.bound ||
 	    (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN)) {
 		ret = -EINVAL;
 		goto out;
