@@ -46,7 +46,7 @@
 #include "device.h"
 #include "params.h"
 #include "rebalance.h"
-#include "socket.h"
+#include "sock.h"
 #include "stats.h"
 
 /* The part of the data area a growth leaves free: 1 / IVSHM_REBAL_KEEP. */
@@ -67,8 +67,8 @@ u32 ivshm_rebal_initial(struct ivshm_dev *idev)
  *
  * Return: the new size in bytes, whole blocks; @size to keep it.
  */
-u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size, bool full,
-		       u64 records)
+static u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size,
+			      bool full, u64 records)
 {
 	u32 want;
 
@@ -81,6 +81,89 @@ u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size, bool full,
 		return max_t(u32, rb->min,
 			     round_up(size / 2, IVSHM_BLOCK_SIZE));
 	return size;
+}
+
+/**
+ * ivshm_rebal_sock() - resize the channel @isk sends on, if it should
+ * @isk: the socket, held by the caller
+ * @idev: the device whose pass this is
+ * @idx: the channel
+ * @rb: what the pass allows
+ *
+ * Only a channel whose reader attached is moved: a connector that has not
+ * attached yet reads the descriptor's run as the start of the ring.
+ *
+ * Context: process (the device's rebalancing pass); takes the socket lock.
+ */
+static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
+			     u32 idx, const struct ivshm_rebal *rb)
+{
+	struct sock *sk = &isk->sk;
+	struct ivshm_ring *r = &isk->tx;
+	struct ivshm_hs_reply reply;
+	u32 target, size;
+	u64 records;
+	bool full;
+	int ret;
+
+	lock_sock(sk);
+	if (isk->idev != idev || !isk->has_tx || isk->tx_idx != idx ||
+	    sk->sk_state != TCP_ESTABLISHED || isk->tx_fixed ||
+	    (sk->sk_shutdown & SEND_SHUTDOWN))
+		goto out;
+	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, r);
+	if (ret < 0)
+		goto fail;
+	full = isk->tx_full;
+	isk->tx_full = 0;
+	records = r->touch - isk->rebal_touch;	/* what head_touch says */
+	isk->rebal_touch = r->touch;
+	/* Idle means quiet for rb->idle, not between two close passes. */
+	if (records)
+		isk->rebal_busy = jiffies;
+	else if (time_before(jiffies, isk->rebal_busy + rb->idle))
+		records = 1;
+	ivshm_event_tx_flags(&isk->tx, full ? IVSHM_TXF_FULL : 0,
+			     full ? 0 : IVSHM_TXF_FULL);
+	ivshm_hs_reply(&idev->layout, isk->tx_idx, &reply);
+	if (r->old_size || reply.rx_state != IVSHM_RX_ACCEPTED)
+		goto out;
+	size = r->size;
+	target = ivshm_rebal_target(rb, size, full, records);
+	/* An idle channel at its smallest may sit right after a busy one that
+	 * would grow in place: it moves as low as it fits, once.
+	 */
+	if (target == size &&
+	    (records || full || size > rb->min ||
+	     !ivshm_blocks_fit_below(&idev->layout, size >> IVSHM_BLOCK_SHIFT,
+				     ivshm_ring_run(r))))
+		goto out;
+	ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target,
+			      target > size ? rb->keep : 0);
+	/* No run of half the size free: the smallest one surely is. */
+	if (ret == -ENOBUFS && target < size && target > rb->min) {
+		target = rb->min;
+		ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target, 0);
+	}
+	if (ret > 0) {
+		if ((u32)ret != size)
+			ivshm_stat_inc(idev, (u32)ret > size ?
+				       IVSHM_STAT_GROWN : IVSHM_STAT_SHRUNK);
+		ivshm_data_moved(isk);
+	} else if (ret == -ENOBUFS && target > size) {
+		ivshm_stat_inc(idev, IVSHM_STAT_GROW_FAILED);
+	} else if (ret == -EPROTO || ret == -ENOLINK) {
+		goto fail;
+	}
+out:
+	release_sock(sk);
+	return;
+fail:
+	if (ret == -ENOLINK)
+		ivshm_sock_fail(isk, ECONNRESET);
+	else
+		ivshm_sock_proto_error(isk, isk->tx_idx, "tail invalid");
+	release_sock(sk);
 }
 
 static void ivshm_rebal_pass(struct ivshm_dev *idev)
@@ -112,7 +195,7 @@ static void ivshm_rebal_pass(struct ivshm_dev *idev)
 			continue;
 		ivshm_slot_get(idev, i, isk);
 		if (isk[0])
-			ivshm_sock_rebalance(isk[0], idev, i, &rb);
+			ivshm_rebal_sock(isk[0], idev, i, &rb);
 		ivshm_slot_put(isk);
 		cond_resched();
 	}

@@ -16,8 +16,6 @@ struct ivshm_rebal {
 };
 
 u32 ivshm_rebal_initial(struct ivshm_dev *idev);
-u32 ivshm_rebal_target(const struct ivshm_rebal *rb, u32 size, bool full,
-		       u64 records);
 void ivshm_rebal_start(struct ivshm_dev *idev);
 void ivshm_rebal_stop(struct ivshm_dev *idev);
 void ivshm_rebal_doorbell(struct ivshm_dev *idev);

@@ -3,10 +3,11 @@
  * The AF_IVSHMEM socket family: SOCK_SEQPACKET over the region's channels.
  *
  * A connection is two channels of one region, one per direction, each owned
- * by its sender (chan.c). Records go straight from the sender's iovec into
- * its channel's ring and from the ring into the receiver's iovec: there is
- * no socket buffer in between, so a record is never dropped, and a slow
- * receiver stops the sender when the ring is full.
+ * by its sender (chan.c). This file holds the family, binding (the table
+ * is bind.c's), and the connection: connect, listen, accept, the answers
+ * and events of the handshakes (core/handshake.c decides what they mean),
+ * shutdown, close, poll and the socket options. The records themselves
+ * go through data.c, and rebalance.c resizes the channel a socket sends on.
  *
  * Socket states (sk_state; sock->state follows):
  *
@@ -27,13 +28,6 @@
  * the socket's waiters, from the device's NAPI poll (ivshm_sock_wake(), in
  * softirq context, without the socket lock): whoever wakes looks at the
  * ring under the lock.
- *
- * Notifications on the data path follow virtio's event index: a reader
- * about to sleep writes rx_event, the tail it sleeps at, and the writer
- * notifies only when a publication of its moves head past it, so a reader
- * hears once per sleep however many records come meanwhile; a writer
- * waiting for room writes wake_tail and the reader notifies once, when its
- * tail passes it (barriers N2 and N3 in protocol.md).
  *
  * Locking, outermost first: lock_sock() of a listener, lock_sock() of a
  * child (nested), the bind table's lock (bind.c), then the device's
@@ -59,52 +53,18 @@
 #include <linux/sched/signal.h>
 #include <linux/socket.h>
 #include <linux/sockios.h>
-#include <linux/uio.h>
-#include <net/busy_poll.h>
 #include <net/sock.h>
 
-#include "bind.h"
 #include "chan.h"
 #include "device.h"
 #include "netlink.h"
 #include "params.h"
 #include "rebalance.h"
-#include "socket.h"
+#include "sock.h"
 #include "stats.h"
 #include "trace.h"
 
 #define IVSHM_CONNECT_TIMEOUT_MS	10000
-
-struct ivshm_sock {
-	struct sock sk;		/* must be first: sk_alloc() sizes by proto */
-
-	/* addresses; local is valid once bound or connected */
-	struct sockaddr_ivshmem local;
-	struct sockaddr_ivshmem remote;
-	struct ivshm_bind bind;		/* the bind table's (bind.c) */
-
-	/* the connection */
-	struct ivshm_dev *idev;		/* holds a device reference */
-	bool has_tx, has_rx;
-	u32 tx_idx, tx_gen, rx_idx, rx_gen;
-	struct ivshm_ring tx;		/* our channel */
-	struct ivshm_ring rx;		/* the peer's channel to us */
-	u32 tx_answer;			/* the rx_state we last took from ours */
-	u32 rx_state_seen;		/* the peer's channel state we last took */
-	u32 tx_max_run;			/* bytes it was opened with: largest record + 8 */
-	bool tx_fixed;			/* SO_SNDBUF chose its size: never resized */
-	u32 tx_full;			/* times it was full since the last rebalance */
-	u64 rebal_touch;		/* records produced at the last rebalance */
-	unsigned long rebal_busy;	/* jiffies: a pass last saw records */
-	struct ivshm_conn_stats cs;	/* this connection's counters */
-	s32 peer_pid;
-	s32 owner_pid;			/* who called listen() or connect() */
-	u64 connect_timeout_ms;
-
-	/* listener: children ready for accept(); child: its place there */
-	struct list_head accept_q;
-	struct list_head accept_node;
-};
 
 static int ivshm_family;
 
@@ -115,11 +75,6 @@ static struct proto ivshm_proto = {
 };
 
 static const struct proto_ops ivshm_seqpacket_ops;
-
-static struct ivshm_sock *ivshm_isk(struct sock *sk)
-{
-	return container_of(sk, struct ivshm_sock, sk);
-}
 
 struct sock *ivshm_sk(struct ivshm_sock *isk)
 {
@@ -217,8 +172,6 @@ static void ivshm_drop_dev(struct ivshm_sock *isk)
 	}
 }
 
-static void ivshm_rx_consumed(struct ivshm_sock *isk);
-
 /* The sender moved its ring: follow a MOVED record that is next in it, so
  * that the sender can free its old run even while our user reads nothing.
  * One per call: a sender announces each move on the control set, so a
@@ -233,7 +186,7 @@ static void ivshm_rx_pass_moves(struct ivshm_sock *isk)
 		return;
 	ivshm_rx_allow_move(&isk->rx);
 	if (ivshm_rx_peek(&isk->rx, &rec) == IVSHM_RX_MOVED)
-		ivshm_rx_consumed(isk);
+		ivshm_data_consumed(isk);
 }
 
 /* Stop reading the peer's channel and tell its sender: CLOSED, or RESET if
@@ -307,7 +260,7 @@ static void ivshm_tx_shut(struct ivshm_sock *isk)
 }
 
 /* The connection is over with error @err (0: orderly). Socket lock held. */
-static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
+void ivshm_sock_fail(struct ivshm_sock *isk, int err)
 {
 	struct sock *sk = &isk->sk;
 
@@ -336,15 +289,15 @@ static void ivshm_conn_fail(struct ivshm_sock *isk, int err)
 /* A value the peer wrote in channel @idx failed check @what: count it,
  * announce it, reset the connection.
  */
-static void ivshm_conn_proto_error(struct ivshm_sock *isk, u32 idx,
-				   const char *what)
+void ivshm_sock_proto_error(struct ivshm_sock *isk, u32 idx,
+			    const char *what)
 {
 	if (isk->idev) {
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_PROTO_ERRORS);
 		ivshm_nl_proto_error(isk->idev, idx, what);
 	}
 	isk->cs.proto_errors++;
-	ivshm_conn_fail(isk, ECONNRESET);
+	ivshm_sock_fail(isk, ECONNRESET);
 }
 
 /* ---- events from the device (chan.c), socket lock taken here ---- */
@@ -407,7 +360,7 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 				sk->sk_state == TCP_SYN_SENT);
 	if (step == IVSHM_HS_TX_ATTACH) {
 		if (ivshm_attach_reverse(isk, &r)) {
-			ivshm_conn_proto_error(isk, isk->tx_idx, "reverse channel invalid");
+			ivshm_sock_proto_error(isk, isk->tx_idx, "reverse channel invalid");
 			return;
 		}
 		sk->sk_state = TCP_ESTABLISHED;
@@ -424,10 +377,10 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 	case IVSHM_HS_TX_ATTACH:	/* only while connecting, above */
 		return;
 	case IVSHM_HS_TX_REFUSED:
-		ivshm_conn_fail(isk, ECONNREFUSED);
+		ivshm_sock_fail(isk, ECONNREFUSED);
 		return;
 	case IVSHM_HS_TX_NOBUFS:
-		ivshm_conn_fail(isk, ENOBUFS);
+		ivshm_sock_fail(isk, ENOBUFS);
 		return;
 	case IVSHM_HS_TX_OPEN:
 		break;
@@ -440,10 +393,10 @@ static void ivshm_tx_event(struct ivshm_sock *isk)
 		}
 		break;
 	case IVSHM_HS_TX_PEER_RESET:
-		ivshm_conn_fail(isk, ECONNRESET);
+		ivshm_sock_fail(isk, ECONNRESET);
 		return;
 	case IVSHM_HS_TX_BAD:
-		ivshm_conn_proto_error(isk, isk->tx_idx,
+		ivshm_sock_proto_error(isk, isk->tx_idx,
 				       "answer unknown or gone back");
 		return;
 	}
@@ -465,13 +418,13 @@ static bool ivshm_rx_event(struct ivshm_sock *isk)
 				      isk->rx_gen, &reset);
 	switch (ivshm_hs_rx_step(&isk->rx_state_seen, state, reset)) {
 	case IVSHM_HS_RX_BAD:
-		ivshm_conn_proto_error(isk, isk->rx_idx, "channel state invalid or gone back");
+		ivshm_sock_proto_error(isk, isk->rx_idx, "channel state invalid or gone back");
 		return true;
 	case IVSHM_HS_RX_GONE:
-		ivshm_conn_fail(isk, ECONNRESET);
+		ivshm_sock_fail(isk, ECONNRESET);
 		return false;
 	case IVSHM_HS_RX_RESET:
-		ivshm_conn_fail(isk, ECONNRESET);
+		ivshm_sock_fail(isk, ECONNRESET);
 		return true;
 	case IVSHM_HS_RX_EOF:
 		if (!(sk->sk_shutdown & RCV_SHUTDOWN)) {
@@ -586,7 +539,7 @@ void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev)
 
 	lock_sock(sk);
 	if (isk->idev == idev)
-		ivshm_conn_fail(isk, ECONNRESET);
+		ivshm_sock_fail(isk, ECONNRESET);
 	release_sock(sk);
 }
 
@@ -607,7 +560,7 @@ void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	lock_sock(sk);
 	if (isk->idev == idev && (isk->has_tx || isk->has_rx) &&
 	    (vm == IVSHM_ALL_PEERS || isk->remote.sivshm_vm == vm))
-		ivshm_conn_fail(isk, ECONNRESET);
+		ivshm_sock_fail(isk, ECONNRESET);
 	release_sock(sk);
 }
 
@@ -1035,8 +988,8 @@ err_put:
  * Return: 0 to look again, -EAGAIN when the time is up, or the signal's
  * errno.
  */
-static int ivshm_wait(struct ivshm_sock *isk, long *timeo,
-		      bool (*ready)(struct ivshm_sock *isk, u64 arg), u64 arg)
+int ivshm_sock_wait(struct ivshm_sock *isk, long *timeo,
+		    bool (*ready)(struct ivshm_sock *isk, u64 arg), u64 arg)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct sock *sk = &isk->sk;
@@ -1115,10 +1068,10 @@ static int ivshm_connect(struct socket *sock, struct sockaddr *addr,
 	    (long)msecs_to_jiffies(isk->connect_timeout_ms) < timeo)
 		timeo = (long)msecs_to_jiffies(isk->connect_timeout_ms);
 	while (sk->sk_state == TCP_SYN_SENT) {
-		ret = ivshm_wait(isk, &timeo, ivshm_connect_done, 0);
+		ret = ivshm_sock_wait(isk, &timeo, ivshm_connect_done, 0);
 		if (ret == -EAGAIN) {
 			/* Withdraw; a late ACCEPTED is closed by the orphan. */
-			ivshm_conn_fail(isk, 0);
+			ivshm_sock_fail(isk, 0);
 			sock->state = SS_UNCONNECTED;
 			ret = -ETIMEDOUT;
 			goto out;
@@ -1178,7 +1131,7 @@ static int ivshm_do_accept(struct socket *sock, struct socket *newsock,
 	}
 	timeo = sock_rcvtimeo(sk, flags & O_NONBLOCK);
 	while (list_empty(&isk->accept_q)) {
-		ret = ivshm_wait(isk, &timeo, ivshm_accept_ready, 0);
+		ret = ivshm_sock_wait(isk, &timeo, ivshm_accept_ready, 0);
 		if (ret)
 			goto out;
 		if (sk->sk_state != TCP_LISTEN) {
@@ -1244,525 +1197,6 @@ static int ivshm_getname(struct socket *sock, struct sockaddr *addr, int peer)
 	return ret;
 }
 
-/* Could a record of @len be sent now? 1 if so, 0 not yet, or the error
- * that trying would meet. A record larger than the run (which shrank while
- * the channel was idle) can be sent once the run may grow: no move pending
- * and room for the MOVED record.
- */
-static int ivshm_tx_space(struct ivshm_sock *isk, u32 len)
-{
-	int ret = ivshm_tx_room(&isk->tx, len);
-
-	if (ret == -EMSGSIZE)
-		ret = ivshm_tx_can_move(&isk->tx);
-	return ret;
-}
-
-/* A reason for a waiting sender to look again: an error, a shutdown, or
- * a tail the reader moved since we last looked (ring.c; room grows only
- * when it does). A wait condition: it only loads and compares.
- */
-static bool ivshm_tx_ready(struct ivshm_sock *isk, u64 unused)
-{
-	struct sock *sk = &isk->sk;
-
-	if (READ_ONCE(sk->sk_err) ||
-	    (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
-	    !READ_ONCE(isk->has_tx))
-		return true;
-	return ivshm_tx_changed(&isk->tx);
-}
-
-/* Tell the peer about our data path: a data notification. */
-static void ivshm_data_notify(struct ivshm_sock *isk, u32 idx)
-{
-	isk->cs.notifies++;
-	if (ivshm_notify(isk->idev, isk->remote.sivshm_vm, idx,
-			 IVSHM_PEND_DATA) == IVSHM_NOTIFY_RANG)
-		isk->cs.rings++;
-}
-
-/* We published records up to tx.published: notify the reader if it sleeps
- * at a tail they pass, once per sleep (N3, core/event.c).
- */
-static void ivshm_tx_published(struct ivshm_sock *isk)
-{
-	switch (ivshm_event_published(&isk->tx)) {
-	case IVSHM_TELL_PEER:
-		ivshm_data_notify(isk, isk->tx_idx);
-		break;
-	case IVSHM_TELL_QUIET:
-		isk->cs.suppressed++;
-		ivshm_stat_inc(isk->idev, IVSHM_STAT_SUPPRESSED);
-		break;
-	case IVSHM_TELL_NONE:
-		break;
-	}
-}
-
-/* We wrote a MOVED record. The reader must pass it before we can use the
- * whole new run, or free the old one, even if its user reads nothing: tell
- * it on the control set too, whose handler passes a MOVED record that is
- * next in the ring (ivshm_rx_event()).
- */
-static void ivshm_tx_moved(struct ivshm_sock *isk)
-{
-	struct ivshm_nl_chan c = {
-		.idx = isk->tx_idx,
-		.sender = isk->idev->own_id,
-		.receiver = isk->remote.sivshm_vm,
-		.size = isk->tx.size,
-	};
-
-	ivshm_nl_chan_event(isk->idev, IVSHMEM_CMD_CHAN_RESIZED, &c);
-	isk->cs.resizes++;
-	ivshm_tx_published(isk);
-	ivshm_notify(isk->idev, isk->remote.sivshm_vm, isk->tx_idx,
-		     IVSHM_PEND_CTRL);
-}
-
-/* The channel's run is smaller than a record of @len bytes, because it
- * shrank while idle: give it back the size it was opened with, which holds
- * any record the socket accepts. Return: 0 when it moved (the record fits
- * once the reader has passed the move), -EAGAIN to wait for the reader,
- * -ENOBUFS when the region has no room, or another error of the channel.
- */
-static int ivshm_tx_grow_for(struct ivshm_sock *isk)
-{
-	struct ivshm_ring *r = &isk->tx;
-	int ret;
-
-	ret = ivshm_chan_move_done(isk->idev, isk->tx_idx, isk->tx_gen, r);
-	if (ret < 0)
-		return ret;
-	ret = ivshm_chan_move(isk->idev, isk->tx_idx, isk->tx_gen, r,
-			      isk->tx_max_run, 0);
-	if (ret > 0) {
-		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROWN);
-		ivshm_tx_moved(isk);
-		return 0;
-	}
-	if (ret == -ENOBUFS)
-		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROW_FAILED);
-	return ret == -EBUSY ? -EAGAIN : ret;
-}
-
-static int ivshm_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
-{
-	struct sock *sk = sock->sk;
-	struct ivshm_sock *isk = ivshm_isk(sk);
-	int flags = msg->msg_flags;
-	struct ivshm_span span;
-	long timeo;
-	size_t n;
-	int ret;
-
-	if (flags & MSG_OOB)
-		return -EOPNOTSUPP;
-
-	lock_sock(sk);
-	ret = sock_error(sk);
-	if (ret)
-		goto out;
-	if (sk->sk_shutdown & SEND_SHUTDOWN) {
-		ret = -EPIPE;
-		goto out;
-	}
-	if (sk->sk_state != TCP_ESTABLISHED || !isk->has_tx) {
-		ret = -ENOTCONN;
-		goto out;
-	}
-	if (len > isk->tx_max_run - IVSHM_REC_HDR) {
-		ret = -EMSGSIZE;
-		goto out;
-	}
-	/* has_tx holds: idev is set. */
-	trace_ivshm_sendmsg(isk->idev->index, isk->tx_idx, len);
-
-	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
-	for (;;) {
-		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
-				       &span);
-		if (ret == -EMSGSIZE) {
-			ret = ivshm_tx_grow_for(isk);
-			if (!ret)
-				continue;
-		}
-		if (ret != -EAGAIN)
-			break;
-		/* Backpressure: the next rebalance grows the channel. */
-		isk->tx_full++;
-		/* A full ring published what it held back: say so first. */
-		ivshm_tx_published(isk);
-		ivshm_event_want_room(&isk->tx, (u32)len);
-		if (ivshm_tx_space(isk, (u32)len))
-			continue;
-		ret = ivshm_wait(isk, &timeo, ivshm_tx_ready, 0);
-		if (ret)
-			goto out;
-		ret = sock_error(sk);
-		if (ret)
-			goto out;
-		if ((sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx) {
-			ret = -EPIPE;
-			goto out;
-		}
-	}
-	if (ret == -ENOBUFS)
-		goto out;
-	if (ret == -ENOLINK) {
-		/* Our channel was reaped: we had been declared dead. */
-		ivshm_conn_fail(isk, ECONNRESET);
-		ret = -ECONNRESET;
-		goto out;
-	}
-	if (ret) {
-		ivshm_conn_proto_error(isk, isk->tx_idx, "tail invalid");
-		ret = sock_error(sk);
-		goto out;
-	}
-	ivshm_event_tx_flags(&isk->tx, 0, IVSHM_TXF_WAIT);
-
-	n = copy_from_iter(span.p[0], span.len[0], &msg->msg_iter);
-	if (n == span.len[0] && span.len[1])
-		n += copy_from_iter(span.p[1], span.len[1], &msg->msg_iter);
-	if (n != len) {
-		/* Nothing was committed: the reservation is simply dropped. */
-		ret = -EFAULT;
-		goto out;
-	}
-	if (flags & (MSG_MORE | MSG_BATCH))
-		ivshm_tx_queue(&isk->tx);
-	else
-		ivshm_tx_commit(&isk->tx);
-	ivshm_tx_published(isk);
-	isk->cs.tx_records++;
-	isk->cs.tx_bytes += len;
-	ivshm_stat_inc(isk->idev, IVSHM_STAT_TX_RECORDS);
-	ivshm_stat_add(isk->idev, IVSHM_STAT_TX_BYTES, len);
-	ret = (int)len;
-out:
-	if (ret == -EPIPE && !(flags & MSG_NOSIGNAL))
-		send_sig(SIGPIPE, current, 0);
-	release_sock(sk);
-	return ret;
-}
-
-/**
- * ivshm_sock_rebalance() - resize the channel @isk sends on, if it should
- * @isk: the socket, held by the caller
- * @idev: the device whose pass this is
- * @idx: the channel
- * @rb: what the pass allows (rebalance.c)
- *
- * Only a channel whose reader attached is moved: a connector that has not
- * attached yet reads the descriptor's run as the start of the ring.
- *
- * Context: process (the device's rebalancing pass); takes the socket lock.
- */
-void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
-			  u32 idx, const struct ivshm_rebal *rb)
-{
-	struct sock *sk = &isk->sk;
-	struct ivshm_ring *r = &isk->tx;
-	struct ivshm_hs_reply reply;
-	u32 target, size;
-	u64 records;
-	bool full;
-	int ret;
-
-	lock_sock(sk);
-	if (isk->idev != idev || !isk->has_tx || isk->tx_idx != idx ||
-	    sk->sk_state != TCP_ESTABLISHED || isk->tx_fixed ||
-	    (sk->sk_shutdown & SEND_SHUTDOWN))
-		goto out;
-	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, r);
-	if (ret < 0)
-		goto fail;
-	full = isk->tx_full;
-	isk->tx_full = 0;
-	records = r->touch - isk->rebal_touch;	/* what head_touch says */
-	isk->rebal_touch = r->touch;
-	/* Idle means quiet for rb->idle, not between two close passes. */
-	if (records)
-		isk->rebal_busy = jiffies;
-	else if (time_before(jiffies, isk->rebal_busy + rb->idle))
-		records = 1;
-	ivshm_event_tx_flags(&isk->tx, full ? IVSHM_TXF_FULL : 0,
-			     full ? 0 : IVSHM_TXF_FULL);
-	ivshm_hs_reply(&idev->layout, isk->tx_idx, &reply);
-	if (r->old_size || reply.rx_state != IVSHM_RX_ACCEPTED)
-		goto out;
-	size = r->size;
-	target = ivshm_rebal_target(rb, size, full, records);
-	/* An idle channel at its smallest may sit right after a busy one that
-	 * would grow in place: it moves as low as it fits, once.
-	 */
-	if (target == size &&
-	    (records || full || size > rb->min ||
-	     !ivshm_blocks_fit_below(&idev->layout, size >> IVSHM_BLOCK_SHIFT,
-				     ivshm_ring_run(r))))
-		goto out;
-	ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target,
-			      target > size ? rb->keep : 0);
-	/* No run of half the size free: the smallest one surely is. */
-	if (ret == -ENOBUFS && target < size && target > rb->min) {
-		target = rb->min;
-		ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target, 0);
-	}
-	if (ret > 0) {
-		if ((u32)ret != size)
-			ivshm_stat_inc(idev, (u32)ret > size ?
-				       IVSHM_STAT_GROWN : IVSHM_STAT_SHRUNK);
-		ivshm_tx_moved(isk);
-	} else if (ret == -ENOBUFS && target > size) {
-		ivshm_stat_inc(idev, IVSHM_STAT_GROW_FAILED);
-	} else if (ret == -EPROTO || ret == -ENOLINK) {
-		goto fail;
-	}
-out:
-	release_sock(sk);
-	return;
-fail:
-	if (ret == -ENOLINK)
-		ivshm_conn_fail(isk, ECONNRESET);
-	else
-		ivshm_conn_proto_error(isk, isk->tx_idx, "tail invalid");
-	release_sock(sk);
-}
-
-/* A reason for a waiting reader, whose tail was @pos, to look again: an
- * error, a shutdown, or news in the ring (ivshm_rx_changed()). A wait
- * condition: it only loads and compares.
- */
-static bool ivshm_rx_ready(struct ivshm_sock *isk, u64 pos)
-{
-	struct sock *sk = &isk->sk;
-
-	if (READ_ONCE(sk->sk_err) ||
-	    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) ||
-	    !READ_ONCE(isk->has_rx))
-		return true;
-	return ivshm_rx_changed(&isk->rx, pos);
-}
-
-/* We consumed records: notify the sender if it waits for room our tail
- * has now passed, once per wait (N2, core/event.c).
- */
-static void ivshm_rx_consumed(struct ivshm_sock *isk)
-{
-	if (ivshm_event_consumed(&isk->rx) == IVSHM_TELL_PEER)
-		ivshm_data_notify(isk, isk->rx_idx);
-}
-
-/* About to sleep for records: ask the sender to notify us once records
- * pass our tail (N3).
- */
-static void ivshm_rx_want_data(struct ivshm_sock *isk)
-{
-	if (isk->has_rx)
-		ivshm_event_want_data(&isk->rx);
-}
-
-/* The next record for the user, past one MOVED record at most, as any
- * call may follow: ivshm_rx_peek()'s result, never IVSHM_RX_MOVED.
- */
-static int ivshm_rx_next(struct ivshm_sock *isk, struct ivshm_rec *rec)
-{
-	int ret;
-
-	ivshm_rx_allow_move(&isk->rx);
-	ret = ivshm_rx_peek(&isk->rx, rec);
-	if (ret != IVSHM_RX_MOVED)
-		return ret;
-	ivshm_rx_consumed(isk);
-	return ivshm_rx_peek(&isk->rx, rec);
-}
-
-/* Is a record there for the user (or a broken ring that recv reports)? */
-static bool ivshm_rx_readable(struct ivshm_sock *isk)
-{
-	struct ivshm_rec rec;
-	int ret = ivshm_rx_next(isk, &rec);
-
-	return ret != -EAGAIN && ret != IVSHM_RX_MOVE_PENDING;
-}
-
-static void ivshm_rx_have_data(struct ivshm_sock *isk)
-{
-	ivshm_event_have_data(&isk->rx);
-}
-
-/* Busy polling (SO_BUSY_POLL, net.core.busy_read): before a reader sleeps,
- * it watches the head of the peer's channel for up to sk_ll_usec. It has
- * not set IVSHM_RXF_WAIT, so the sender rings no doorbell for what it
- * publishes meanwhile: a record that comes in time costs neither an
- * interrupt nor a wakeup.
- *
- * The socket lock is dropped while spinning, as TCP does, so that a sender
- * on the same socket and the rebalance work are not held up. The head is
- * only a hint: any change ends the spin and the caller looks again under
- * the lock, where the ring is validated as always. Our own device reference
- * keeps the region mapped if the connection is torn down meanwhile; a
- * channel freed and reused under us only ends the spin early. An error or
- * the peer's close ends it too: sk_err and sk_shutdown are written with
- * WRITE_ONCE() for this lockless look.
- */
-static void ivshm_rx_busy_poll(struct ivshm_sock *isk)
-{
-	struct sock *sk = &isk->sk;
-	struct ivshm_dev *idev = isk->idev;
-	unsigned long start = busy_loop_current_time();
-	struct ivshm_event_watch w;
-
-	ivshm_event_watch_init(&isk->rx, &w);
-	ivshm_dev_hold(idev);
-	release_sock(sk);
-	while (!ivshm_event_watch_moved(&w)) {
-		if (sk_busy_loop_timeout(sk, start) || need_resched() ||
-		    signal_pending(current) || READ_ONCE(idev->dying) ||
-		    READ_ONCE(sk->sk_err) ||
-		    (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
-			break;
-		cpu_relax();
-	}
-	lock_sock(sk);
-	ivshm_dev_put(idev);
-}
-
-static int ivshm_copy_out(const struct ivshm_span *s, size_t n,
-			  struct msghdr *msg)
-{
-	size_t first = min_t(size_t, n, s->len[0]);
-
-	if (copy_to_iter(s->p[0], first, &msg->msg_iter) != first)
-		return -EFAULT;
-	n -= first;
-	if (n && copy_to_iter(s->p[1], n, &msg->msg_iter) != n)
-		return -EFAULT;
-	return 0;
-}
-
-static int ivshm_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
-			 int flags)
-{
-	struct sock *sk = sock->sk;
-	struct ivshm_sock *isk = ivshm_isk(sk);
-	bool spun = false, armed = false, shut_moved = false, move_waits;
-	struct ivshm_rec rec;
-	long timeo;
-	size_t n;
-	int ret;
-
-	if (flags & MSG_OOB)
-		return -EOPNOTSUPP;
-
-	lock_sock(sk);
-	if (sk->sk_state == TCP_LISTEN) {
-		ret = -ENOTCONN;
-		goto out;
-	}
-	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
-	/* One MOVED record per call and per wakeup (ring.c): each trip
-	 * round this loop returns, sleeps, or follows at most that one.
-	 */
-	if (isk->has_rx)
-		ivshm_rx_allow_move(&isk->rx);
-	for (;;) {
-		move_waits = false;
-		if (isk->has_rx) {
-			ret = ivshm_rx_peek(&isk->rx, &rec);
-			if (ret == IVSHM_RX_MOVED) {
-				/* Passing the marker frees room too. */
-				ivshm_rx_consumed(isk);
-				continue;
-			}
-			if (!ret)
-				break;
-			if (ret != -EAGAIN && ret != IVSHM_RX_MOVE_PENDING) {
-				ivshm_conn_proto_error(isk, isk->rx_idx, "record invalid");
-				ret = sock_error(sk);
-				goto out;
-			}
-			move_waits = ret == IVSHM_RX_MOVE_PENDING;
-		}
-		ret = sock_error(sk);
-		if (ret)
-			goto out;
-		if (sk->sk_shutdown & RCV_SHUTDOWN) {
-			/* A MOVED record may stand before records the sender
-			 * wrote before it closed, and no notification of it
-			 * will wake us now. An honest sender moves again only
-			 * once it saw us past its last move, and writes nothing
-			 * once closed, so one more move reaches all it wrote:
-			 * follow it rather than end the file early. One, not
-			 * more: a chain of moves still costs a call each.
-			 */
-			if (move_waits && !shut_moved) {
-				shut_moved = true;
-				ivshm_rx_allow_move(&isk->rx);
-				continue;
-			}
-			ret = 0;
-			goto out;
-		}
-		if (sk->sk_state != TCP_ESTABLISHED) {
-			ret = -ENOTCONN;
-			goto out;
-		}
-		/* Once per call, and only for a reader that would sleep. */
-		if (timeo && !spun && isk->has_rx && sk_can_busy_loop(sk) &&
-		    !isk->rx.move_pending) {
-			spun = true;
-			ivshm_rx_busy_poll(isk);
-			continue;
-		}
-		/* Nothing to read: ask for a notification, whether we sleep
-		 * or return EAGAIN (an edge-triggered poller waits for the
-		 * next record too), and look once more after asking (N3).
-		 */
-		if (!armed && isk->has_rx) {
-			ivshm_rx_want_data(isk);
-			armed = true;
-			continue;
-		}
-		ret = ivshm_wait(isk, &timeo, ivshm_rx_ready, isk->rx.pos);
-		if (ret)
-			goto out;
-		armed = false;
-		if (isk->has_rx)
-			ivshm_rx_allow_move(&isk->rx);
-	}
-
-	ivshm_rx_have_data(isk);
-	n = min_t(size_t, len, rec.len);
-	ret = ivshm_copy_out(&rec.span, n, msg);
-	if (ret)
-		goto out;	/* the record stays: nothing is lost */
-	if (n < rec.len)
-		msg->msg_flags |= MSG_TRUNC;
-	msg->msg_flags |= MSG_EOR;
-	if (msg->msg_name) {
-		memcpy(msg->msg_name, &isk->remote, sizeof(isk->remote));
-		msg->msg_namelen = sizeof(isk->remote);
-	}
-	/* Records are shorter than IVSHM_RUN_MAX (ring.c): an int holds them. */
-	ret = (flags & MSG_TRUNC) ? (int)rec.len : (int)n;
-	if (!(flags & MSG_PEEK)) {
-		ivshm_rx_release(&isk->rx);
-		ivshm_rx_consumed(isk);
-		isk->cs.rx_records++;
-		isk->cs.rx_bytes += rec.len;
-		ivshm_stat_inc(isk->idev, IVSHM_STAT_RX_RECORDS);
-		ivshm_stat_add(isk->idev, IVSHM_STAT_RX_BYTES, rec.len);
-	}
-	/* Only with a record read: has_rx holds, so idev is set. */
-	trace_ivshm_recvmsg(isk->idev->index, isk->rx_idx, ret);
-out:
-	release_sock(sk);
-	return ret;
-}
-
 static int ivshm_shutdown(struct socket *sock, int how)
 {
 	struct sock *sk = sock->sk;
@@ -1817,13 +1251,13 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 		/* Readable means a record, or a broken ring that recv
 		 * reports; not a MOVED marker.
 		 */
-		readable = ivshm_rx_readable(isk);
+		readable = ivshm_data_readable(isk);
 		if (!readable) {
 			/* A poller sleeps too: ask for a notification, then
 			 * look again (N3).
 			 */
-			ivshm_rx_want_data(isk);
-			readable = ivshm_rx_readable(isk);
+			ivshm_data_want(isk);
+			readable = ivshm_data_readable(isk);
 		}
 		if (readable)
 			mask |= EPOLLIN | EPOLLRDNORM;
@@ -1873,7 +1307,7 @@ static int ivshm_ioctl(struct socket *sock, unsigned int cmd,
 		goto out;
 	}
 	if (cmd == SIOCINQ && isk->has_rx) {
-		ret = ivshm_rx_next(isk, &rec);
+		ret = ivshm_data_next(isk, &rec);
 		/* Shorter than IVSHM_RUN_MAX (ring.c): an int holds it. */
 		val = ret ? 0 : (int)rec.len;
 		ret = 0;
@@ -1983,8 +1417,8 @@ static const struct proto_ops ivshm_seqpacket_ops = {
 	.shutdown = ivshm_shutdown,
 	.setsockopt = ivshm_setsockopt,
 	.getsockopt = ivshm_getsockopt,
-	.sendmsg = ivshm_sendmsg,
-	.recvmsg = ivshm_recvmsg,
+	.sendmsg = ivshm_data_sendmsg,
+	.recvmsg = ivshm_data_recvmsg,
 	.mmap = sock_no_mmap,
 };
 

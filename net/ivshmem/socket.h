@@ -6,7 +6,6 @@
 
 struct ivshm_dev;
 struct ivshm_hs_line;
-struct ivshm_rebal;
 struct ivshm_sock;
 struct sock;
 
@@ -58,10 +57,6 @@ void ivshm_sock_request(struct ivshm_dev *idev, u32 idx,
 void ivshm_sock_detach(struct ivshm_sock *isk, struct ivshm_dev *idev);
 void ivshm_sock_peer_lost(struct ivshm_sock *isk, struct ivshm_dev *idev,
 			  u32 vm);
-
-/* Called by the device's rebalancing pass (rebalance.c). */
-void ivshm_sock_rebalance(struct ivshm_sock *isk, struct ivshm_dev *idev,
-			  u32 idx, const struct ivshm_rebal *rb);
 
 /* Called by the device's NAPI poll (napi.c), in softirq context. */
 u64 ivshm_sock_wake(struct ivshm_sock *isk, struct ivshm_dev *idev,

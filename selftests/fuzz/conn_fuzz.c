@@ -4,14 +4,15 @@
  * actions, not a region image.
  *
  * Two VMs share one region. VM 1 is honest: it drives the core exactly as
- * the module's socket and control code do (net/ivshmem/socket.c, chan.c):
- * ivshm_desc_*() to open, publish and free its channels, ivshm_hs_*() to
- * read, check and answer channels addressed to it and to decide what an
- * answer or a state means, the ring for records, the pending sets for
- * notifications. VM 2 runs the same honest code, and deviates whenever the
- * program says: it writes any field of any channel descriptor, any pending
- * word or the lock word, forges whole connect requests and answers, repeats
- * and reorders its steps, and rejoins with a new incarnation.
+ * the module's socket and control code do (net/ivshmem/socket.c, data.c,
+ * chan.c): ivshm_desc_*() to open, publish and free its channels,
+ * ivshm_hs_*() to read, check and answer channels addressed to it and to
+ * decide what an answer or a state means, the ring for records, the
+ * pending sets for notifications. VM 2 runs the same honest code, and
+ * deviates whenever the program says: it writes any field of any channel
+ * descriptor, any pending word or the lock word, forges whole connect
+ * requests and answers, repeats and reorders its steps, and rejoins with
+ * a new incarnation.
  *
  * Invariants, each an abort() with an "INVARIANT" line:
  *  - always: every action of VM 1 does bounded work (region accesses

@@ -613,8 +613,8 @@ void sim_move(struct side *s, struct conn *c, u32 blocks)
 	if (c->st != C_OPEN || !c->has_tx)
 		return;
 	/* Only once the reader attached: before, it would start reading
-	 * at the new run and never see the MOVED record (socket.c, the
-	 * rebalancing pass).
+	 * at the new run and never see the MOVED record (rebalance.c,
+	 * ivshm_rebal_sock()).
 	 */
 	ivshm_hs_reply(&L, c->tx_idx, &r);
 	if (r.rx_state != IVSHM_RX_ACCEPTED || !lock(s))

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Two VMs on one region, each running the connection code as the module
- * composes the core's calls (net/ivshmem/socket.c, chan.c): the world the
- * sequence fuzzer (conn_fuzz.c) and the model check (conn_model.c) drive.
+ * composes the core's calls (net/ivshmem/socket.c, data.c, chan.c): the
+ * world the sequence fuzzer (conn_fuzz.c) and the model check (conn_model.c) drive.
  * VM 1 is S[0], VM 2 is S[1]; actions are single-threaded, one after the
  * other, and each one is a whole step of the module (a system call, one
  * run of the control work).
