@@ -25,7 +25,8 @@
  * "hold" takes "PEER 1" to hold back PEER's doorbells, as a guest that has
  * stopped handling interrupts would, and "PEER 0" to deliver them again;
  * "freeze" takes "PEER 1" to stop PEER altogether, as a VM whose QEMU was
- * stopped (no heartbeat, nothing handled), and "PEER 0" to let it go on;
+ * stopped (no heartbeat, nothing handled), and "PEER 0" to let it go on
+ * (only with af_ivshmem's test hooks: CONFIG_AF_IVSHMEM_TEST_HOOKS);
  * "flood" takes "SRC DST MS" and, for MS milliseconds, has peer SRC set
  * every bit of DST's pending sets and ring every vector of DST, as fast as
  * it can, as a hostile guest would.
@@ -379,7 +380,9 @@ static int __init devshm_init(void)
 	debugfs_create_file("region", 0600, shm->debugfs, NULL, &region_fops);
 	debugfs_create_file("ring", 0200, shm->debugfs, NULL, &ring_fops);
 	debugfs_create_file("hold", 0200, shm->debugfs, NULL, &hold_fops);
-	debugfs_create_file("freeze", 0200, shm->debugfs, NULL, &freeze_fops);
+	if (IS_ENABLED(CONFIG_AF_IVSHMEM_TEST_HOOKS))
+		debugfs_create_file("freeze", 0200, shm->debugfs, NULL,
+				    &freeze_fops);
 	debugfs_create_file("flood", 0200, shm->debugfs, NULL, &flood_fops);
 
 	pr_info("%u virtual peers on a %lu KiB region\n", peers, size >> 10);

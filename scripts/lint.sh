@@ -32,6 +32,7 @@ for series in 6.1 6.12; do
 		echo "no Debian $series headers" >"$log"
 		result 1 "W=1 build against $series"
 		result 1 "sparse against $series"
+		result 1 "the test guests' build against $series"
 		continue
 	fi
 	kdir=/usr/src/linux-headers-$kver
@@ -39,6 +40,10 @@ for series in 6.1 6.12; do
 	result $? "W=1 build against $kver is warning-free"
 	build_clean "$kdir" "$IVSHM_BUILD/lint/$kver-sparse" C=2
 	result $? "sparse (C=2) against $kver is clean"
+	# The test guests' build: the test hooks and the test modules.
+	build_clean "$kdir" "$IVSHM_BUILD/lint/$kver-test" W=1 C=2 \
+		IVSHM_TEST_MODULES=1
+	result $? "the test guests' build (W=1, C=2) against $kver is clean"
 done
 
 ksrc=$("$IVSHM_ROOT/scripts/ksrc.sh")

@@ -1020,7 +1020,7 @@ static void ivshm_ctrl_work(struct work_struct *work)
 
 	u32 round;
 
-	if (READ_ONCE(idev->frozen))
+	if (ivshm_dev_frozen(idev))
 		return;		/* a stopped VM: the bits wait */
 	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_POLLS);
 	for (round = 0; round < IVSHM_CTRL_ROUNDS &&
@@ -1074,7 +1074,7 @@ static void ivshm_dev_reap(struct work_struct *work)
 
 	/* Not while it acts as a stopped VM (ivshm_dev_freeze()). */
 	if (time_after(jiffies, idev->audit_at + IVSHM_AUDIT_PERIOD) &&
-	    !READ_ONCE(idev->frozen) && !ivshm_ctrl_lock_nowait(idev)) {
+	    !ivshm_dev_frozen(idev) && !ivshm_ctrl_lock_nowait(idev)) {
 		ivshm_chan_audit(idev);
 		ivshm_ctrl_unlock_dev(idev);
 		idev->audit_at = jiffies;
@@ -1122,6 +1122,7 @@ void ivshm_conn_kick_all(struct ivshm_dev *idev)
 	ivshm_napi_kick(idev);
 }
 
+#ifdef CONFIG_AF_IVSHMEM_TEST_HOOKS
 /**
  * ivshm_dev_freeze() - make a device act as a VM that stopped (test hook)
  * @idev: the device
@@ -1138,6 +1139,7 @@ void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen)
 		ivshm_conn_kick_all(idev);
 }
 EXPORT_SYMBOL_GPL(ivshm_dev_freeze);
+#endif
 
 /**
  * ivshm_conn_init() - join the region and get ready for connections

@@ -12,7 +12,9 @@
  *              channel, its direction, ports, peer, ring and counters
  *   ring       write "PEER VECTOR [COUNT]" to ring a peer's doorbell
  *              COUNT times (default once, at most 10^7), for testing the
- *              doorbell path between guests without any protocol
+ *              doorbell path between guests without any protocol; only
+ *              in the modules of the test guests
+ *              (CONFIG_AF_IVSHMEM_TEST_HOOKS)
  *
  * The stable configuration and statistics interface is generic netlink;
  * these files exist for debugging and for the bring-up tests.
@@ -175,7 +177,9 @@ void ivshm_debugfs_dev_add(struct ivshm_dev *idev)
 			    &doorbells_fops);
 	debugfs_create_file("channels", 0400, idev->debugfs, idev,
 			    &channels_fops);
-	debugfs_create_file("ring", 0200, idev->debugfs, idev, &ring_fops);
+	if (IS_ENABLED(CONFIG_AF_IVSHMEM_TEST_HOOKS))
+		debugfs_create_file("ring", 0200, idev->debugfs, idev,
+				    &ring_fops);
 }
 
 void ivshm_debugfs_dev_remove(struct ivshm_dev *idev)

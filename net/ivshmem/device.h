@@ -159,6 +159,18 @@ bool ivshm_dev_exists(u32 dev);
 struct ivshm_dev *ivshm_dev_get_from(int from);
 int ivshm_dev_walk(int from, int (*fn)(struct ivshm_dev *idev, void *arg),
 		   void *arg);
+
+/* Test hooks, built only into the modules of the test guests (Kbuild
+ * defines CONFIG_AF_IVSHMEM_TEST_HOOKS for IVSHM_TEST_MODULES=1):
+ * dev_shm's "freeze" stops a device as a VM whose QEMU was stopped
+ * (chan.c).
+ */
 void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen);
+
+static inline bool ivshm_dev_frozen(const struct ivshm_dev *idev)
+{
+	return IS_ENABLED(CONFIG_AF_IVSHMEM_TEST_HOOKS) &&
+	       READ_ONCE(idev->frozen);
+}
 
 #endif /* _IVSHM_DEVICE_H */

@@ -225,7 +225,7 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 	u64 waiting = 0;
 	int done;
 
-	if (READ_ONCE(idev->frozen)) {
+	if (ivshm_dev_frozen(idev)) {
 		/* A stopped VM: the bits wait; thawing kicks us. */
 		napi_complete(napi);
 		return 0;

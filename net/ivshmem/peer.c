@@ -222,7 +222,7 @@ static void ivshm_beat_work(struct work_struct *work)
 	/* Leaving: ivshm_liveness_stop() cancels us, and we stay cancelled. */
 	if (READ_ONCE(idev->dying))
 		return;
-	if (!READ_ONCE(idev->frozen))
+	if (!ivshm_dev_frozen(idev))
 		ivshm_peer_beat(&idev->layout, idev->own_id, ++idev->beat);
 	queue_delayed_work(system_highpri_wq, &idev->beat_work,
 			   IVSHM_BEAT_PERIOD);
@@ -238,7 +238,7 @@ static void ivshm_liveness_work(struct work_struct *work)
 	/* Leaving: ivshm_liveness_stop() cancels us, and we stay cancelled. */
 	if (READ_ONCE(idev->dying))
 		return;
-	if (READ_ONCE(idev->frozen))
+	if (ivshm_dev_frozen(idev))
 		goto out;
 	if (!ivshm_peer_still_me(l, idev->own_id, idev->inc))
 		ivshm_peer_rejoin(idev);

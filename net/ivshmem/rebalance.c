@@ -209,7 +209,7 @@ static void ivshm_rebal_work(struct work_struct *work)
 
 	if (READ_ONCE(idev->dying))
 		return;
-	if (!READ_ONCE(idev->frozen))
+	if (!ivshm_dev_frozen(idev))
 		ivshm_rebal_pass(idev);
 	ms = idev->nr_vectors ? READ_ONCE(idev->params.rebalance_idle_ms) :
 				READ_ONCE(idev->params.rebalance_ms);
