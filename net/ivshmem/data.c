@@ -75,6 +75,7 @@ static void ivshm_data_notify(struct ivshm_sock *isk, u32 idx)
  */
 static void ivshm_data_published(struct ivshm_sock *isk)
 {
+	sock_owned_by_me(&isk->sk);
 	switch (ivshm_event_published(&isk->tx)) {
 	case IVSHM_TELL_PEER:
 		ivshm_data_notify(isk, isk->tx_idx);
@@ -256,6 +257,7 @@ static bool ivshm_data_rx_ready(struct ivshm_sock *isk, u64 pos)
  */
 void ivshm_data_consumed(struct ivshm_sock *isk)
 {
+	sock_owned_by_me(&isk->sk);
 	if (ivshm_event_consumed(&isk->rx) == IVSHM_TELL_PEER)
 		ivshm_data_notify(isk, isk->rx_idx);
 }
@@ -265,6 +267,7 @@ void ivshm_data_consumed(struct ivshm_sock *isk)
  */
 void ivshm_data_want(struct ivshm_sock *isk)
 {
+	sock_owned_by_me(&isk->sk);
 	if (isk->has_rx)
 		ivshm_event_want_data(&isk->rx);
 }
@@ -276,6 +279,7 @@ int ivshm_data_next(struct ivshm_sock *isk, struct ivshm_rec *rec)
 {
 	int ret;
 
+	sock_owned_by_me(&isk->sk);
 	ivshm_rx_allow_move(&isk->rx);
 	ret = ivshm_rx_peek(&isk->rx, rec);
 	if (ret != IVSHM_RX_MOVED)

@@ -264,6 +264,7 @@ void ivshm_sock_fail(struct ivshm_sock *isk, int err)
 {
 	struct sock *sk = &isk->sk;
 
+	sock_owned_by_me(sk);
 	/* A failure, not a close: the peer sees ECONNRESET, not EOF. */
 	if (err && isk->has_tx)
 		ivshm_event_tx_flags(&isk->tx, IVSHM_TXF_RESET, 0);
