@@ -251,15 +251,18 @@ static u32 ivshm_chan_audit(struct ivshm_dev *idev)
 	return n;
 }
 
-/* We no longer hold channel @idx of generation @gen: freed, no longer ours,
- * or left to others because we were declared dead. In the last case, a
- * peer that wrote our state DEAD and then ALIVE again spared us a rejoin,
- * and the channel is still in our name: the next audit frees it.
+/* We no longer hold channel @idx with @runs: freed, no longer ours, or
+ * left to others because we were declared dead. In the last case, a peer
+ * that wrote our state DEAD and then ALIVE again spared us a rejoin, and
+ * the channel is still in our name: the next audit frees it. The record
+ * is of our current incarnation only; a channel of an earlier one was
+ * never in it.
  */
-static void ivshm_chan_unhold(struct ivshm_dev *idev, u32 idx, u32 gen)
+static void ivshm_chan_unhold(struct ivshm_dev *idev, u32 idx,
+			      const struct ivshm_runs *runs)
 {
 	lockdep_assert_held(&idev->ctrl_mutex);
-	if (idev->held[idx] == gen)
+	if (runs->inc == idev->inc && idev->held[idx] == runs->gen)
 		idev->held[idx] = 0;
 }
 
@@ -370,7 +373,7 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 	 */
 	if (ret == -ENOLINK) {
 		mutex_lock(&idev->ctrl_mutex);
-		ivshm_chan_unhold(idev, idx, runs->gen);
+		ivshm_chan_unhold(idev, idx, runs);
 		mutex_unlock(&idev->ctrl_mutex);
 		return;
 	}
@@ -381,10 +384,13 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 	/* The receiver comes from our own identity line: only for the event
 	 * below.
 	 */
+	/* Ours only as the incarnation that took it: after a rejoin, the
+	 * slot may hold a channel of the new one with the same generation.
+	 */
 	ret = ivshm_desc_close(&idev->layout, idx, runs, idev->own_id,
-			       idev->inc, &c.receiver);
+			       runs->inc, &c.receiver);
 	/* Freed, or no longer ours (-ENOLINK): either way not held. */
-	ivshm_chan_unhold(idev, idx, runs->gen);
+	ivshm_chan_unhold(idev, idx, runs);
 	ivshm_ctrl_unlock_dev(idev);
 	if (ret == -ENOLINK)
 		return;
@@ -400,8 +406,8 @@ void ivshm_chan_drop(struct ivshm_dev *idev,
 		     const struct ivshm_chan_params *p)
 {
 	struct ivshm_runs runs = {
-		.gen = p->gen, .receiver = p->d.receiver_vm,
-		.off = p->off, .size = p->d.size,
+		.gen = p->gen, .inc = p->d.sender_inc,
+		.receiver = p->d.receiver_vm, .off = p->off, .size = p->d.size,
 	};
 
 	ivshm_chan_close(idev, p->idx, &runs);
@@ -412,6 +418,7 @@ void ivshm_chan_drop(struct ivshm_dev *idev,
  * @idev: the device
  * @idx: the channel
  * @gen: its generation
+ * @inc: the incarnation of ours that took it (p->d.sender_inc)
  * @state: IVSHM_CHAN_CONNECT
  *
  * Only if the channel is still ours: a rejoin (which changes our
@@ -423,7 +430,8 @@ void ivshm_chan_drop(struct ivshm_dev *idev,
  * Return: 0, -ENOLINK if the channel is no longer ours, or as for
  * ivshm_ctrl_lock() when ctrl_mutex cannot be had.
  */
-int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state)
+int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
+		       u32 state)
 {
 	unsigned long end = jiffies + msecs_to_jiffies(IVSHM_CTRL_WAIT_MS);
 	int ret;
@@ -433,20 +441,22 @@ int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 state)
 		return ret;
 	/* Not in the name of an incarnation declared dead either. */
 	ret = -ENOLINK;
-	if (ivshm_peer_still_me(&idev->layout, idev->own_id, idev->inc))
+	if (inc == idev->inc &&
+	    ivshm_peer_still_me(&idev->layout, idev->own_id, inc))
 		ret = ivshm_desc_publish(&idev->layout, idx, gen,
-					 idev->own_id, idev->inc, state);
+					 idev->own_id, inc, state);
 	mutex_unlock(&idev->ctrl_mutex);
 	return ret;
 }
 
 /* The runs of the channel that producer ring @r writes to VM @receiver,
- * generation @gen.
+ * generation @gen, taken by our incarnation @inc.
  */
-void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 receiver,
-		     struct ivshm_runs *runs)
+void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
+		     u32 receiver, struct ivshm_runs *runs)
 {
 	runs->gen = gen;
+	runs->inc = inc;
 	runs->receiver = receiver;
 	runs->off = ivshm_ring_run(r);
 	runs->size = r->size;

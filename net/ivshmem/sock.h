@@ -28,6 +28,7 @@ struct ivshm_sock {
 	struct ivshm_dev *idev;		/* holds a device reference */
 	bool has_tx, has_rx;
 	u32 tx_idx, tx_gen, rx_idx, rx_gen;
+	u32 tx_inc;			/* our incarnation that took tx */
 	struct ivshm_ring tx;		/* our channel */
 	struct ivshm_ring rx;		/* the peer's channel to us */
 	u32 tx_answer;			/* the rx_state we last took from ours */

@@ -211,8 +211,10 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 	isk->has_rx = false;
 }
 
-/* Write the state of our channel, if it is still ours (a rejoin of ours
- * reclaims every channel of the old incarnation). Socket lock held.
+/* Write the state of our channel, if it is still ours: a rejoin of ours
+ * reclaims every channel of the old incarnation, and the slot may hold one
+ * of the new incarnation by now, even with the same generation. Socket
+ * lock held.
  * Return: 0 or -ENOLINK.
  */
 static int ivshm_tx_set_state(struct ivshm_sock *isk, u32 state)
@@ -221,7 +223,7 @@ static int ivshm_tx_set_state(struct ivshm_sock *isk, u32 state)
 
 	sock_owned_by_me(&isk->sk);
 	return ivshm_desc_publish(&idev->layout, isk->tx_idx, isk->tx_gen,
-				  idev->own_id, READ_ONCE(idev->inc), state);
+				  idev->own_id, isk->tx_inc, state);
 }
 
 /* Close our channel: the receiver drains, acknowledges, and we free it. */
@@ -237,7 +239,8 @@ static void ivshm_tx_detach(struct ivshm_sock *isk)
 	if (!ivshm_tx_set_state(isk, IVSHM_CHAN_CLOSED))
 		ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
 			     IVSHM_PEND_CTRL);
-	ivshm_chan_runs(&isk->tx, isk->tx_gen, isk->remote.sivshm_vm, &runs);
+	ivshm_chan_runs(&isk->tx, isk->tx_gen, isk->tx_inc,
+			isk->remote.sivshm_vm, &runs);
 	ivshm_hs_reply(&idev->layout, isk->tx_idx, &r);
 	if (ivshm_rx_final(r.rx_state)) {
 		ivshm_slot_leave_tx(idev, isk->tx_idx, isk);
@@ -712,6 +715,7 @@ static int ivshm_child_connect(struct sock *parent, struct sock *sk,
 	isk->has_tx = true;
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
+	isk->tx_inc = p.d.sender_inc;
 	ivshm_tx_attached(isk, p.d.size);
 	isk->has_rx = true;
 	isk->rx_idx = idx;
@@ -945,6 +949,7 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	isk->has_tx = true;
 	isk->tx_idx = p.idx;
 	isk->tx_gen = p.gen;
+	isk->tx_inc = p.d.sender_inc;
 	ivshm_tx_attached(isk, p.d.size);
 	memset(&isk->cs, 0, sizeof(isk->cs));
 	isk->owner_pid = task_tgid_nr(current);
@@ -961,7 +966,8 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 	 * channel that is still ours is asked for: a rejoin since we opened
 	 * it has reclaimed it.
 	 */
-	ret = ivshm_chan_publish(idev, p.idx, p.gen, IVSHM_CHAN_CONNECT);
+	ret = ivshm_chan_publish(idev, p.idx, p.gen, p.d.sender_inc,
+				 IVSHM_CHAN_CONNECT);
 	if (ret)
 		goto err_unbuild;
 	ivshm_notify(idev, vm, p.idx, IVSHM_PEND_CTRL);

@@ -78,6 +78,13 @@ static void post_data(struct side *s, u32 idx)
 
 static void proto_error(struct side *s, struct conn *c, const char *what);
 
+/* ivshm_chan_unhold(): the record is of the current incarnation only. */
+static void unhold(struct side *s, u32 idx, const struct ivshm_runs *runs)
+{
+	if (runs->inc == s->inc && s->held[idx] == runs->gen)
+		s->held[idx] = 0;
+}
+
 /* Free a channel we sent on, now or once answered. */
 static void tx_free(struct side *s, u32 idx, const struct ivshm_runs *runs)
 {
@@ -86,8 +93,7 @@ static void tx_free(struct side *s, u32 idx, const struct ivshm_runs *runs)
 	T("vm%u frees channel %u gen %u\n", s->vm, idx, runs->gen);
 	/* ivshm_chan_close(): declared dead, it lets the channel go. */
 	if (!ivshm_peer_still_me(&L, s->vm, s->inc)) {
-		if (s->held[idx] == runs->gen)
-			s->held[idx] = 0;
+		unhold(s, idx, runs);
 		return;
 	}
 	if (!lock(s)) {
@@ -99,15 +105,15 @@ static void tx_free(struct side *s, u32 idx, const struct ivshm_runs *runs)
 			}
 		return;		/* leaked until a rejoin reclaims it */
 	}
-	ivshm_desc_close(&L, idx, runs, s->vm, s->inc, &rcv);
-	if (s->held[idx] == runs->gen)
-		s->held[idx] = 0;
+	ivshm_desc_close(&L, idx, runs, s->vm, runs->inc, &rcv);
+	unhold(s, idx, runs);
 	unlock(s);
 }
 
 static void conn_runs(struct side *s, struct conn *c, struct ivshm_runs *r)
 {
 	r->gen = c->tx_gen;
+	r->inc = c->tx_inc;
 	r->receiver = other(s)->vm;
 	r->size = c->tx.size;
 	r->off = ivshm_ring_run(&c->tx);
@@ -131,7 +137,7 @@ void sim_close(struct side *s, struct conn *c, bool reset)
 		if (reset)
 			ivshm_event_tx_flags(&c->tx, IVSHM_TXF_RESET, 0);
 		if (!ivshm_desc_publish(&L, c->tx_idx, c->tx_gen, s->vm,
-					s->inc, IVSHM_CHAN_CLOSED))
+					c->tx_inc, IVSHM_CHAN_CLOSED))
 			post(s, c->tx_idx);
 		conn_runs(s, c, &runs);
 		ivshm_hs_reply(&L, c->tx_idx, &r);
@@ -231,8 +237,8 @@ static bool open_chan(struct side *s, struct conn *c, const struct ivshm_desc *d
 	 */
 	if (!slot_free(s, idx, false) ||
 	    ivshm_ring_init(&c->tx, &L, idx, off, d->size)) {
-		struct ivshm_runs runs = { .gen = gen, .off = off,
-					   .size = d->size };
+		struct ivshm_runs runs = { .gen = gen, .inc = s->inc,
+					   .off = off, .size = d->size };
 
 		if (!deviated)
 			die("vm%u: channel %u handed out while in use, with an honest peer",
@@ -243,6 +249,7 @@ static bool open_chan(struct side *s, struct conn *c, const struct ivshm_desc *d
 	c->has_tx = true;
 	c->tx_idx = idx;
 	c->tx_gen = gen;
+	c->tx_inc = s->inc;
 	c->tx_size = d->size;
 	c->tx_off = off;
 	return true;
@@ -270,7 +277,7 @@ void sim_connect(struct side *s, u32 port)
 	c->st = C_CONNECTING;
 	c->lport = d.src_port;
 	c->rport = port;
-	if (ivshm_desc_publish(&L, c->tx_idx, c->tx_gen, s->vm, s->inc,
+	if (ivshm_desc_publish(&L, c->tx_idx, c->tx_gen, s->vm, c->tx_inc,
 			       IVSHM_CHAN_CONNECT)) {
 		sim_close(s, c, false);
 		return;
@@ -363,7 +370,7 @@ static int attach(struct side *s, struct conn *c, const struct ivshm_hs_reply *r
 	c->rx_gen = v.gen;
 	c->rx_seen = v.d.state;
 	ivshm_hs_accept(&L, r->peer_chan, v.gen, s->inc, NULL);
-	if (ivshm_desc_publish(&L, c->tx_idx, c->tx_gen, s->vm, s->inc,
+	if (ivshm_desc_publish(&L, c->tx_idx, c->tx_gen, s->vm, c->tx_inc,
 			       IVSHM_CHAN_OPEN))
 		return -ENOLINK;
 	if (v.d.state == IVSHM_CHAN_CLOSED)

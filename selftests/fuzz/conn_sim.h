@@ -57,6 +57,7 @@ struct conn {
 	bool eof, epipe;		/* peer closed its side / stopped reading */
 	struct ivshm_ring tx, rx;
 	u32 tx_idx, tx_gen, rx_idx, rx_gen;
+	u32 tx_inc;			/* our incarnation that took tx */
 	u32 answer, rx_seen;		/* the engine's "seen" values */
 	u32 lport, rport;
 	u32 tx_seq, rx_seq;		/* records sent, received */

@@ -147,10 +147,12 @@ struct ivshm_desc {
 };
 
 /* What a channel we send on holds, from our private state only: its
- * generation, its run and, while a move is pending, the run it left.
+ * generation, the incarnation of ours that took it, its run and, while a
+ * move is pending, the run it left.
  */
 struct ivshm_runs {
 	u32 gen;
+	u32 inc;
 	u32 receiver;			/* the VM it is addressed to */
 	u32 size;
 	u64 off;
