@@ -332,17 +332,20 @@ static void ivshm_chan_close_later(struct ivshm_dev *idev, u32 idx,
 			    idev->name, idx);
 }
 
-/* Is slot @idx still the channel of generation @gen that we took? A
- * device that was declared dead while it stood still may find its channels
- * reaped and taken by others meanwhile; what it frees or rewrites then is
- * no longer its own. ctrl_mutex held: it keeps idev->inc, and our reclaim
- * of an old incarnation's slots, from changing under the answer.
+/* Is slot @idx still the channel of generation @gen that our current
+ * incarnation took, as @inc? A device that was declared dead while it
+ * stood still may find its channels reaped and taken by others meanwhile,
+ * or, once it joined again, by a channel of its new incarnation with the
+ * same generation; what it frees or rewrites then is no longer its own.
+ * ctrl_mutex held: it keeps idev->inc, and our reclaim of an old
+ * incarnation's slots, from changing under the answer.
  */
-static bool ivshm_chan_ours(struct ivshm_dev *idev, u32 idx, u32 gen)
+static bool ivshm_chan_ours(struct ivshm_dev *idev, u32 idx, u32 gen,
+			    u32 inc)
 {
 	lockdep_assert_held(&idev->ctrl_mutex);
-	return ivshm_desc_ours(&idev->layout, idx, gen, idev->own_id,
-			       idev->inc);
+	return inc == idev->inc &&
+	       ivshm_desc_ours(&idev->layout, idx, gen, idev->own_id, inc);
 }
 
 /**
@@ -469,6 +472,7 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  * @idev: the device
  * @idx: the channel
  * @gen: its generation
+ * @inc: the incarnation of ours that took it
  * @r: its producer ring; the caller holds the socket lock
  * @size: the new size, whole blocks
  * @keep: blocks the region must keep free after a growth, for others
@@ -489,7 +493,7 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  * the control lock is busy, -ENOLINK if the channel is no longer ours,
  * -EPROTO for an impossible tail.
  */
-int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
+int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 		    struct ivshm_ring *r, u32 size, u32 keep)
 {
 	const struct ivshm_layout *l = &idev->layout;
@@ -505,7 +509,7 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen,
 	if (ret)
 		return ret;
 	ret = -ENOLINK;
-	if (!ivshm_chan_ours(idev, idx, gen))
+	if (!ivshm_chan_ours(idev, idx, gen, inc))
 		goto out_unlock;
 	ret = -ENOBUFS;
 	free_blocks = ivshm_blocks_hint_free(l);
@@ -545,12 +549,13 @@ out_unlock:
  * @idev: the device
  * @idx: the channel
  * @gen: its generation
+ * @inc: the incarnation of ours that took it
  * @r: its producer ring; the caller holds the socket lock
  *
  * Return: 1 when a run was freed, 0 when none is pending or the reader is
  * still in it (or the lock is busy: later), -EPROTO for an impossible tail.
  */
-int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen,
+int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 			 struct ivshm_ring *r)
 {
 	bool bad = false;
@@ -565,7 +570,7 @@ int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen,
 		return ret;
 	if (r->cap_until || ivshm_ctrl_lock(idev))
 		return 0;
-	if (!ivshm_chan_ours(idev, idx, gen)) {
+	if (!ivshm_chan_ours(idev, idx, gen, inc)) {
 		/* Reaped: the old run is nobody's to free now. */
 		r->old_size = 0;
 		ret = 0;
@@ -903,7 +908,8 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
 	 */
 	if (!done && why == IVSHM_ORPHAN_TIMED_OUT) {
 		spin_lock_bh(&idev->lock);
-		if (s->orphan && s->runs.gen == runs.gen)
+		if (s->orphan && s->runs.gen == runs.gen &&
+		    s->runs.inc == runs.inc)
 			s->since = jiffies;
 		spin_unlock_bh(&idev->lock);
 		ivshm_notify(idev, runs.receiver, idx, IVSHM_PEND_CTRL);
@@ -921,7 +927,8 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
 	 * meanwhile, and the slot may hold a newer orphan.
 	 */
 	spin_lock_bh(&idev->lock);
-	done = s->orphan && s->runs.gen == runs.gen;
+	done = s->orphan && s->runs.gen == runs.gen &&
+	       s->runs.inc == runs.inc;
 	if (done)
 		s->orphan = false;
 	spin_unlock_bh(&idev->lock);

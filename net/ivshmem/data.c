@@ -121,11 +121,12 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk)
 	struct ivshm_ring *r = &isk->tx;
 	int ret;
 
-	ret = ivshm_chan_move_done(isk->idev, isk->tx_idx, isk->tx_gen, r);
+	ret = ivshm_chan_move_done(isk->idev, isk->tx_idx, isk->tx_gen,
+				   isk->tx_inc, r);
 	if (ret < 0)
 		return ret;
-	ret = ivshm_chan_move(isk->idev, isk->tx_idx, isk->tx_gen, r,
-			      isk->tx_max_run, 0);
+	ret = ivshm_chan_move(isk->idev, isk->tx_idx, isk->tx_gen,
+			      isk->tx_inc, r, isk->tx_max_run, 0);
 	if (ret > 0) {
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROWN);
 		ivshm_data_moved(isk);

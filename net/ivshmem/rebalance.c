@@ -111,7 +111,7 @@ static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	    sk->sk_state != TCP_ESTABLISHED || isk->tx_fixed ||
 	    (sk->sk_shutdown & SEND_SHUTDOWN))
 		goto out;
-	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, r);
+	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, isk->tx_inc, r);
 	if (ret < 0)
 		goto fail;
 	full = isk->tx_full;
@@ -138,12 +138,13 @@ static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	     !ivshm_blocks_fit_below(&idev->layout, size >> IVSHM_BLOCK_SHIFT,
 				     ivshm_ring_run(r))))
 		goto out;
-	ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target,
+	ret = ivshm_chan_move(idev, idx, isk->tx_gen, isk->tx_inc, r, target,
 			      target > size ? rb->keep : 0);
 	/* No run of half the size free: the smallest one surely is. */
 	if (ret == -ENOBUFS && target < size && target > rb->min) {
 		target = rb->min;
-		ret = ivshm_chan_move(idev, idx, isk->tx_gen, r, target, 0);
+		ret = ivshm_chan_move(idev, idx, isk->tx_gen, isk->tx_inc, r,
+				      target, 0);
 	}
 	if (ret > 0) {
 		if ((u32)ret != size)
