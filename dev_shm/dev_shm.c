@@ -164,31 +164,6 @@ static ssize_t ring_write(struct file *file, const char __user *ubuf,
 	return ret ? ret : count;
 }
 
-static ssize_t hold_write(struct file *file, const char __user *ubuf,
-			  size_t count, loff_t *ppos)
-{
-	unsigned int dst, on;
-	struct devshm_peer *peer;
-	char buf[32];
-
-	if (count >= sizeof(buf))
-		return -EINVAL;
-	if (copy_from_user(buf, ubuf, count))
-		return -EFAULT;
-	buf[count] = '\0';
-	if (sscanf(buf, "%u %u", &dst, &on) != 2 || dst >= devshm->nr_peers ||
-	    on > 1)
-		return -EINVAL;
-
-	peer = &devshm->peer[dst];
-	WRITE_ONCE(peer->held, on);
-	/* Released: deliver what was rung meanwhile (pairs with the ring). */
-	smp_mb();
-	if (!on && READ_ONCE(peer->pending))
-		irq_work_queue(&peer->irq_work);
-	return count;
-}
-
 /* "PEER 0|1" from user space, for "hold" and "freeze". */
 static int devshm_parse_switch(const char __user *ubuf, size_t count,
 			       struct devshm_peer **peer, bool *on)
@@ -209,6 +184,25 @@ static int devshm_parse_switch(const char __user *ubuf, size_t count,
 	return 0;
 }
 
+static ssize_t hold_write(struct file *file, const char __user *ubuf,
+			  size_t count, loff_t *ppos)
+{
+	struct devshm_peer *peer;
+	bool on;
+	int ret;
+
+	ret = devshm_parse_switch(ubuf, count, &peer, &on);
+	if (ret)
+		return ret;
+	WRITE_ONCE(peer->held, on);
+	/* Released: deliver what was rung meanwhile (pairs with the ring). */
+	smp_mb();
+	if (!on && READ_ONCE(peer->pending))
+		irq_work_queue(&peer->irq_work);
+	return count;
+}
+
+#ifdef CONFIG_AF_IVSHMEM_TEST_HOOKS
 static ssize_t freeze_write(struct file *file, const char __user *ubuf,
 			    size_t count, loff_t *ppos)
 {
@@ -222,6 +216,7 @@ static ssize_t freeze_write(struct file *file, const char __user *ubuf,
 	ivshm_dev_freeze(&peer->idev, on);
 	return count;
 }
+#endif
 
 /*
  * A hostile peer: every pending bit of @dst set, every vector rung, again
@@ -273,11 +268,13 @@ static const struct file_operations flood_fops = {
 	.llseek = noop_llseek,
 };
 
+#ifdef CONFIG_AF_IVSHMEM_TEST_HOOKS
 static const struct file_operations freeze_fops = {
 	.owner = THIS_MODULE,
 	.write = freeze_write,
 	.llseek = noop_llseek,
 };
+#endif
 
 static const struct file_operations hold_fops = {
 	.owner = THIS_MODULE,
@@ -380,9 +377,9 @@ static int __init devshm_init(void)
 	debugfs_create_file("region", 0600, shm->debugfs, NULL, &region_fops);
 	debugfs_create_file("ring", 0200, shm->debugfs, NULL, &ring_fops);
 	debugfs_create_file("hold", 0200, shm->debugfs, NULL, &hold_fops);
-	if (IS_ENABLED(CONFIG_AF_IVSHMEM_TEST_HOOKS))
-		debugfs_create_file("freeze", 0200, shm->debugfs, NULL,
-				    &freeze_fops);
+#ifdef CONFIG_AF_IVSHMEM_TEST_HOOKS
+	debugfs_create_file("freeze", 0200, shm->debugfs, NULL, &freeze_fops);
+#endif
 	debugfs_create_file("flood", 0200, shm->debugfs, NULL, &flood_fops);
 
 	pr_info("%u virtual peers on a %lu KiB region\n", peers, size >> 10);

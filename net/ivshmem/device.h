@@ -165,7 +165,9 @@ int ivshm_dev_walk(int from, int (*fn)(struct ivshm_dev *idev, void *arg),
  * dev_shm's "freeze" stops a device as a VM whose QEMU was stopped
  * (chan.c).
  */
+#ifdef CONFIG_AF_IVSHMEM_TEST_HOOKS
 void ivshm_dev_freeze(struct ivshm_dev *idev, bool frozen);
+#endif
 
 static inline bool ivshm_dev_frozen(const struct ivshm_dev *idev)
 {
