@@ -788,8 +788,9 @@ void sim_expire(struct side *s)
 			sim_orphan_event(s, &s->o[i], TIMED_OUT);
 	/* ... and its audit (ivshm_dev_reap()). */
 	if (lock(s)) {
-		T("vm%u: the reaper's audit freed %u channels\n", s->vm,
-		  ivshm_desc_audit(&L, s->vm, s->inc, s->held));
+		u32 n = ivshm_desc_audit(&L, s->vm, s->inc, s->held);
+
+		T("vm%u: the reaper's audit freed %u channels\n", s->vm, n);
 		unlock(s);
 	}
 }
