@@ -19,6 +19,11 @@
  * receiver armed the set; ivshm_ctrl_work() disarms the set, drains it, and
  * loops as long as the core's rearm finds a bit that came meanwhile.
  *
+ * The reaper, once a second, frees the orphans whose time is up, and every
+ * IVSHM_AUDIT_PERIOD, when the control lock is free, audits our own name:
+ * it frees the channels a peer wrote there that we never took
+ * (ivshm_chan_audit()), as an open that finds no room does first.
+ *
  * Locking: idev->lock (spinlock, taken with bottom halves off because the
  * NAPI poll takes it too) protects slots[] and dying; it is never held
  * while sleeping or while a socket lock is taken, so socket.c may take it

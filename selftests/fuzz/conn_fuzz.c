@@ -25,8 +25,9 @@
  *    checks and no protocol error is ever counted;
  *  - recovery, at the end of every program: VM 2 stops deviating and
  *    rejoins (as a VM declared dead comes back), VM 1 drops what it had
- *    with it, and then a connection each way is made and carries a record
- *    each way.
+ *    with it, the reapers' period passes on both sides (orphans expire,
+ *    each VM audits its own name), and then a connection each way is made
+ *    and carries a record each way.
  *
  * The input: one byte of opcode, then its arguments (see enum op); a
  * program ends with its bytes, at most CONN_MAX_OPS actions.

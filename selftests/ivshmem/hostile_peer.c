@@ -10,9 +10,11 @@
  * itself, forged DEAD slots while the lock is held, a rebuild bomb (every
  * free channel slot naming a longest run that overlaps another, rebuilt
  * whenever the victim takes the lock from a dead owner), random bytes
- * flipped anywhere at a high rate, and the victim's own peer slot taken
- * from it. All along it watches the victim's heartbeat: a victim that
- * stops beating for a second (its liveness work held up) fails the run.
+ * flipped anywhere at a high rate, the victim's own peer slot taken from
+ * it, and last the free data area filled with channels in the victim's
+ * own name, which the victim must free while we still beat. All along it
+ * watches the victim's heartbeat: a victim that stops beating for a
+ * second (its liveness work held up) fails the run.
  * Then it stops: it no longer beats any heartbeat, so the victim declares
  * it and its fake peers dead, and the attack is over.
  *
