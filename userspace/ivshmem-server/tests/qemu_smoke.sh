@@ -92,6 +92,10 @@ start_qemu() {	# start_qemu I
 		-monitor stdio <"$TMP/q$1.in" >"$TMP/q$1.out" 2>&1 &
 	QPID+=($!)
 	eval "exec $((7 + $1))>\"$TMP/q$1.in\""
+	# The monitor's banner ends in its first prompt. hmp() counts output
+	# from the moment it sends, so a banner still on its way would pass
+	# for the reply.
+	wait_for "$TMP/q$1.out" '^\(qemu\)' || bail "monitor of QEMU $1 prompts"
 }
 
 "$SERVER" -v -S "$TMP/sock" -m "$SHM" -l 1M -n 2 --pidfile "$TMP/pid" \
