@@ -585,7 +585,6 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		     bool rx, struct ivshm_sock_info *out)
 {
 	struct sock *sk = &isk->sk;
-	struct ivshm_chan_view v;
 	s64 avail;
 
 	memset(out, 0, sizeof(*out));
@@ -610,9 +609,12 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		out->offset = ivshm_ring_run(&isk->rx);
 		out->head = isk->rx.peer;
 		out->tail = isk->rx.pos;
-		ivshm_view_ring(&isk->rx, &v);
-		out->touch = v.head_touch;
-		out->chan_state = v.state;
+		ivshm_view_ring(&isk->rx, &out->chan);
+		out->touch = out->chan.head_touch;
+		out->chan_state = out->chan.state;
+		out->told = isk->rx.told;
+		out->move_pending = isk->rx.move_pending;
+		out->waiting = isk->rx.waiting;
 	} else {
 		out->ring = isk->tx.size;
 		out->old_ring = isk->tx.old_size;
@@ -625,8 +627,11 @@ bool ivshm_sock_info(struct ivshm_sock *isk, struct ivshm_dev *idev, u32 idx,
 		out->head = isk->tx.pos;
 		out->tail = isk->tx.peer;
 		out->touch = isk->tx.touch;
-		ivshm_view_ring(&isk->tx, &v);
-		out->chan_state = v.state;
+		ivshm_view_ring(&isk->tx, &out->chan);
+		out->chan_state = out->chan.state;
+		out->told = isk->tx.told;
+		out->cap = isk->tx.cap;
+		out->cap_until = isk->tx.cap_until;
 	}
 	out->cs = isk->cs;
 	out->cs.tx_wakeups = READ_ONCE(isk->cs.tx_wakeups);

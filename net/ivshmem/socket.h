@@ -42,6 +42,13 @@ struct ivshm_sock_info {
 					 * as the sender reports it
 					 */
 	u32 chan_state;			/* the channel's state, as in the region */
+	struct ivshm_chan_view chan;	/* the descriptor as it is now */
+	/* ours: the counter the peer was last told of, and the waits */
+	u64 told;
+	u64 cap_until;			/* tx: the reader must pass this */
+	u32 cap;			/* tx: usable bytes until then */
+	bool move_pending;		/* rx: a MOVED record waits for a call */
+	bool waiting;			/* rx: we asked for records */
 	struct ivshm_conn_stats cs;
 };
 

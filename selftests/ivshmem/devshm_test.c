@@ -605,7 +605,7 @@ static bool fm_read_one(int fd, unsigned int seq)
 /* The reader's channel on peer 0: "chan IDX rx port FM_PORT peer 1:...". */
 static int fm_find_chan(uint32_t *idx)
 {
-	char line[512];
+	char line[1024];
 	unsigned int i, port, vm;
 	FILE *f = fopen(IVSHM_DEBUGFS "/ivshm0/channels", "r");
 	int ret = -1;

@@ -150,7 +150,7 @@ static int sock_counters(int fd, long long *records, long long *rang,
 {
 	struct sockaddr_ivshmem me, peer;
 	socklen_t len = sizeof(me);
-	char path[64], line[512];
+	char path[64], line[1024];
 	unsigned int d;
 	int found = 0;
 
@@ -914,7 +914,7 @@ static long long netdev_stat(const char *name)
 static int chan_counters(const char *dir, long long *records,
 			 long long *bytes)
 {
-	char line[512], want[8];
+	char line[1024], want[8];
 	int found = 0;
 	FILE *f = fopen(IVSHM_DEBUGFS "/ivshm0/channels", "r");
 

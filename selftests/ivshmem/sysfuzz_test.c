@@ -2778,7 +2778,7 @@ static bool int_open(struct lane *L, struct iconn *c)
 static void conn_dump(struct lane *L, struct iconn *c, int fate, int fk)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	char path[128], line[640], want[2][32];
+	char path[128], line[1024], want[2][32];
 	unsigned int i, k, d;
 	FILE *f;
 
@@ -3130,7 +3130,7 @@ static void nlev_print(const struct pewatch *w, const struct nlev *e)
 /* Every channel line of every device's debugfs, prefixed. */
 static void dump_channels(const char *prefix)
 {
-	char path[128], line[640];
+	char path[128], line[1024];
 	unsigned int d;
 	FILE *f;
 

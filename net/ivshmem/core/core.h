@@ -392,6 +392,10 @@ struct ivshm_region_view {
 struct ivshm_chan_view {
 	u32 state;
 	u64 head_touch;
+	u64 head, tail;			/* the counters as published */
+	/* the event indexes (event.c): who waits, and for what */
+	u32 tx_flags, rx_flags;
+	u64 wake_tail, rx_event;
 };
 
 void ivshm_view_region(const struct ivshm_layout *l,

@@ -34,13 +34,23 @@ void ivshm_view_region(const struct ivshm_layout *l,
 }
 
 /**
- * ivshm_view_ring() - the channel state and record count of a ring
+ * ivshm_view_ring() - the channel descriptor of a ring, as it is now
  * @r: either side of a channel's ring
- * @v: filled in: the channel's state and head_touch, the producer's count
- *	of records published
+ * @v: filled in: the channel's state, head_touch (the producer's count of
+ *	records published), the published counters and the event indexes,
+ *	which tell a side that waits for a notification from one that lost
+ *	it
  */
 void ivshm_view_ring(const struct ivshm_ring *r, struct ivshm_chan_view *v)
 {
-	v->state = ivshm_get32(&r->chan->state);
-	v->head_touch = ivshm_get64(&r->chan->head_touch);
+	struct ivshm_chan *ch = r->chan;
+
+	v->state = ivshm_get32(&ch->state);
+	v->head_touch = ivshm_get64(&ch->head_touch);
+	v->head = ivshm_get64(&ch->head);
+	v->tail = ivshm_get64(&ch->tail);
+	v->tx_flags = ivshm_get32(&ch->tx_flags);
+	v->rx_flags = ivshm_get32(&ch->rx_flags);
+	v->wake_tail = ivshm_get64(&ch->wake_tail);
+	v->rx_event = ivshm_get64(&ch->rx_event);
 }
