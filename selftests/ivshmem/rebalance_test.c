@@ -128,7 +128,7 @@ struct chan_view {
 static int chan_view(const char *dev, const char *dir, unsigned int port,
 		     unsigned int peer_port, struct chan_view *v)
 {
-	char path[128], line[640], want[64];
+	char path[128], line[1024], want[64];
 	unsigned int ch, lp, pvm, pp;
 	int ret = -ENOENT;
 	const char *p;
@@ -548,6 +548,43 @@ struct flow {
 	char err[160];
 };
 
+/*
+ * Both ends of the connection on @fd, as the devices' debugfs shows them,
+ * on stderr: rings, counters and event indexes tell a record that was
+ * never published from a notification that was lost. A diagnostic for a
+ * flow that stalls.
+ */
+static void dump_conn(int fd, const char *who)
+{
+	struct sockaddr_ivshmem me, peer;
+	socklen_t len = sizeof(me);
+	char path[128], line[1024], want[2][48];
+	unsigned int d;
+	FILE *f;
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len))
+		return;
+	len = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+		return;
+	snprintf(want[0], sizeof(want[0]), "port %u peer %u:%u ",
+		 me.sivshm_port, peer.sivshm_vm, peer.sivshm_port);
+	snprintf(want[1], sizeof(want[1]), "port %u peer %u:%u ",
+		 peer.sivshm_port, me.sivshm_vm, me.sivshm_port);
+	for (d = 0; d < 4; d++) {
+		snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/channels",
+			 d);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (strstr(line, want[0]) || strstr(line, want[1]))
+				fprintf(stderr, "#  %s: ivshm%u: %s", who, d,
+					line);
+		fclose(f);
+	}
+}
+
 /* Mostly small records, some medium, a few up to @max. */
 static uint32_t pick_len(unsigned int *seed, uint32_t max)
 {
@@ -573,6 +610,8 @@ static void *flow_sender(void *arg)
 	if (getsockopt(f->fd, SOL_IVSHMEM, IVSHMEM_MAX_RECORD, &max, &olen) ||
 	    max > MAX_REC)
 		max = MAX_REC;
+	/* A receiver that reads nothing for this long is a stalled flow. */
+	set_timeo(f->fd, SO_SNDTIMEO, 120000);
 	while (buf && ivshm_now_ms() < f->until) {
 		unsigned int burst = 1 + (unsigned int)rand_r(&f->seed) % 32;
 
@@ -584,6 +623,7 @@ static void *flow_sender(void *arg)
 				snprintf(f->err, sizeof(f->err),
 					 "conn %u: send %u: %s", f->conn,
 					 f->count, strerror(errno));
+				dump_conn(f->fd, "sender");
 				goto out;
 			}
 			f->count++;
@@ -613,6 +653,7 @@ static void *flow_receiver(void *arg)
 			snprintf(f->err, sizeof(f->err),
 				 "conn %u: recv after %u: %s", f->conn,
 				 f->count, strerror(errno));
+			dump_conn(f->fd, "receiver");
 			break;
 		}
 		if (!check_rec(buf, n, f->conn, f->count, want)) {
