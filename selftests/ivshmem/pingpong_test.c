@@ -125,18 +125,27 @@ static void fill_record(unsigned char *buf, size_t len, unsigned int seq)
 
 /* ---- the echo side ---- */
 
-/* Ring @vm's vectors as fast as the kernel lets us, for @ms. */
+/*
+ * Ring @vm's vectors as fast as the kernel lets us, for @ms. A flood that
+ * cannot start says why here; the flooded side fails on seeing none.
+ */
 static void flood_peer(unsigned int vm, unsigned int ms)
 {
 	uint64_t end = ivshm_now_ms() + ms;
 	char cmd[48];
 	unsigned int v;
+	int ret;
 
 	while (ivshm_now_ms() < end)
 		for (v = 0; v < 2; v++) {
 			snprintf(cmd, sizeof(cmd), "%u %u 20000", vm, v);
-			if (ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring", cmd))
+			ret = ivshm_write_file(IVSHM_DEBUGFS "/ivshm0/ring",
+					       cmd);
+			if (ret) {
+				fprintf(stderr, "# flood of VM %u: %s\n", vm,
+					strerror(-ret));
 				return;
+			}
 		}
 }
 
