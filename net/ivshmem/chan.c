@@ -389,11 +389,9 @@ void ivshm_chan_close(struct ivshm_dev *idev, u32 idx,
 		ivshm_chan_close_later(idev, idx, runs);
 		return;
 	}
-	/* The receiver comes from our own identity line: only for the event
-	 * below.
-	 */
 	/* Ours only as the incarnation that took it: after a rejoin, the
 	 * slot may hold a channel of the new one with the same generation.
+	 * The receiver comes from our own identity line, for the event only.
 	 */
 	ret = ivshm_desc_close(&idev->layout, idx, runs, idev->own_id,
 			       runs->inc, &c.receiver);
@@ -877,6 +875,17 @@ static void ivshm_orphan_close_reverse(struct ivshm_dev *idev, u32 idx,
 			     IVSHM_PEND_CTRL);
 }
 
+/* Does slot @s still hold the orphan of @runs? A thread may have freed it
+ * meanwhile, and the slot may hold a newer one. idev->lock held.
+ */
+static bool ivshm_orphan_same(struct ivshm_dev *idev, struct ivshm_slot *s,
+			      const struct ivshm_runs *runs)
+{
+	lockdep_assert_held(&idev->lock);
+	return s->orphan && s->runs.gen == runs->gen &&
+	       s->runs.inc == runs->inc;
+}
+
 /* An orphan's receiver answered, its time is up (@why), or it must go now.
  * The answers that end it: CLOSED, RESET, REFUSED or NOBUFS. ACCEPTED means
  * the receiver accepted a connection we had withdrawn: its channel to us is
@@ -913,8 +922,7 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
 	 */
 	if (!done && why == IVSHM_ORPHAN_TIMED_OUT) {
 		spin_lock_bh(&idev->lock);
-		if (s->orphan && s->runs.gen == runs.gen &&
-		    s->runs.inc == runs.inc)
+		if (ivshm_orphan_same(idev, s, &runs))
 			s->since = jiffies;
 		spin_unlock_bh(&idev->lock);
 		ivshm_notify(idev, runs.receiver, idx, IVSHM_PEND_CTRL);
@@ -928,12 +936,9 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
 	if (!done)
 		return;
 
-	/* Only the orphan decided about: another thread may have freed it
-	 * meanwhile, and the slot may hold a newer orphan.
-	 */
+	/* Only the orphan decided about. */
 	spin_lock_bh(&idev->lock);
-	done = s->orphan && s->runs.gen == runs.gen &&
-	       s->runs.inc == runs.inc;
+	done = ivshm_orphan_same(idev, s, &runs);
 	if (done)
 		s->orphan = false;
 	spin_unlock_bh(&idev->lock);
