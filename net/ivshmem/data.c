@@ -46,11 +46,12 @@ static int ivshm_data_room(struct ivshm_sock *isk, u32 len)
 	return ret;
 }
 
-/* A reason for a waiting sender to look again: an error, a shutdown, or
- * a tail the reader moved since we last looked (ring.c; room grows only
- * when it does). A wait condition: it only loads and compares.
+/* A reason for a waiting sender, who saw the reader's tail at @tail, to
+ * look again: an error, a shutdown, or a tail the reader moved since
+ * (ring.c; room grows only when it does). A wait condition: it only loads
+ * and compares.
  */
-static bool ivshm_data_tx_ready(struct ivshm_sock *isk, u64 unused)
+static bool ivshm_data_tx_ready(struct ivshm_sock *isk, u64 tail)
 {
 	struct sock *sk = &isk->sk;
 
@@ -58,7 +59,7 @@ static bool ivshm_data_tx_ready(struct ivshm_sock *isk, u64 unused)
 	    (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) ||
 	    !READ_ONCE(isk->has_tx))
 		return true;
-	return ivshm_tx_changed(&isk->tx);
+	return ivshm_tx_changed(&isk->tx, tail);
 }
 
 /* Tell the peer about our data path: a data notification. */
@@ -187,7 +188,8 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ivshm_event_want_room(&isk->tx, (u32)len);
 		if (ivshm_data_room(isk, (u32)len))
 			continue;
-		ret = ivshm_sock_wait(isk, &timeo, ivshm_data_tx_ready, 0);
+		ret = ivshm_sock_wait(isk, &timeo, ivshm_data_tx_ready,
+				      isk->tx.peer);
 		if (ret)
 			goto out;
 		ret = sock_error(sk);

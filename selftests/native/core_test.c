@@ -1322,6 +1322,40 @@ static void move_counters(void)
 	ivshm_put64(&moving_chan->tail, ivshm_get64(&moving_chan->tail) + 8);
 }
 
+/*
+ * A wait condition compares with what its waiter saw, so that another
+ * holder of the lock, who loads the counter meanwhile (a poll, SIOCINQ, a
+ * rebalancing pass), cannot hide from it news whose wakeup came before it
+ * slept.
+ */
+TEST_F(core, wait_conditions_see_news_another_look_loaded)
+{
+	struct ivshm_rec rec;
+	u8 r1[40] = { 1 }, buf[64];
+	u64 pos, tail;
+
+	/* A reader that found the ring empty... */
+	ASSERT_EQ(-EAGAIN, rx_call(&self->rx, &rec));
+	pos = self->rx.pos;
+	ASSERT_FALSE(ivshm_rx_changed(&self->rx, pos));
+	/* ...a record published, and loaded by someone else's look... */
+	ASSERT_EQ(0, send_rec(&self->tx, r1, sizeof(r1)));
+	ASSERT_LT(0, ivshm_rx_avail(&self->rx));
+	/* ...is still news to the waiter. */
+	EXPECT_TRUE(ivshm_rx_changed(&self->rx, pos));
+
+	/* A sender that saw the tail at @tail... */
+	ASSERT_EQ(1, ivshm_tx_room(&self->tx, sizeof(r1)));
+	tail = self->tx.peer;
+	ASSERT_FALSE(ivshm_tx_changed(&self->tx, tail));
+	/* ...then the reader consumed, and another look loaded the tail... */
+	ASSERT_EQ((int)sizeof(r1), recv_rec(&self->rx, buf, sizeof(buf)));
+	ASSERT_EQ(1, ivshm_tx_room(&self->tx, sizeof(r1)));
+	ASSERT_NE(tail, self->tx.peer);
+	/* ...and the waiter still sees room it has not looked at. */
+	EXPECT_TRUE(ivshm_tx_changed(&self->tx, tail));
+}
+
 TEST_F(core, wait_conditions_change_no_ring_state)
 {
 	struct ivshm_chan *ch = ivshm_chan(&self->l, self->chan);
@@ -1336,7 +1370,7 @@ TEST_F(core, wait_conditions_change_no_ring_state)
 	hook_set(&ch->head, move_counters);
 	for (i = 0; i < 100; i++) {
 		EXPECT_TRUE(ivshm_rx_changed(&self->rx, self->rx.pos));
-		ivshm_tx_changed(&self->tx);
+		ivshm_tx_changed(&self->tx, self->tx.peer);
 	}
 	hook_clear();
 	EXPECT_EQ(0, memcmp(&rx0, &self->rx, sizeof(rx0)));

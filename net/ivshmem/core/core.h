@@ -346,7 +346,7 @@ u64 ivshm_ring_run(const struct ivshm_ring *r);
 void ivshm_rx_allow_move(struct ivshm_ring *r);
 int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec);
 bool ivshm_rx_changed(const struct ivshm_ring *r, u64 pos);
-bool ivshm_tx_changed(const struct ivshm_ring *r);
+bool ivshm_tx_changed(const struct ivshm_ring *r, u64 tail);
 void ivshm_rx_release(struct ivshm_ring *r);
 s64 ivshm_rx_avail(struct ivshm_ring *r);
 int ivshm_tx_room(struct ivshm_ring *r, u32 len);

@@ -612,14 +612,21 @@ u64 ivshm_tx_wake_tail(const struct ivshm_ring *r, u32 len)
 /**
  * ivshm_rx_changed() - may a waiting consumer find something new?
  * @r: consumer ring; the caller need not hold the lock its users take
- * @pos: @r->pos when the waiter looked last
+ * @pos: @r->pos when the waiter looked last, and found the ring empty
+ *	(ivshm_rx_peek() returned -EAGAIN: the head it loaded was @pos) or a
+ *	MOVED record waiting for a call
  *
  * For wait conditions, which run without that lock: it only loads and
  * compares, and changes nothing. True when someone else consumed meanwhile
  * (a MOVED record followed by another call), or, unless a MOVED record
- * waits for such a call, when the producer's head moved past what we
- * loaded last: a head that moves while a MOVED waits is no reason to
- * look again, however often a peer moves it.
+ * waits for such a call, when the producer's head is not @pos: a head that
+ * moves while a MOVED waits is no reason to look again, however often a
+ * peer moves it.
+ *
+ * The head is compared with what the waiter saw, not with @r->peer: any
+ * holder of the lock may load the head meanwhile (a poll, SIOCINQ, the
+ * diagnostics), and the wakeup of what it loaded may have come before
+ * the waiter slept.
  */
 bool ivshm_rx_changed(const struct ivshm_ring *r, u64 pos)
 {
@@ -627,21 +634,24 @@ bool ivshm_rx_changed(const struct ivshm_ring *r, u64 pos)
 		return true;
 	if (READ_ONCE(r->move_pending))
 		return false;
-	return ivshm_get64(&r->chan->head) != READ_ONCE(r->peer);
+	return ivshm_get64(&r->chan->head) != pos;
 }
 
 /**
  * ivshm_tx_changed() - may a waiting producer find room now?
  * @r: producer ring; the caller need not hold the lock its users take
+ * @tail: the consumer's tail as the waiter loaded it last (@r->peer then)
  *
  * For wait conditions: only loads and compares. True when the consumer's
- * tail is not the one we loaded last. The tail only moves forward (a tail
+ * tail is not @tail. Not @r->peer: whoever holds the lock meanwhile (the
+ * rebalancing pass) may load the tail, and the wakeup of that tail may
+ * have come before the waiter slept. The tail only moves forward (a tail
  * that goes back fails the next refresh), so a peer can make this true at
  * most once per byte of the ring between two of our refreshes.
  */
-bool ivshm_tx_changed(const struct ivshm_ring *r)
+bool ivshm_tx_changed(const struct ivshm_ring *r, u64 tail)
 {
-	return ivshm_get64(&r->chan->tail) != READ_ONCE(r->peer);
+	return ivshm_get64(&r->chan->tail) != tail;
 }
 
 /* Producer: bytes published that the consumer has not consumed. */
