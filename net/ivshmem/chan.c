@@ -481,8 +481,9 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  * @keep: blocks the region must keep free after a growth, for others
  *
  * A larger run extends the current one in place when the blocks after it
- * are free; otherwise it starts where it has the most room to grow in place
- * later (ivshm_blocks_alloc_grow()), and may be shorter than asked if that
+ * are free and the MOVED record fits before the end of the run; otherwise
+ * it starts where it has the most room to grow in place later
+ * (ivshm_blocks_alloc_grow()), and may be shorter than asked if that
  * extent is.
  * A smaller run is taken as low in the data area as it fits, away from the
  * long free extents; a run of the same size only moves lower, out of the
@@ -521,10 +522,16 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 			goto out_unlock;
 		if (!ivshm_blocks_extend(l, off, cur, want - cur)) {
 			ret = ivshm_tx_extend(r, want << IVSHM_BLOCK_SHIFT);
-			if (ret)
-				ivshm_blocks_free(l, off + r->size,
-						  want - cur);
-			goto out_unlock;
+			if (!ret)
+				goto out_unlock;
+			ivshm_blocks_free(l, off + r->size, want - cur);
+			/* Only a MOVED record that would wrap moves on: an
+			 * extension waits for nothing else that a move would
+			 * not wait for too. Giving up instead would leave a
+			 * sender that must grow retrying without end.
+			 */
+			if (ret != -EAGAIN)
+				goto out_unlock;
 		}
 		/* Elsewhere, the old run stays until the reader leaves it. */
 		if (free_blocks - keep < want)

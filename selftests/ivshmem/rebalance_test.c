@@ -378,6 +378,79 @@ TEST(bulk_grows_idle_ones_shrink)
 }
 
 /*
+ * A record larger than a shrunk run, sent when the ring's last record ends
+ * 16 or 8 bytes before the end of the run: the channel cannot extend in
+ * place, since its MOVED record would wrap, and must move instead, even
+ * with the blocks after it free. The reverse channel keeps its size
+ * (SO_SNDBUF), so the shrinking one settles at the start of the data area
+ * with free blocks after it.
+ */
+TEST(record_larger_than_a_shrunk_run_at_its_end)
+{
+	unsigned int port = 7450, cport, minb = 16384, gap, i;
+	int lfd, c, a, sndbuf = (int)minb / 2;
+	const unsigned int gaps[2] = { 16, 8 };
+	unsigned char *rec, *want;
+	unsigned int ring;
+	char why[200];
+
+	if (strcmp(mode, "bulk"))
+		SKIP(return, "runs as \"rebalance_test bulk\"");
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_MIN, minb));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
+	rec = malloc(MAX_REC + 1);
+	want = malloc(MAX_REC);
+	ASSERT_NE(NULL, rec);
+	ASSERT_NE(NULL, want);
+
+	lfd = listen_on(port, 2);			/* ivshm1, VM 1 */
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, setsockopt(lfd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				sizeof(sndbuf)));
+	c = connect_to(1, port, 1);			/* from ivshm0 */
+	ASSERT_LE(0, c);
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+	cport = ivshm_local_port(c);
+	set_timeo(c, SO_SNDTIMEO, 30000);
+	set_timeo(a, SO_RCVTIMEO, 30000);
+
+	for (i = 0; i < 2; i++) {
+		gap = gaps[i];
+		/* Shrunk, then moved as low as it goes: a ring that starts
+		 * at the start of its run.
+		 */
+		ring = WAIT_RING("ivshm0", cport, 0, 30000, ring == minb);
+		ASSERT_EQ(minb, ring);
+		ivshm_sleep_ms(1000);
+		ASSERT_EQ(minb, ring_of("ivshm0", "tx", cport, 0));
+		/* One record ends @gap bytes before the end of the run. */
+		make_rec(rec, 1, 2 * i, minb - gap - 8);
+		ASSERT_EQ((ssize_t)(minb - gap - 8),
+			  send(c, rec, minb - gap - 8, 0));
+		ASSERT_EQ((ssize_t)(minb - gap - 8),
+			  recv(a, rec, MAX_REC + 1, 0));
+		EXPECT_TRUE(check_rec(rec, minb - gap - 8, 1, 2 * i, want));
+		/* The next is larger than the run: it must move to grow. */
+		make_rec(rec, 1, 2 * i + 1, MAX_REC);
+		EXPECT_EQ((ssize_t)MAX_REC, send(c, rec, MAX_REC, 0))
+			TH_LOG("gap %u: %s", gap, strerror(errno));
+		EXPECT_EQ((ssize_t)MAX_REC, recv(a, rec, MAX_REC + 1, 0))
+			TH_LOG("gap %u: %s", gap, strerror(errno));
+		EXPECT_TRUE(check_rec(rec, MAX_REC, 1, 2 * i + 1, want));
+		EXPECT_LE(131072u, ring_of("ivshm0", "tx", cport, 0));
+	}
+	close(c);
+	close(a);
+	close(lfd);
+	free(rec);
+	free(want);
+	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
+		TH_LOG("%s", why);
+	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
+}
+
+/*
  * A full region: connect fails at once with ENOBUFS (whether our channel
  * or the acceptor's found no room), the connections made go on, and a
  * closed one makes room again. Rebalancing is off meanwhile, so that idle
