@@ -113,9 +113,14 @@ void ivshm_data_moved(struct ivshm_sock *isk)
 
 /* The channel's run is smaller than a record of @len bytes, because it
  * shrank while idle: give it back the size it was opened with, which holds
- * any record the socket accepts. Return: 0 when it moved (the record fits
- * once the reader has passed the move), -EAGAIN to wait for the reader,
- * -ENOBUFS when the region has no room, or another error of the channel.
+ * any record the socket accepts.
+ *
+ * Return: 0 when it moved (the record fits once the reader has passed the
+ * move); -EAGAIN to wait for the reader, whose tail must move first (it
+ * has not passed the last move, or the ring has no room for a MOVED record);
+ * -EBUSY when the region's control lock stayed busy, which no notification
+ * announces; -ENOBUFS when the region has no room; or another error of the
+ * channel, -EINTR for a task being killed.
  */
 static int ivshm_data_grow_for(struct ivshm_sock *isk)
 {
@@ -126,6 +131,17 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk)
 				   isk->tx_inc, r);
 	if (ret < 0)
 		return ret;
+	ret = ivshm_tx_can_move(r);
+	if (ret <= 0)
+		return ret ? ret : -EAGAIN;
+	/* The reader left the old run, which is still ours: the lock that
+	 * frees it was busy.
+	 */
+	if (r->old_size)
+		return -EBUSY;
+	/* Under the socket lock the tail only moves on: the ring keeps room
+	 * for the MOVED record, and -EBUSY now means the control lock.
+	 */
 	ret = ivshm_chan_move(isk->idev, isk->tx_idx, isk->tx_gen,
 			      isk->tx_inc, r, isk->tx_max_run, 0);
 	if (ret > 0) {
@@ -135,7 +151,38 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk)
 	}
 	if (ret == -ENOBUFS)
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROW_FAILED);
-	return ret == -EBUSY ? -EAGAIN : ret;
+	/* (No room for the MOVED record cannot be, the tail having made it:
+	 * should it be, the caller sleeps before it asks again, as for the
+	 * lock, rather than ask at once.)
+	 */
+	return ret == -EAGAIN ? -EBUSY : ret;
+}
+
+/* How long a sender that must grow its channel waits before it asks for
+ * the region's control lock again, once a wait for it
+ * (ivshm_ctrl_lock()) came to nothing.
+ */
+#define IVSHM_DATA_LOCK_RETRY	(HZ / 10)
+
+/* Sleep for room (or for the reader to pass a move) as
+ * ivshm_sock_wait() does; with @lock_busy, for IVSHM_DATA_LOCK_RETRY at
+ * most, the rest of *@timeo staying the caller's.
+ */
+static int ivshm_data_wait_room(struct ivshm_sock *isk, long *timeo,
+				bool lock_busy)
+{
+	u64 tail = isk->tx.peer;
+	long slice, left;
+	int ret;
+
+	if (!lock_busy || *timeo <= IVSHM_DATA_LOCK_RETRY)
+		return ivshm_sock_wait(isk, timeo, ivshm_data_tx_ready, tail);
+	slice = IVSHM_DATA_LOCK_RETRY;
+	left = slice;
+	ret = ivshm_sock_wait(isk, &left, ivshm_data_tx_ready, tail);
+	if (*timeo != MAX_SCHEDULE_TIMEOUT)
+		*timeo -= slice - left;
+	return ret;
 }
 
 int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
@@ -171,25 +218,36 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 	trace_ivshm_sendmsg(isk->idev->index, isk->tx_idx, len);
 
 	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
+	/* Each trip round this loop sleeps, or follows progress that has a
+	 * bound: a move made (the next reserve then waits for the reader to
+	 * pass it), or room or a chance to move that the reader's tail made
+	 * (which goes only forward, up to what we published).
+	 */
 	for (;;) {
+		bool lock_busy = false;
+
 		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
 				       &span);
 		if (ret == -EMSGSIZE) {
 			ret = ivshm_data_grow_for(isk);
 			if (!ret)
 				continue;
+			if (ret == -EBUSY) {
+				lock_busy = true;
+				ret = -EAGAIN;
+			}
 		}
 		if (ret != -EAGAIN)
 			break;
 		/* Backpressure: the next rebalance grows the channel. */
 		isk->tx_full++;
 		/* A full ring published what it held back: say so first. */
+		ivshm_tx_flush(&isk->tx);
 		ivshm_data_published(isk);
 		ivshm_event_want_room(&isk->tx, (u32)len);
-		if (ivshm_data_room(isk, (u32)len))
+		if (!lock_busy && ivshm_data_room(isk, (u32)len))
 			continue;
-		ret = ivshm_sock_wait(isk, &timeo, ivshm_data_tx_ready,
-				      isk->tx.peer);
+		ret = ivshm_data_wait_room(isk, &timeo, lock_busy);
 		if (ret)
 			goto out;
 		ret = sock_error(sk);
@@ -200,7 +258,7 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 			goto out;
 		}
 	}
-	if (ret == -ENOBUFS)
+	if (ret == -ENOBUFS || ret == -EINTR)
 		goto out;
 	if (ret == -ENOLINK) {
 		/* Our channel was reaped: we had been declared dead. */
