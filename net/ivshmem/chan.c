@@ -494,8 +494,9 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  *
  * Return: the new size (> 0), -ENOBUFS without room, -EAGAIN when the ring
  * has no room for the MOVED record yet, -EBUSY while a move is pending or
- * the control lock is busy, -ENOLINK if the channel is no longer ours,
- * -EPROTO for an impossible tail.
+ * the control lock is busy, -ENOLINK if the channel is no longer ours (or
+ * we are declared dead), -EINTR for a task being killed, -EPROTO for an
+ * impossible tail.
  */
 int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 		    struct ivshm_ring *r, u32 size, u32 keep)
@@ -525,13 +526,14 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 			if (!ret)
 				goto out_unlock;
 			ivshm_blocks_free(l, off + r->size, want - cur);
-			/* Only a MOVED record that would wrap moves on: an
-			 * extension waits for nothing else that a move would
-			 * not wait for too. Giving up instead would leave a
-			 * sender that must grow retrying without end.
+			/* A MOVED record that would wrap (the ring has room
+			 * for one: ivshm_tx_can_move() said so) moves the
+			 * channel elsewhere. Giving up instead would leave a
+			 * sender that must grow asking again without end.
 			 */
 			if (ret != -EAGAIN)
 				goto out_unlock;
+			ret = -ENOBUFS;
 		}
 		/* Elsewhere, the old run stays until the reader leaves it. */
 		if (free_blocks - keep < want)
@@ -563,7 +565,9 @@ out_unlock:
  * @r: its producer ring; the caller holds the socket lock
  *
  * Return: 1 when a run was freed, 0 when none is pending or the reader is
- * still in it (or the lock is busy: later), -EPROTO for an impossible tail.
+ * still in it (or the lock is busy: later), -ENOLINK while our slot says we
+ * are dead, -EINTR for a task being killed (ivshm_ctrl_lock()), -EPROTO
+ * for an impossible tail.
  */
 int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 			 struct ivshm_ring *r)
@@ -578,8 +582,11 @@ int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 	ret = ivshm_tx_can_move(r);	/* refreshes the tail */
 	if (ret < 0)
 		return ret;
-	if (r->cap_until || ivshm_ctrl_lock(idev))
+	if (r->cap_until)
 		return 0;
+	ret = ivshm_ctrl_lock(idev);
+	if (ret)
+		return ret == -EBUSY ? 0 : ret;
 	if (!ivshm_chan_ours(idev, idx, gen, inc)) {
 		/* Reaped: the old run is nobody's to free now. */
 		r->old_size = 0;
