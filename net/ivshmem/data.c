@@ -119,8 +119,8 @@ void ivshm_data_moved(struct ivshm_sock *isk)
  * move); -EAGAIN to wait for the reader, whose tail must move first (it
  * has not passed the last move, or the ring has no room for a MOVED record);
  * -EBUSY when the region's control lock stayed busy, which no notification
- * announces; -ENOBUFS when the region has no room; or another error of the
- * channel, -EINTR for a task being killed.
+ * announces; -ENOBUFS when the region has no room; -ENOLINK when we were
+ * declared dead; -EINTR for a task being killed; -EPROTO.
  */
 static int ivshm_data_grow_for(struct ivshm_sock *isk)
 {
@@ -151,9 +151,9 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk)
 	}
 	if (ret == -ENOBUFS)
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROW_FAILED);
-	/* (No room for the MOVED record cannot be, the tail having made it:
-	 * should it be, the caller sleeps before it asks again, as for the
-	 * lock, rather than ask at once.)
+	/* (No room for the MOVED record cannot be: the ring had it, and the
+	 * tail only moves on. Should it be, the caller sleeps before it asks
+	 * again, as for the lock, rather than ask at once.)
 	 */
 	return ret == -EAGAIN ? -EBUSY : ret;
 }
@@ -166,7 +166,8 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk)
 
 /* Sleep for room (or for the reader to pass a move) as
  * ivshm_sock_wait() does; with @lock_busy, for IVSHM_DATA_LOCK_RETRY at
- * most, the rest of *@timeo staying the caller's.
+ * most, the rest of *@timeo staying the caller's. A signal that comes
+ * meanwhile ends the call, restartable as any wait for room.
  */
 static int ivshm_data_wait_room(struct ivshm_sock *isk, long *timeo,
 				bool lock_busy)
@@ -179,10 +180,26 @@ static int ivshm_data_wait_room(struct ivshm_sock *isk, long *timeo,
 		return ivshm_sock_wait(isk, timeo, ivshm_data_tx_ready, tail);
 	slice = IVSHM_DATA_LOCK_RETRY;
 	left = slice;
+	/* With time left it fails only for a signal, whose error is the
+	 * caller's timeout's to decide.
+	 */
 	ret = ivshm_sock_wait(isk, &left, ivshm_data_tx_ready, tail);
 	if (*timeo != MAX_SCHEDULE_TIMEOUT)
 		*timeo -= slice - left;
+	if (ret || signal_pending(current))
+		ret = sock_intr_errno(*timeo);
 	return ret;
+}
+
+/* Take the time a growth spent waiting for the control lock off the
+ * caller's timeout.
+ */
+static void ivshm_data_spent(long *timeo, unsigned long since)
+{
+	long spent = (long)(jiffies - since);
+
+	if (*timeo != MAX_SCHEDULE_TIMEOUT)
+		*timeo = *timeo > spent ? *timeo - spent : 0;
 }
 
 int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
@@ -229,7 +246,10 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
 				       &span);
 		if (ret == -EMSGSIZE) {
+			unsigned long since = jiffies;
+
 			ret = ivshm_data_grow_for(isk);
+			ivshm_data_spent(&timeo, since);
 			if (!ret)
 				continue;
 			if (ret == -EBUSY) {
