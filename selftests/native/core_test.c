@@ -541,6 +541,35 @@ TEST_F(core, extend_that_does_not_extend_is_refused)
 	ASSERT_EQ(-EPROTO, rx_call(&self->rx, &rec));
 }
 
+/*
+ * A MOVED record the reader was told to wait for, whose header the peer
+ * then rewrites into a data record: once the reader finds something else
+ * next, it no longer waits for a move, and a head that moves is news again.
+ */
+TEST_F(core, move_pending_ends_when_the_record_is_not_moved)
+{
+	struct ivshm_rec rec;
+	u64 noff, pos;
+
+	ASSERT_EQ(0, ivshm_blocks_alloc(&self->l, 8, &noff));
+	ASSERT_EQ(0, ivshm_tx_move(&self->tx, noff, 8 * IVSHM_BLOCK_SIZE));
+	/* A call that followed its move already. */
+	ASSERT_EQ(IVSHM_RX_MOVE_PENDING, ivshm_rx_peek(&self->rx, &rec));
+	ASSERT_TRUE(self->rx.move_pending);
+	ivshm_put64((__le64 *)self->rx.ring,
+		    IVSHM_REC_WORD(sizeof(struct ivshm_rec_moved),
+				   IVSHM_REC_DATA, 0));
+	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &rec));
+	EXPECT_FALSE(self->rx.move_pending);
+	ivshm_rx_release(&self->rx);
+	/* The same if it is consumed first, then the ring found empty. */
+	ASSERT_EQ(-EAGAIN, ivshm_rx_peek(&self->rx, &rec));
+	pos = self->rx.pos;
+	EXPECT_FALSE(ivshm_rx_changed(&self->rx, pos));
+	ivshm_put64(&ivshm_chan(&self->l, self->chan)->head, pos + 64);
+	EXPECT_TRUE(ivshm_rx_changed(&self->rx, pos));
+}
+
 /* Growth elsewhere starts at the largest free extent, where it can go on
  * growing in place; extending stops at the first used block.
  */
