@@ -116,9 +116,10 @@ static int channels_show(struct seq_file *m, void *unused)
 			seq_printf(m, " old %u moving %d full %d resizes %llu",
 				   in.old_ring, in.moving, in.full,
 				   in.cs.resizes);
-			seq_printf(m, " head %llu tail %llu told %llu cap %u cap_until %llu pending %d waiting %d",
-				   in.head, in.tail, in.told, in.cap,
-				   in.cap_until, in.move_pending, in.waiting);
+			seq_printf(m, " offset %llu head %llu tail %llu told %llu cap %u cap_until %llu pending %d waiting %d",
+				   in.offset, in.head, in.tail, in.told,
+				   in.cap, in.cap_until, in.move_pending,
+				   in.waiting);
 			seq_printf(m, " region head %llu tail %llu tx_flags %#x wake_tail %llu rx_flags %#x rx_event %llu",
 				   in.chan.head, in.chan.tail,
 				   in.chan.tx_flags, in.chan.wake_tail,
