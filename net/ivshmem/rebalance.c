@@ -112,7 +112,8 @@ static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	    (sk->sk_shutdown & SEND_SHUTDOWN))
 		goto out;
 	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, isk->tx_inc, r);
-	if (ret < 0)
+	/* (-EINTR is a killed task's: not this worker's.) */
+	if (ret == -EPROTO || ret == -ENOLINK)
 		goto fail;
 	full = isk->tx_full;
 	isk->tx_full = 0;

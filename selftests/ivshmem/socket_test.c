@@ -164,7 +164,7 @@ static int agent_cmd(const char *fmt, ...)
 static void dump_devices(void)
 {
 	static const char *const files[] = { "doorbells", "channels" };
-	char path[128], line[512];
+	char path[128], line[1024];
 	unsigned int d, f;
 	FILE *fp;
 

@@ -562,7 +562,7 @@ TEST_F(core, move_pending_ends_when_the_record_is_not_moved)
 	ASSERT_EQ(0, ivshm_rx_peek(&self->rx, &rec));
 	EXPECT_FALSE(self->rx.move_pending);
 	ivshm_rx_release(&self->rx);
-	/* The same if it is consumed first, then the ring found empty. */
+	/* Found empty now, the reader is woken by the next record. */
 	ASSERT_EQ(-EAGAIN, ivshm_rx_peek(&self->rx, &rec));
 	pos = self->rx.pos;
 	EXPECT_FALSE(ivshm_rx_changed(&self->rx, pos));

@@ -448,8 +448,8 @@ void ivshm_rx_allow_move(struct ivshm_ring *r)
  * (the producer frees it once it sees the tail past the MOVED record), and
  * IVSHM_RX_MOVED is returned: call again for the next record. Otherwise the
  * record stays, @r->move_pending says so, and IVSHM_RX_MOVE_PENDING is
- * returned. Anything else found next (a peer may rewrite the header of a
- * record it published) clears @r->move_pending.
+ * returned. A record of another type found there (a peer may rewrite the
+ * header of a record it published) clears @r->move_pending.
  *
  * Return: 0; IVSHM_RX_MOVED; IVSHM_RX_MOVE_PENDING; -EAGAIN when empty;
  * -EPROTO when the producer published something impossible.
@@ -466,14 +466,8 @@ int ivshm_rx_peek(struct ivshm_ring *r, struct ivshm_rec *rec)
 		if (ret)
 			return ret;
 		avail = r->peer - r->pos;
-		if (!avail) {
-			/* A MOVED record said to wait is gone: its header
-			 * was rewritten. Waiters look at the head again.
-			 */
-			if (r->move_pending)
-				WRITE_ONCE(r->move_pending, false);
+		if (!avail)
 			return -EAGAIN;
-		}
 		if (avail < IVSHM_REC_HDR)
 			return -EPROTO;
 	}
