@@ -998,29 +998,49 @@ static int ivs_listen_setup(struct ivs_server *srv)
 	return 0;
 }
 
+/*
+ * The pid goes to a temporary file in the same directory that is renamed
+ * into place once written and closed, so whoever sees the pidfile (a
+ * service manager, a test waiting for readiness) never reads it empty or
+ * half written, nor sees the server still holding a descriptor for it.
+ */
 static int ivs_pidfile_write(struct ivs_server *srv)
 {
-	char buf[32];
+	char buf[32], *tmp;
 	int fd, len;
 
 	if (!srv->pidfile)
 		return 0;
-	fd = open(srv->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (asprintf(&tmp, "%s.XXXXXX", srv->pidfile) < 0) {
+		ivs_err("out of memory");
+		return -1;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		ivs_err("cannot create pidfile '%s': %s", srv->pidfile,
 			strerror(errno));
-		return -1;
+		goto out_free;
 	}
-	srv->pidfile_created = true;
 	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, len) != len) {
+	if (fchmod(fd, 0644) || write(fd, buf, len) != len) {
 		ivs_err("cannot write pidfile '%s': %s", srv->pidfile,
 			strerror(errno));
 		close(fd);
-		return -1;
+		goto out_unlink;
 	}
-	close(fd);
+	if (close(fd) || rename(tmp, srv->pidfile)) {
+		ivs_err("cannot create pidfile '%s': %s", srv->pidfile,
+			strerror(errno));
+		goto out_unlink;
+	}
+	srv->pidfile_created = true;
+	free(tmp);
 	return 0;
+out_unlink:
+	unlink(tmp);
+out_free:
+	free(tmp);
+	return -1;
 }
 
 static int ivs_epoll_setup(struct ivs_server *srv)

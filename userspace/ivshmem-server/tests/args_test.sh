@@ -102,6 +102,13 @@ expect 1 "cannot create pidfile" "pidfile directory missing" -- \
 	-S "$S" --pidfile "$TMP/nodir/pid"
 [ ! -e "$S" ]
 result "$([ $? = 0 ] && echo 1)" "socket removed after a start-up failure"
+mkdir "$TMP/piddir"
+expect 1 "cannot create pidfile" "pidfile path is a directory" -- \
+	-S "$S" --pidfile "$TMP/piddir"
+ls "$TMP"/piddir.* >/dev/null 2>&1
+result "$([ $? != 0 ] && [ ! -e "$S" ] && echo 1)" \
+	"no temporary pidfile or socket left after a pidfile failure" \
+	"$(ls -a "$TMP")"
 
 # Every valid option at once, including extreme values; SIGTERM exits 0.
 "$SERVER" -F -v -S "$S" --pidfile "$TMP/pid" -l 8k -n 64 -p 65535 -M \
@@ -112,7 +119,9 @@ for _ in $(seq 1 500); do
 	sleep 0.02
 done
 ok=0
-if [ -s "$TMP/pid" ] && [ "$(cat "$TMP/pid")" = "$SPID" ] && [ -S "$S" ]; then
+# The pidfile appears whole: whoever sees it reads the whole pid.
+if [ -s "$TMP/pid" ] && [ "$(cat "$TMP/pid")" = "$SPID" ] && [ -S "$S" ] &&
+	[ "$(stat -c %a "$TMP/pid")" = 644 ] && ! ls "$TMP"/pid.* >/dev/null 2>&1; then
 	kill -TERM "$SPID"
 	reap "$SPID" 10
 	rc=$?

@@ -348,6 +348,21 @@ static bool srv_alive(struct server *s)
 	return s->pid && waitpid(s->pid, &status, WNOHANG) == 0;
 }
 
+/*
+ * The server's descriptor count once it has come back to @base, or what
+ * it still is after WAIT_MS (or once the server is gone).
+ */
+static int wait_fds(struct server *s, int base)
+{
+	int64_t deadline = now_ms() + WAIT_MS;
+	int n;
+
+	while ((n = count_fds(s->pid)) != base && now_ms() < deadline &&
+	       srv_alive(s))
+		sleep_ms(10);
+	return n;
+}
+
 static int sock_connect(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -704,9 +719,7 @@ TEST_F(ivs, departure_announced)
 	cl_expect_leave(_metadata, a, 2);
 	cl_close(a);
 	/* Every socket and eventfd of the departed peers is released. */
-	while (count_fds(self->srv.pid) != base && srv_alive(&self->srv))
-		sleep_ms(10);
-	ASSERT_EQ(base, count_fds(self->srv.pid));
+	ASSERT_EQ(base, wait_fds(&self->srv, base));
 }
 
 static void put32(unsigned char *p, uint32_t v)
@@ -1002,9 +1015,7 @@ TEST_F_TIMEOUT(ivs, many_peers, 300)
 	cl_expect_quiet(_metadata, c[N - 1]);
 	for (i = 1; i < N; i += 2)
 		cl_close(c[i]);
-	while (count_fds(self->srv.pid) != base && srv_alive(&self->srv))
-		sleep_ms(10);
-	ASSERT_EQ(base, count_fds(self->srv.pid));
+	ASSERT_EQ(base, wait_fds(&self->srv, base));
 }
 
 /*
