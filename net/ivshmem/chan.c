@@ -92,16 +92,27 @@ enum ivshm_orphan_why {
 /* A doorbell also triggers a liveness check, at most this often. */
 #define IVSHM_LIVENESS_KICK_GAP	(HZ / 100 ? : 1)
 
-/* Our users of the control lock, one at a time, until @end (jiffies).
- * Return: 0 with ctrl_mutex held; -EBUSY past @end; -EINTR for a task
- * that is being killed.
+/* Whether a waiter for the control lock stops: a task being killed
+ * always; with @intr, any signal (a sender, whose caller restarts the call
+ * or sees EINTR, as in any wait for room).
  */
-static int ivshm_ctrl_mutex_lock(struct ivshm_dev *idev, unsigned long end)
+static bool ivshm_ctrl_signalled(bool intr)
+{
+	return intr ? signal_pending(current) : fatal_signal_pending(current);
+}
+
+/* Our users of the control lock, one at a time, until @end (jiffies): one
+ * attempt when @end is now.
+ * Return: 0 with ctrl_mutex held; -EBUSY at @end; -EINTR for a signal
+ * (ivshm_ctrl_signalled()).
+ */
+static int ivshm_ctrl_mutex_lock(struct ivshm_dev *idev, unsigned long end,
+				 bool intr)
 {
 	while (!mutex_trylock(&idev->ctrl_mutex)) {
-		if (fatal_signal_pending(current))
+		if (ivshm_ctrl_signalled(intr))
 			return -EINTR;
-		if (time_after(jiffies, end))
+		if (!time_before(jiffies, end))
 			return -EBUSY;
 		usleep_range(50, 200);
 	}
@@ -172,6 +183,33 @@ static int ivshm_ctrl_still_me(struct ivshm_dev *idev)
 	return -ENOLINK;
 }
 
+/* Take the region's control lock, waiting @timeo jiffies at most (and
+ * never more than IVSHM_CTRL_WAIT_MS in all, ctrl_mutex included; 0 for
+ * one attempt). A lock word is only found stale by a wait that lasts
+ * (ivshm_ctrl_try()): short waits leave that to the long ones.
+ * Return: as ivshm_ctrl_lock(); -EINTR also for any signal with @intr.
+ */
+static int ivshm_ctrl_lock_timeo(struct ivshm_dev *idev, long timeo,
+				 bool intr)
+{
+	long wait = min_t(long, timeo, msecs_to_jiffies(IVSHM_CTRL_WAIT_MS));
+	unsigned long end = jiffies + max(wait, 0L);
+	int ret;
+
+	ret = ivshm_ctrl_mutex_lock(idev, end, intr);
+	if (ret)
+		return ret;
+	for (;;) {
+		if (!ivshm_ctrl_try(idev))
+			return ivshm_ctrl_still_me(idev);
+		if (!time_before(jiffies, end) || ivshm_ctrl_signalled(intr))
+			break;
+		usleep_range(20, 100);
+	}
+	mutex_unlock(&idev->ctrl_mutex);
+	return ivshm_ctrl_signalled(intr) ? -EINTR : -EBUSY;
+}
+
 /**
  * ivshm_ctrl_lock() - take the region's control lock for this device
  * @idev: a joined device
@@ -186,21 +224,7 @@ static int ivshm_ctrl_still_me(struct ivshm_dev *idev)
  */
 int ivshm_ctrl_lock(struct ivshm_dev *idev)
 {
-	unsigned long end = jiffies + msecs_to_jiffies(IVSHM_CTRL_WAIT_MS);
-	int ret;
-
-	ret = ivshm_ctrl_mutex_lock(idev, end);
-	if (ret)
-		return ret;
-	for (;;) {
-		if (!ivshm_ctrl_try(idev))
-			return ivshm_ctrl_still_me(idev);
-		if (time_after(jiffies, end) || fatal_signal_pending(current))
-			break;
-		usleep_range(20, 100);
-	}
-	mutex_unlock(&idev->ctrl_mutex);
-	return fatal_signal_pending(current) ? -EINTR : -EBUSY;
+	return ivshm_ctrl_lock_timeo(idev, MAX_SCHEDULE_TIMEOUT, false);
 }
 
 /**
@@ -442,7 +466,7 @@ int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 	unsigned long end = jiffies + msecs_to_jiffies(IVSHM_CTRL_WAIT_MS);
 	int ret;
 
-	ret = ivshm_ctrl_mutex_lock(idev, end);
+	ret = ivshm_ctrl_mutex_lock(idev, end, false);
 	if (ret)
 		return ret;
 	/* Not in the name of an incarnation declared dead either. */
@@ -479,6 +503,8 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  * @r: its producer ring; the caller holds the socket lock
  * @size: the new size, whole blocks
  * @keep: blocks the region must keep free after a growth, for others
+ * @timeo: how long the caller may wait for the control lock, in jiffies:
+ *	at most IVSHM_CTRL_WAIT_MS, 0 for one attempt; a signal ends the wait
  *
  * A larger run extends the current one in place when the blocks after it
  * are free and the MOVED record fits before the end of the run; otherwise
@@ -495,11 +521,11 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  * Return: the new size (> 0), -ENOBUFS without room, -EAGAIN when the ring
  * has no room for the MOVED record yet, -EBUSY while a move is pending or
  * the control lock is busy, -ENOLINK if the channel is no longer ours (or
- * we are declared dead), -EINTR for a task being killed, -EPROTO for an
- * impossible tail.
+ * we are declared dead), -EINTR for a signal, -EPROTO for an impossible
+ * tail.
  */
 int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
-		    struct ivshm_ring *r, u32 size, u32 keep)
+		    struct ivshm_ring *r, u32 size, u32 keep, long timeo)
 {
 	const struct ivshm_layout *l = &idev->layout;
 	u32 cur = r->size >> IVSHM_BLOCK_SHIFT, want = size >> IVSHM_BLOCK_SHIFT;
@@ -510,7 +536,7 @@ int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 	ret = ivshm_tx_can_move(r);
 	if (ret <= 0)
 		return ret ? ret : -EBUSY;
-	ret = ivshm_ctrl_lock(idev);
+	ret = ivshm_ctrl_lock_timeo(idev, timeo, true);
 	if (ret)
 		return ret;
 	ret = -ENOLINK;
@@ -563,14 +589,15 @@ out_unlock:
  * @gen: its generation
  * @inc: the incarnation of ours that took it
  * @r: its producer ring; the caller holds the socket lock
+ * @timeo: how long the caller may wait for the control lock, as for
+ *	ivshm_chan_move()
  *
  * Return: 1 when a run was freed, 0 when none is pending or the reader is
  * still in it (or the lock is busy: later), -ENOLINK while our slot says we
- * are dead, -EINTR for a task being killed (ivshm_ctrl_lock()), -EPROTO
- * for an impossible tail.
+ * are dead, -EINTR for a signal, -EPROTO for an impossible tail.
  */
 int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
-			 struct ivshm_ring *r)
+			 struct ivshm_ring *r, long timeo)
 {
 	bool bad = false;
 	u64 off;
@@ -584,7 +611,7 @@ int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 		return ret;
 	if (r->cap_until)
 		return 0;
-	ret = ivshm_ctrl_lock(idev);
+	ret = ivshm_ctrl_lock_timeo(idev, timeo, true);
 	if (ret)
 		return ret == -EBUSY ? 0 : ret;
 	if (!ivshm_chan_ours(idev, idx, gen, inc)) {

@@ -34,9 +34,9 @@ int ivshm_chan_publish(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
 void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
 		     u32 receiver, struct ivshm_runs *runs);
 int ivshm_chan_move(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
-		    struct ivshm_ring *r, u32 size, u32 keep);
+		    struct ivshm_ring *r, u32 size, u32 keep, long timeo);
 int ivshm_chan_move_done(struct ivshm_dev *idev, u32 idx, u32 gen, u32 inc,
-			 struct ivshm_ring *r);
+			 struct ivshm_ring *r, long timeo);
 /* ivshm_notify() results */
 enum {
 	IVSHM_NOTIFY_NONE,		/* no such VM or channel */

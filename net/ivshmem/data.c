@@ -118,17 +118,18 @@ void ivshm_data_moved(struct ivshm_sock *isk)
  * Return: 0 when it moved (the record fits once the reader has passed the
  * move); -EAGAIN to wait for the reader, whose tail must move first (it
  * has not passed the last move, or the ring has no room for a MOVED record);
- * -EBUSY when the region's control lock stayed busy, which no notification
+ * -EBUSY when the region's control lock stayed busy for @timeo (the
+ * sender's timeout, 0 for a nonblocking one), which no notification
  * announces; -ENOBUFS when the region has no room; -ENOLINK when we were
- * declared dead; -EINTR for a task being killed; -EPROTO.
+ * declared dead; -EINTR for a signal; -EPROTO.
  */
-static int ivshm_data_grow_for(struct ivshm_sock *isk)
+static int ivshm_data_grow_for(struct ivshm_sock *isk, long timeo)
 {
 	struct ivshm_ring *r = &isk->tx;
 	int ret;
 
 	ret = ivshm_chan_move_done(isk->idev, isk->tx_idx, isk->tx_gen,
-				   isk->tx_inc, r);
+				   isk->tx_inc, r, timeo);
 	if (ret < 0)
 		return ret;
 	ret = ivshm_tx_can_move(r);
@@ -143,7 +144,7 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk)
 	 * for the MOVED record, and -EBUSY now means the control lock.
 	 */
 	ret = ivshm_chan_move(isk->idev, isk->tx_idx, isk->tx_gen,
-			      isk->tx_inc, r, isk->tx_max_run, 0);
+			      isk->tx_inc, r, isk->tx_max_run, 0, timeo);
 	if (ret > 0) {
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_GROWN);
 		ivshm_data_moved(isk);
@@ -248,7 +249,7 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		if (ret == -EMSGSIZE) {
 			unsigned long since = jiffies;
 
-			ret = ivshm_data_grow_for(isk);
+			ret = ivshm_data_grow_for(isk, timeo);
 			ivshm_data_spent(&timeo, since);
 			if (!ret)
 				continue;
@@ -278,7 +279,11 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 			goto out;
 		}
 	}
-	if (ret == -ENOBUFS || ret == -EINTR)
+	if (ret == -EINTR) {
+		ret = sock_intr_errno(timeo);
+		goto out;
+	}
+	if (ret == -ENOBUFS)
 		goto out;
 	if (ret == -ENOLINK) {
 		/* Our channel was reaped: we had been declared dead. */

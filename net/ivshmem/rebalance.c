@@ -111,8 +111,9 @@ static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	    sk->sk_state != TCP_ESTABLISHED || isk->tx_fixed ||
 	    (sk->sk_shutdown & SEND_SHUTDOWN))
 		goto out;
-	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, isk->tx_inc, r);
-	/* (-EINTR is a killed task's: not this worker's.) */
+	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, isk->tx_inc, r,
+				   MAX_SCHEDULE_TIMEOUT);
+	/* (-EINTR is a signalled task's: not this worker's.) */
 	if (ret == -EPROTO || ret == -ENOLINK)
 		goto fail;
 	full = isk->tx_full;
@@ -140,12 +141,12 @@ static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
 				     ivshm_ring_run(r))))
 		goto out;
 	ret = ivshm_chan_move(idev, idx, isk->tx_gen, isk->tx_inc, r, target,
-			      target > size ? rb->keep : 0);
+			      target > size ? rb->keep : 0, MAX_SCHEDULE_TIMEOUT);
 	/* No run of half the size free: the smallest one surely is. */
 	if (ret == -ENOBUFS && target < size && target > rb->min) {
 		target = rb->min;
 		ret = ivshm_chan_move(idev, idx, isk->tx_gen, isk->tx_inc, r,
-				      target, 0);
+				      target, 0, MAX_SCHEDULE_TIMEOUT);
 	}
 	if (ret > 0) {
 		if ((u32)ret != size)

@@ -28,8 +28,6 @@
 /* Protocol v1 layout of a 4 MiB region (Documentation/protocol.md). */
 #define REGION_DATA_BLOCKS	1008
 #define REGION_CHANNELS		256
-/* The control section, whose first word is the lock, on every size. */
-#define REGION_CTRL_OFF		8192
 
 /*
  * The harness's per-test timeout guards against hangs; it is no time
@@ -298,26 +296,6 @@ TEST(rmmod_with_traffic_on_every_peer)
 	}
 }
 
-/* A lock word that a live peer keeps changing: never stale, so never
- * broken; honest-looking, and held for longer than any caller waits.
- */
-static void hold_lock(int fd, unsigned int ms)
-{
-	long long inc2 = ivshm_dev_attr_ll("ivshm2", "info", "incarnation");
-	long long inc3 = ivshm_dev_attr_ll("ivshm3", "info", "incarnation");
-	uint64_t end = ivshm_now_ms() + ms, word;
-	int k = 0;
-
-	while (ivshm_now_ms() < end) {
-		word = k++ & 1 ? (uint64_t)inc3 << 32 | 4 : (uint64_t)inc2 << 32 | 3;
-		if (pwrite(fd, &word, sizeof(word), REGION_CTRL_OFF) != sizeof(word))
-			return;
-		ivshm_sleep_ms(50);
-	}
-	word = 0;
-	pwrite(fd, &word, sizeof(word), REGION_CTRL_OFF);
-}
-
 /*
  * Connections closed while another VM holds the control lock for longer
  * than a close waits: their channels are freed once it lets go, not kept
@@ -355,7 +333,7 @@ TEST(channels_closed_while_the_lock_is_held_are_freed_later)
 			close(c[k]);
 		}
 		close(l);
-		hold_lock(fd, 3000);
+		ivshm_hold_ctrl_lock(fd, 3000);
 		_exit(0);
 	}
 	ivshm_sleep_ms(200);

@@ -298,6 +298,28 @@ void ivshm_sleep_ms(unsigned int ms)
 		;
 }
 
+void ivshm_hold_ctrl_lock(int fd, unsigned int ms)
+{
+	long long inc2 = ivshm_dev_attr_ll("ivshm2", "info", "incarnation");
+	long long inc3 = ivshm_dev_attr_ll("ivshm3", "info", "incarnation");
+	uint64_t end = ivshm_now_ms() + ms, word;
+	int k = 0;
+
+	/* Lock words are (incarnation << 32 | VM id + 1). */
+	while (ivshm_now_ms() < end) {
+		word = k++ & 1 ? (uint64_t)inc3 << 32 | 4 :
+				 (uint64_t)inc2 << 32 | 3;
+		if (pwrite(fd, &word, sizeof(word), IVSHM_REGION_CTRL_OFF) !=
+		    sizeof(word))
+			return;
+		ivshm_sleep_ms(50);
+	}
+	word = 0;
+	if (pwrite(fd, &word, sizeof(word), IVSHM_REGION_CTRL_OFF) !=
+	    sizeof(word))
+		return;
+}
+
 struct sockaddr_ivshmem ivshm_addr(int af, unsigned int vm, unsigned int port,
 				   unsigned int dev)
 {

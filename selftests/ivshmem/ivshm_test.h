@@ -79,6 +79,19 @@ int ivshm_connect_to(int af, unsigned int vm, unsigned int port,
 /* The port a socket is bound to, 0 on failure. */
 unsigned int ivshm_local_port(int fd);
 
+/* The control section, whose first word is the region's lock, on every
+ * region size (Documentation/protocol.md).
+ */
+#define IVSHM_REGION_CTRL_OFF	8192
+
+/*
+ * Hold the region's control lock for @ms milliseconds through dev_shm's
+ * debugfs "region" file @fd, as virtual peers 2 and 3 taking turns: a
+ * lock word that keeps changing, never stale, so never broken, and held
+ * longer than any caller waits. Then let it go.
+ */
+void ivshm_hold_ctrl_lock(int fd, unsigned int ms);
+
 /* Milliseconds on the monotonic clock. */
 uint64_t ivshm_now_ms(void);
 

@@ -20,13 +20,17 @@
  * data area again, as free_blocks and as the bitmap say.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <linux/ivshmem.h>
 #include <linux/ivshmem_netlink.h>
 
@@ -461,6 +465,125 @@ TEST(record_larger_than_a_shrunk_run_at_its_end)
 	close(lfd);
 	free(rec);
 	free(want);
+	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
+		TH_LOG("%s", why);
+	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * A record that must grow a shrunk channel while another VM holds the
+ * region's control lock: a nonblocking send fails with EAGAIN without
+ * waiting for the lock, a blocking one is interrupted by a signal as any
+ * wait for room, and neither sends anything. Once the lock is free the
+ * record goes, whole. Counted, not timed: the lock is held 2.5 s, and a
+ * send that waited for it (a second each) would fail a few times only.
+ */
+TEST(growth_behind_a_held_lock_honours_nonblocking_and_signals)
+{
+	unsigned int port = 7460, cport, minb = 16384, nonblock = 0, intr = 0;
+	struct itimerval every = { { 0, 50000 }, { 0, 50000 } }, stop = { 0 };
+	struct sigaction sa = { .sa_handler = on_alarm }, old_sa;
+	int lfd, c, a, fd, err = 0;
+	unsigned char *rec, *want;
+	uint64_t end, word = 0;
+	struct chan_view v;
+	char why[200];
+	pid_t holder;
+	ssize_t n;
+
+	if (strcmp(mode, "bulk"))
+		SKIP(return, "runs as \"rebalance_test bulk\"");
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_MIN, minb));
+	rec = malloc(MAX_REC + 1);
+	want = malloc(MAX_REC);
+	ASSERT_NE(NULL, rec);
+	ASSERT_NE(NULL, want);
+	lfd = listen_on(port, 2);			/* ivshm1, VM 1 */
+	ASSERT_LE(0, lfd);
+	c = connect_to(1, port, 1);			/* from ivshm0 */
+	ASSERT_LE(0, c);
+	a = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, a);
+	cport = ivshm_local_port(c);
+	set_timeo(a, SO_RCVTIMEO, 30000);
+
+	/* Shrunk while idle; then nothing but the sender wants the lock. */
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
+	end = ivshm_now_ms() + 30000;
+	do {
+		ivshm_sleep_ms(100);
+		ASSERT_EQ(0, chan_view("ivshm0", "tx", cport, 0, &v));
+	} while ((v.ring != minb || v.old) && ivshm_now_ms() < end);
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 0));
+	ASSERT_EQ(minb, v.ring);
+	ASSERT_EQ(0u, v.old);
+
+	fd = open(DEVSHM_DEBUGFS "/region", O_RDWR);
+	ASSERT_LE(0, fd);
+	holder = fork();
+	ASSERT_LE(0, holder);
+	if (!holder) {
+		/* The sockets must go when the parent closes them. */
+		close(a);
+		close(c);
+		close(lfd);
+		ivshm_hold_ctrl_lock(fd, 2500);
+		_exit(0);
+	}
+	end = ivshm_now_ms() + 10000;
+	while (!word && ivshm_now_ms() < end) {
+		ASSERT_EQ((ssize_t)sizeof(word),
+			  pread(fd, &word, sizeof(word), IVSHM_REGION_CTRL_OFF));
+		if (!word)
+			ivshm_sleep_ms(10);
+	}
+	ASSERT_NE(0ull, word);
+
+	make_rec(rec, 1, 0, MAX_REC);
+	/* Nonblocking, for a second of the lock's 2.5. */
+	end = ivshm_now_ms() + 1000;
+	while (ivshm_now_ms() < end) {
+		n = send(c, rec, MAX_REC, MSG_DONTWAIT);
+		if (n != -1 || errno != EAGAIN) {
+			err = n < 0 ? errno : 0;
+			break;
+		}
+		nonblock++;
+	}
+	EXPECT_EQ(0, err) TH_LOG("nonblocking send: %s", strerror(err));
+	/* Blocking, with a signal every 50 ms, until the lock is free. */
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, &old_sa));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &every, NULL));
+	while ((n = send(c, rec, MAX_REC, 0)) == -1 && errno == EINTR)
+		intr++;
+	err = n < 0 ? errno : 0;
+	setitimer(ITIMER_REAL, &stop, NULL);
+	sigaction(SIGALRM, &old_sa, NULL);
+	EXPECT_EQ((ssize_t)MAX_REC, n) TH_LOG("send: %s", strerror(err));
+	waitpid(holder, NULL, 0);
+	close(fd);
+	TH_LOG("%u nonblocking sends failed, %u blocking ones interrupted",
+	       nonblock, intr);
+	EXPECT_LE(5u, nonblock);
+	EXPECT_LE(5u, intr);
+
+	/* The record once, whole; nothing of the failed sends. */
+	EXPECT_EQ((ssize_t)MAX_REC, recv(a, rec, MAX_REC + 1, 0));
+	EXPECT_TRUE(check_rec(rec, MAX_REC, 1, 0, want));
+	EXPECT_EQ(-1, recv(a, rec, MAX_REC + 1, MSG_DONTWAIT));
+	EXPECT_EQ(EAGAIN, errno);
+	EXPECT_LE(131072u, ring_of("ivshm0", "tx", cport, 0));
+	close(c);
+	close(a);
+	close(lfd);
+	free(rec);
+	free(want);
+	EXPECT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 1));
 	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
 		TH_LOG("%s", why);
 	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
