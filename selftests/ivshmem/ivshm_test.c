@@ -298,6 +298,60 @@ void ivshm_sleep_ms(unsigned int ms)
 		;
 }
 
+int ivshm_conn_ends(int fd, struct ivshm_conn_ends *e)
+{
+	struct sockaddr_ivshmem me, peer;
+	socklen_t len = sizeof(me);
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len))
+		return -1;
+	len = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+		return -1;
+	e->vm = me.sivshm_vm;
+	e->port = me.sivshm_port;
+	e->peer_vm = peer.sivshm_vm;
+	e->peer_port = peer.sivshm_port;
+	return 0;
+}
+
+/* Devices a test may look at: dev_shm's virtual peers, or one PCI device. */
+#define IVSHM_TEST_MAX_DEVS	8
+
+int ivshm_conn_channels(const struct ivshm_conn_ends *e,
+			void (*fn)(void *arg, unsigned int dev, bool ours,
+				   const char *line),
+			void *arg)
+{
+	char path[128], line[1024], dir[8];
+	unsigned int d, ch, port, pvm, pport;
+	int n = 0;
+	bool ours;
+	FILE *f;
+
+	for (d = 0; d < IVSHM_TEST_MAX_DEVS; d++) {
+		snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/channels",
+			 d);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "chan %u %7s port %u peer %u:%u", &ch,
+				   dir, &port, &pvm, &pport) != 5)
+				continue;
+			ours = port == e->port && pvm == e->peer_vm &&
+			       pport == e->peer_port;
+			if (!ours && (port != e->peer_port || pvm != e->vm ||
+				      pport != e->port))
+				continue;
+			fn(arg, d, ours, line);
+			n++;
+		}
+		fclose(f);
+	}
+	return n;
+}
+
 void ivshm_hold_ctrl_lock(int fd, unsigned int ms)
 {
 	long long inc2 = ivshm_dev_attr_ll("ivshm2", "info", "incarnation");

@@ -92,6 +92,25 @@ unsigned int ivshm_local_port(int fd);
  */
 void ivshm_hold_ctrl_lock(int fd, unsigned int ms);
 
+/* The two ends of a connection, by address. */
+struct ivshm_conn_ends {
+	unsigned int vm, port;			/* ours */
+	unsigned int peer_vm, peer_port;
+};
+
+/* The ends of the connected socket @fd. Return: 0 or -1 (errno set). */
+int ivshm_conn_ends(int fd, struct ivshm_conn_ends *e);
+
+/*
+ * Call @fn with each line of the devices' debugfs "channels" files that
+ * shows connection @e: @ours says whether it is our end's (our port, the
+ * peer's address) or the peer's. Return: how many lines there were.
+ */
+int ivshm_conn_channels(const struct ivshm_conn_ends *e,
+			void (*fn)(void *arg, unsigned int dev, bool ours,
+				   const char *line),
+			void *arg);
+
 /* Milliseconds on the monotonic clock. */
 uint64_t ivshm_now_ms(void);
 

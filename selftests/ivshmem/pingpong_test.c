@@ -149,6 +149,28 @@ static void flood_peer(unsigned int vm, unsigned int ms)
 		}
 }
 
+struct sock_counts {
+	long long records, rang, suppressed;
+	int found;
+};
+
+static void tx_counts(void *arg, unsigned int dev, bool ours,
+		      const char *line)
+{
+	struct sock_counts *c = arg;
+	const char *p = strstr(line, " records ");
+	unsigned int ch;
+	long long b, notifies;
+	char dir[8];
+
+	(void)dev;
+	if (ours && sscanf(line, "chan %u %7s", &ch, dir) == 2 &&
+	    !strcmp(dir, "tx") && p &&
+	    sscanf(p, " records %lld bytes %lld notifies %lld rings %lld suppressed %lld",
+		   &c->records, &b, &notifies, &c->rang, &c->suppressed) == 5)
+		c->found++;
+}
+
 /*
  * The counters of the connection @fd is one end of, as this end's sender:
  * records it sent, and of those, how many rang a doorbell and how many
@@ -157,45 +179,18 @@ static void flood_peer(unsigned int vm, unsigned int ms)
 static int sock_counters(int fd, long long *records, long long *rang,
 			 long long *suppressed)
 {
-	struct sockaddr_ivshmem me, peer;
-	socklen_t len = sizeof(me);
-	char path[64], line[1024];
-	unsigned int d;
-	int found = 0;
+	struct sock_counts c = { 0 };
+	struct ivshm_conn_ends e;
 
-	if (getsockname(fd, (struct sockaddr *)&me, &len))
+	if (ivshm_conn_ends(fd, &e))
 		return -1;
-	len = sizeof(peer);
-	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+	ivshm_conn_channels(&e, tx_counts, &c);
+	if (c.found != 1)
 		return -1;
-	for (d = 0; d < 8; d++) {
-		FILE *f;
-
-		snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/channels",
-			 d);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			unsigned int chan, port, pvm, pport;
-			char dir[8];
-			char *p = strstr(line, " records ");
-			long long b, notifies;
-
-			if (sscanf(line, "chan %u %7s port %u peer %u:%u", &chan,
-				   dir, &port, &pvm, &pport) != 5 ||
-			    strcmp(dir, "tx") || port != me.sivshm_port ||
-			    pvm != peer.sivshm_vm ||
-			    pport != peer.sivshm_port || !p ||
-			    sscanf(p, " records %lld bytes %lld notifies %lld rings %lld suppressed %lld",
-				   records, &b, &notifies, rang,
-				   suppressed) != 5)
-				continue;
-			found++;
-		}
-		fclose(f);
-	}
-	return found == 1 ? 0 : -1;
+	*records = c.records;
+	*rang = c.rang;
+	*suppressed = c.suppressed;
+	return 0;
 }
 
 /* Polls that kept the data doorbell disarmed, on every device here. */

@@ -760,6 +760,13 @@ struct flow {
 	char err[160];
 };
 
+static void dump_line(void *who, unsigned int dev, bool ours,
+		      const char *line)
+{
+	(void)ours;
+	fprintf(stderr, "#  %s: ivshm%u: %s", (const char *)who, dev, line);
+}
+
 /*
  * Both ends of the connection on @fd, as the devices' debugfs shows them,
  * on stderr: rings, counters and event indexes tell a record that was
@@ -768,33 +775,10 @@ struct flow {
  */
 static void dump_conn(int fd, const char *who)
 {
-	struct sockaddr_ivshmem me, peer;
-	socklen_t len = sizeof(me);
-	char path[128], line[1024], want[2][48];
-	unsigned int d;
-	FILE *f;
+	struct ivshm_conn_ends e;
 
-	if (getsockname(fd, (struct sockaddr *)&me, &len))
-		return;
-	len = sizeof(peer);
-	if (getpeername(fd, (struct sockaddr *)&peer, &len))
-		return;
-	snprintf(want[0], sizeof(want[0]), "port %u peer %u:%u ",
-		 me.sivshm_port, peer.sivshm_vm, peer.sivshm_port);
-	snprintf(want[1], sizeof(want[1]), "port %u peer %u:%u ",
-		 peer.sivshm_port, me.sivshm_vm, me.sivshm_port);
-	for (d = 0; d < 4; d++) {
-		snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/channels",
-			 d);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f))
-			if (strstr(line, want[0]) || strstr(line, want[1]))
-				fprintf(stderr, "#  %s: ivshm%u: %s", who, d,
-					line);
-		fclose(f);
-	}
+	if (!ivshm_conn_ends(fd, &e))
+		ivshm_conn_channels(&e, dump_line, (void *)who);
 }
 
 /* Mostly small records, some medium, a few up to @max. */

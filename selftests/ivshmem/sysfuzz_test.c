@@ -2774,13 +2774,23 @@ static bool int_open(struct lane *L, struct iconn *c)
 	return true;
 }
 
+static void dump_line(void *arg, unsigned int dev, bool ours,
+		      const char *line)
+{
+	(void)arg;
+	(void)ours;
+	fprintf(stderr, "#  ivshm%u: %s", dev, line);
+}
+
 /* Everything known about connection @c, when a count does not add up. */
 static void conn_dump(struct lane *L, struct iconn *c, int fate, int fk)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	char path[128], line[1024], want[2][32];
-	unsigned int i, k, d;
-	FILE *f;
+	const struct ivshm_conn_ends ends = {
+		.vm = c->s[0].vm, .port = c->s[0].port,
+		.peer_vm = c->s[1].vm, .peer_port = c->s[1].port,
+	};
+	unsigned int i, k;
 
 	pthread_mutex_lock(&lock);
 	fprintf(stderr, "# conn %u lane %u: fate %d on side %d, started %llu ms ago\n",
@@ -2813,19 +2823,7 @@ static void conn_dump(struct lane *L, struct iconn *c, int fate, int fk)
 		}
 	}
 	/* What the devices still hold of it. */
-	snprintf(want[0], sizeof(want[0]), "port %u ", c->s[0].port);
-	snprintf(want[1], sizeof(want[1]), "port %u peer %u:%u ", c->s[1].port,
-		 c->s[0].vm, c->s[0].port);
-	for (d = 0; d < NDEV; d++) {
-		snprintf(path, sizeof(path), IVSHM_DEBUGFS "/ivshm%u/channels", d);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f))
-			if (strstr(line, want[0]) || strstr(line, want[1]))
-				fprintf(stderr, "#  ivshm%u: %s", d, line);
-		fclose(f);
-	}
+	ivshm_conn_channels(&ends, dump_line, NULL);
 	pthread_mutex_unlock(&lock);
 }
 
