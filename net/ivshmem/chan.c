@@ -183,10 +183,12 @@ static int ivshm_ctrl_still_me(struct ivshm_dev *idev)
 	return -ENOLINK;
 }
 
-/* Take the region's control lock, waiting @timeo jiffies at most (and
- * never more than IVSHM_CTRL_WAIT_MS in all, ctrl_mutex included; 0 for
- * one attempt). A lock word is only found stale by a wait that lasts
- * (ivshm_ctrl_try()): short waits leave that to the long ones.
+/* Take the region's control lock, waiting @timeo jiffies at most (capped
+ * at IVSHM_CTRL_WAIT_MS in all, ctrl_mutex included; 0 for one attempt,
+ * which no signal fails). A lock word is found stale over attempts that
+ * follow each other closely (ivshm_ctrl_try()): a short wait seldom sees
+ * it, and the second-long ones of the rebalancing pass, connects and
+ * closes break it.
  * Return: as ivshm_ctrl_lock(); -EINTR also for any signal with @intr.
  */
 static int ivshm_ctrl_lock_timeo(struct ivshm_dev *idev, long timeo,
@@ -195,6 +197,8 @@ static int ivshm_ctrl_lock_timeo(struct ivshm_dev *idev, long timeo,
 	long wait = min_t(long, timeo, msecs_to_jiffies(IVSHM_CTRL_WAIT_MS));
 	unsigned long end = jiffies + max(wait, 0L);
 	int ret;
+
+	intr = intr && wait > 0;
 
 	ret = ivshm_ctrl_mutex_lock(idev, end, intr);
 	if (ret)
@@ -503,8 +507,9 @@ void ivshm_chan_runs(const struct ivshm_ring *r, u32 gen, u32 inc,
  * @r: its producer ring; the caller holds the socket lock
  * @size: the new size, whole blocks
  * @keep: blocks the region must keep free after a growth, for others
- * @timeo: how long the caller may wait for the control lock, in jiffies:
- *	at most IVSHM_CTRL_WAIT_MS, 0 for one attempt; a signal ends the wait
+ * @timeo: how long the caller may wait for the control lock, in jiffies
+ *	(capped at IVSHM_CTRL_WAIT_MS; 0 for one attempt); a signal ends
+ *	the wait
  *
  * A larger run extends the current one in place when the blocks after it
  * are free and the MOVED record fits before the end of the run; otherwise

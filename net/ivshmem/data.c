@@ -111,6 +111,17 @@ void ivshm_data_moved(struct ivshm_sock *isk)
 		     IVSHM_PEND_CTRL);
 }
 
+/* Take the time a growth spent waiting for the control lock off the
+ * caller's timeout.
+ */
+static void ivshm_data_spent(long *timeo, unsigned long since)
+{
+	long spent = (long)(jiffies - since);
+
+	if (*timeo != MAX_SCHEDULE_TIMEOUT)
+		*timeo = *timeo > spent ? *timeo - spent : 0;
+}
+
 /* The channel's run is smaller than a record of @len bytes, because it
  * shrank while idle: give it back the size it was opened with, which holds
  * any record the socket accepts.
@@ -126,12 +137,15 @@ void ivshm_data_moved(struct ivshm_sock *isk)
 static int ivshm_data_grow_for(struct ivshm_sock *isk, long timeo)
 {
 	struct ivshm_ring *r = &isk->tx;
+	unsigned long since = jiffies;
 	int ret;
 
 	ret = ivshm_chan_move_done(isk->idev, isk->tx_idx, isk->tx_gen,
 				   isk->tx_inc, r, timeo);
 	if (ret < 0)
 		return ret;
+	/* Both waits for the lock together stay within the timeout. */
+	ivshm_data_spent(&timeo, since);
 	ret = ivshm_tx_can_move(r);
 	if (ret <= 0)
 		return ret ? ret : -EAGAIN;
@@ -160,8 +174,8 @@ static int ivshm_data_grow_for(struct ivshm_sock *isk, long timeo)
 }
 
 /* How long a sender that must grow its channel waits before it asks for
- * the region's control lock again, once a wait for it
- * (ivshm_ctrl_lock()) came to nothing.
+ * the region's control lock again, once a wait for it (as long as its
+ * timeout allowed, a second at most) came to nothing.
  */
 #define IVSHM_DATA_LOCK_RETRY	(HZ / 10)
 
@@ -190,17 +204,6 @@ static int ivshm_data_wait_room(struct ivshm_sock *isk, long *timeo,
 	if (ret || signal_pending(current))
 		ret = sock_intr_errno(*timeo);
 	return ret;
-}
-
-/* Take the time a growth spent waiting for the control lock off the
- * caller's timeout.
- */
-static void ivshm_data_spent(long *timeo, unsigned long since)
-{
-	long spent = (long)(jiffies - since);
-
-	if (*timeo != MAX_SCHEDULE_TIMEOUT)
-		*timeo = *timeo > spent ? *timeo - spent : 0;
 }
 
 int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)

@@ -352,26 +352,43 @@ int ivshm_conn_channels(const struct ivshm_conn_ends *e,
 	return n;
 }
 
-void ivshm_hold_ctrl_lock(int fd, unsigned int ms)
+static bool ivshm_ctrl_word(int fd, uint64_t *word)
+{
+	return pread(fd, word, sizeof(*word), IVSHM_REGION_CTRL_OFF) ==
+	       sizeof(*word);
+}
+
+static bool ivshm_ctrl_set(int fd, uint64_t word)
+{
+	return pwrite(fd, &word, sizeof(word), IVSHM_REGION_CTRL_OFF) ==
+	       sizeof(word);
+}
+
+bool ivshm_hold_ctrl_lock(int fd, unsigned int ms)
 {
 	long long inc2 = ivshm_dev_attr_ll("ivshm2", "info", "incarnation");
 	long long inc3 = ivshm_dev_attr_ll("ivshm3", "info", "incarnation");
-	uint64_t end = ivshm_now_ms() + ms, word;
-	int k = 0;
-
 	/* Lock words are (incarnation << 32 | VM id + 1). */
+	const uint64_t words[2] = { (uint64_t)inc2 << 32 | 3,
+				    (uint64_t)inc3 << 32 | 4 };
+	uint64_t end = ivshm_now_ms() + 5000, word = 1;
+	unsigned int k = 0;
+
+	/* Taken once free: a device may hold it for a moment. */
+	while (ivshm_ctrl_word(fd, &word) && word && ivshm_now_ms() < end)
+		ivshm_sleep_ms(1);
+	if (word || !ivshm_ctrl_set(fd, words[0]))
+		return false;
+	end = ivshm_now_ms() + ms;
 	while (ivshm_now_ms() < end) {
-		word = k++ & 1 ? (uint64_t)inc3 << 32 | 4 :
-				 (uint64_t)inc2 << 32 | 3;
-		if (pwrite(fd, &word, sizeof(word), IVSHM_REGION_CTRL_OFF) !=
-		    sizeof(word))
-			return;
 		ivshm_sleep_ms(50);
+		/* Taken over (by the device it names), or freed. */
+		if (!ivshm_ctrl_word(fd, &word) || word != words[k & 1])
+			return false;
+		if (!ivshm_ctrl_set(fd, words[++k & 1]))
+			return false;
 	}
-	word = 0;
-	if (pwrite(fd, &word, sizeof(word), IVSHM_REGION_CTRL_OFF) !=
-	    sizeof(word))
-		return;
+	return ivshm_ctrl_set(fd, 0);
 }
 
 struct sockaddr_ivshmem ivshm_addr(int af, unsigned int vm, unsigned int port,

@@ -87,10 +87,12 @@ unsigned int ivshm_local_port(int fd);
 /*
  * Hold the region's control lock for @ms milliseconds through dev_shm's
  * debugfs "region" file @fd, as virtual peers 2 and 3 taking turns: a
- * lock word that keeps changing, never stale, so never broken, and held
- * longer than any caller waits. Then let it go.
+ * lock word that keeps changing, so never stale to others, and held
+ * longer than any caller waits. Then let it go. The devices named may
+ * take it over (a word naming themselves is theirs to repair): the hold
+ * then ends there, and the result is false.
  */
-void ivshm_hold_ctrl_lock(int fd, unsigned int ms);
+bool ivshm_hold_ctrl_lock(int fd, unsigned int ms);
 
 /* The two ends of a connection, by address. */
 struct ivshm_conn_ends {
