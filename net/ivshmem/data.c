@@ -206,6 +206,76 @@ static int ivshm_data_wait_room(struct ivshm_sock *isk, long *timeo,
 	return ret;
 }
 
+/* Reserve room for a record of @len bytes in the channel we send on,
+ * growing it back if it shrank below the record, and waiting for room as
+ * the sender asked (@timeo).
+ *
+ * Each trip round the loop sleeps, or follows progress that has a bound:
+ * a move made (the next reserve then waits for the reader to pass it), or
+ * room or a chance to move that the reader's tail made (which goes only
+ * forward, up to what we published).
+ *
+ * Context: the socket lock held.
+ * Return: 0 with @span reserved; -EAGAIN, a signal's error, the socket's
+ * error, -EPIPE, -ENOBUFS, -ECONNRESET (we had been declared dead).
+ */
+static int ivshm_data_reserve(struct ivshm_sock *isk, u32 len, long *timeo,
+			      struct ivshm_span *span)
+{
+	struct sock *sk = &isk->sk;
+	int ret;
+
+	for (;;) {
+		bool lock_busy = false;
+
+		ret = ivshm_tx_reserve(&isk->tx, len, IVSHM_REC_DATA, 0, span);
+		if (ret == -EMSGSIZE) {
+			unsigned long since = jiffies;
+
+			ret = ivshm_data_grow_for(isk, *timeo);
+			ivshm_data_spent(timeo, since);
+			if (!ret)
+				continue;
+			if (ret == -EBUSY) {
+				lock_busy = true;
+				ret = -EAGAIN;
+			}
+		}
+		if (ret != -EAGAIN)
+			break;
+		/* Backpressure: the next rebalance grows the channel. */
+		isk->tx_full++;
+		/* A full ring published what it held back: say so first. */
+		ivshm_tx_flush(&isk->tx);
+		ivshm_data_published(isk);
+		ivshm_event_want_room(&isk->tx, len);
+		if (!lock_busy && ivshm_data_room(isk, len))
+			continue;
+		ret = ivshm_data_wait_room(isk, timeo, lock_busy);
+		if (ret)
+			return ret;
+		ret = sock_error(sk);
+		if (ret)
+			return ret;
+		if ((sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx)
+			return -EPIPE;
+	}
+	switch (ret) {
+	case 0:
+	case -ENOBUFS:
+		return ret;
+	case -EINTR:
+		return sock_intr_errno(*timeo);
+	case -ENOLINK:
+		/* Our channel was reaped: we had been declared dead. */
+		ivshm_sock_fail(isk, ECONNRESET);
+		return -ECONNRESET;
+	default:
+		ivshm_sock_proto_error(isk, isk->tx_idx, "tail invalid");
+		return sock_error(sk);
+	}
+}
+
 int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 {
 	struct sock *sk = sock->sk;
@@ -239,66 +309,9 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 	trace_ivshm_sendmsg(isk->idev->index, isk->tx_idx, len);
 
 	timeo = sock_sndtimeo(sk, flags & MSG_DONTWAIT);
-	/* Each trip round this loop sleeps, or follows progress that has a
-	 * bound: a move made (the next reserve then waits for the reader to
-	 * pass it), or room or a chance to move that the reader's tail made
-	 * (which goes only forward, up to what we published).
-	 */
-	for (;;) {
-		bool lock_busy = false;
-
-		ret = ivshm_tx_reserve(&isk->tx, (u32)len, IVSHM_REC_DATA, 0,
-				       &span);
-		if (ret == -EMSGSIZE) {
-			unsigned long since = jiffies;
-
-			ret = ivshm_data_grow_for(isk, timeo);
-			ivshm_data_spent(&timeo, since);
-			if (!ret)
-				continue;
-			if (ret == -EBUSY) {
-				lock_busy = true;
-				ret = -EAGAIN;
-			}
-		}
-		if (ret != -EAGAIN)
-			break;
-		/* Backpressure: the next rebalance grows the channel. */
-		isk->tx_full++;
-		/* A full ring published what it held back: say so first. */
-		ivshm_tx_flush(&isk->tx);
-		ivshm_data_published(isk);
-		ivshm_event_want_room(&isk->tx, (u32)len);
-		if (!lock_busy && ivshm_data_room(isk, (u32)len))
-			continue;
-		ret = ivshm_data_wait_room(isk, &timeo, lock_busy);
-		if (ret)
-			goto out;
-		ret = sock_error(sk);
-		if (ret)
-			goto out;
-		if ((sk->sk_shutdown & SEND_SHUTDOWN) || !isk->has_tx) {
-			ret = -EPIPE;
-			goto out;
-		}
-	}
-	if (ret == -EINTR) {
-		ret = sock_intr_errno(timeo);
+	ret = ivshm_data_reserve(isk, (u32)len, &timeo, &span);
+	if (ret)
 		goto out;
-	}
-	if (ret == -ENOBUFS)
-		goto out;
-	if (ret == -ENOLINK) {
-		/* Our channel was reaped: we had been declared dead. */
-		ivshm_sock_fail(isk, ECONNRESET);
-		ret = -ECONNRESET;
-		goto out;
-	}
-	if (ret) {
-		ivshm_sock_proto_error(isk, isk->tx_idx, "tail invalid");
-		ret = sock_error(sk);
-		goto out;
-	}
 	ivshm_event_tx_flags(&isk->tx, 0, IVSHM_TXF_WAIT);
 
 	n = copy_from_iter(span.p[0], span.len[0], &msg->msg_iter);
@@ -441,52 +454,45 @@ static int ivshm_data_copy_out(const struct ivshm_span *s, size_t n,
 	return 0;
 }
 
-int ivshm_data_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
-		       int flags)
+/* Wait for the next record, as the reader asked (@timeo), following
+ * MOVED records.
+ *
+ * One MOVED record per call and per wakeup (ring.c): each trip round the
+ * loop returns, sleeps, or follows at most that one.
+ *
+ * Context: the socket lock held.
+ * Return: 1 with @rec the record; 0 at the end of the stream; -EAGAIN,
+ * a signal's error, the socket's error, -ENOTCONN.
+ */
+static int ivshm_data_wait_record(struct ivshm_sock *isk,
+				  struct ivshm_rec *rec, long *timeo)
 {
-	struct sock *sk = sock->sk;
-	struct ivshm_sock *isk = ivshm_isk(sk);
 	bool spun = false, armed = false, shut_moved = false, move_waits;
-	struct ivshm_rec rec;
-	long timeo;
-	size_t n;
+	struct sock *sk = &isk->sk;
 	int ret;
 
-	if (flags & MSG_OOB)
-		return -EOPNOTSUPP;
-
-	lock_sock(sk);
-	if (sk->sk_state == TCP_LISTEN) {
-		ret = -ENOTCONN;
-		goto out;
-	}
-	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
-	/* One MOVED record per call and per wakeup (ring.c): each trip
-	 * round this loop returns, sleeps, or follows at most that one.
-	 */
 	if (isk->has_rx)
 		ivshm_rx_allow_move(&isk->rx);
 	for (;;) {
 		move_waits = false;
 		if (isk->has_rx) {
-			ret = ivshm_rx_peek(&isk->rx, &rec);
+			ret = ivshm_rx_peek(&isk->rx, rec);
 			if (ret == IVSHM_RX_MOVED) {
 				/* Passing the marker frees room too. */
 				ivshm_data_consumed(isk);
 				continue;
 			}
 			if (!ret)
-				break;
+				return 1;
 			if (ret != -EAGAIN && ret != IVSHM_RX_MOVE_PENDING) {
 				ivshm_sock_proto_error(isk, isk->rx_idx, "record invalid");
-				ret = sock_error(sk);
-				goto out;
+				return sock_error(sk);
 			}
 			move_waits = ret == IVSHM_RX_MOVE_PENDING;
 		}
 		ret = sock_error(sk);
 		if (ret)
-			goto out;
+			return ret;
 		if (sk->sk_shutdown & RCV_SHUTDOWN) {
 			/* A MOVED record may stand before records the sender
 			 * wrote before it closed, and no notification of it
@@ -501,15 +507,12 @@ int ivshm_data_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 				ivshm_rx_allow_move(&isk->rx);
 				continue;
 			}
-			ret = 0;
-			goto out;
+			return 0;
 		}
-		if (sk->sk_state != TCP_ESTABLISHED) {
-			ret = -ENOTCONN;
-			goto out;
-		}
+		if (sk->sk_state != TCP_ESTABLISHED)
+			return -ENOTCONN;
 		/* Once per call, and only for a reader that would sleep. */
-		if (timeo && !spun && isk->has_rx && sk_can_busy_loop(sk) &&
+		if (*timeo && !spun && isk->has_rx && sk_can_busy_loop(sk) &&
 		    !isk->rx.move_pending) {
 			spun = true;
 			ivshm_data_busy_poll(isk);
@@ -524,21 +527,34 @@ int ivshm_data_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 			armed = true;
 			continue;
 		}
-		ret = ivshm_sock_wait(isk, &timeo, ivshm_data_rx_ready,
+		ret = ivshm_sock_wait(isk, timeo, ivshm_data_rx_ready,
 				      isk->rx.pos);
 		if (ret)
-			goto out;
+			return ret;
 		armed = false;
 		if (isk->has_rx)
 			ivshm_rx_allow_move(&isk->rx);
 	}
+}
+
+/* Hand record @rec to the reader: copied out, and released unless
+ * MSG_PEEK. A copy that faults leaves it in place: nothing is lost.
+ *
+ * Context: the socket lock held; has_rx holds, so idev is set.
+ * Return: as recvmsg().
+ */
+static int ivshm_data_deliver(struct ivshm_sock *isk,
+			      const struct ivshm_rec *rec, struct msghdr *msg,
+			      size_t len, int flags)
+{
+	size_t n = min_t(size_t, len, rec->len);
+	int ret;
 
 	ivshm_data_have(isk);
-	n = min_t(size_t, len, rec.len);
-	ret = ivshm_data_copy_out(&rec.span, n, msg);
+	ret = ivshm_data_copy_out(&rec->span, n, msg);
 	if (ret)
-		goto out;	/* the record stays: nothing is lost */
-	if (n < rec.len)
+		return ret;
+	if (n < rec->len)
 		msg->msg_flags |= MSG_TRUNC;
 	msg->msg_flags |= MSG_EOR;
 	if (msg->msg_name) {
@@ -546,17 +562,40 @@ int ivshm_data_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
 		msg->msg_namelen = sizeof(isk->remote);
 	}
 	/* Records are shorter than IVSHM_RUN_MAX (ring.c): an int holds them. */
-	ret = (flags & MSG_TRUNC) ? (int)rec.len : (int)n;
+	ret = (flags & MSG_TRUNC) ? (int)rec->len : (int)n;
 	if (!(flags & MSG_PEEK)) {
 		ivshm_rx_release(&isk->rx);
 		ivshm_data_consumed(isk);
 		isk->cs.rx_records++;
-		isk->cs.rx_bytes += rec.len;
+		isk->cs.rx_bytes += rec->len;
 		ivshm_stat_inc(isk->idev, IVSHM_STAT_RX_RECORDS);
-		ivshm_stat_add(isk->idev, IVSHM_STAT_RX_BYTES, rec.len);
+		ivshm_stat_add(isk->idev, IVSHM_STAT_RX_BYTES, rec->len);
 	}
-	/* Only with a record read: has_rx holds, so idev is set. */
 	trace_ivshm_recvmsg(isk->idev->index, isk->rx_idx, ret);
+	return ret;
+}
+
+int ivshm_data_recvmsg(struct socket *sock, struct msghdr *msg, size_t len,
+		       int flags)
+{
+	struct sock *sk = sock->sk;
+	struct ivshm_sock *isk = ivshm_isk(sk);
+	struct ivshm_rec rec;
+	long timeo;
+	int ret;
+
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
+
+	lock_sock(sk);
+	if (sk->sk_state == TCP_LISTEN) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	ret = ivshm_data_wait_record(isk, &rec, &timeo);
+	if (ret > 0)
+		ret = ivshm_data_deliver(isk, &rec, msg, len, flags);
 out:
 	release_sock(sk);
 	return ret;
