@@ -17,6 +17,11 @@
  *  - no lost or duplicated record: each side of a pair has received
  *    exactly the records the other sent, in order (conn_sim.c checks the
  *    order and the sequence as each record arrives);
+ *  - no lost wakeup (checked before that work runs): a user asleep in
+ *    recv (send) whose ring has a record to read (whose reader consumed
+ *    since it looked) is told so by its wait condition, however another
+ *    holder of its socket lock loaded the ring meanwhile (a poll, the
+ *    rebalancing pass) and whenever the notification came;
  *  - then both users close everything, the work runs again, and the
  *    region is clean: every channel FREE, every block free, no orphan and
  *    no connection left. A killed VM is reaped by the survivor instead,
@@ -31,7 +36,7 @@
 #include "conn_sim.h"
 
 enum step { S_END, S_CONNECT, S_REFUSED, S_POLL, S_SEND, S_RECV, S_CLOSE,
-	    S_RESET, S_MOVE, S_DIE };
+	    S_RESET, S_MOVE, S_DIE, S_RWAIT, S_RLOOK, S_FILL, S_WLOOK };
 
 #define MAX_STEPS	10
 
@@ -57,6 +62,12 @@ static const struct script scripts[] = {
 	{ "refused, then connected",
 	  { S_REFUSED, S_POLL, S_CONNECT, S_POLL },
 	  { S_POLL, S_POLL, S_SEND }, true },
+	/* VM 1's reader sleeps and a poll looks at its ring; its sender
+	 * fills its ring, sleeps, and the rebalancing pass loads its tail.
+	 */
+	{ "sleepers, and others who look meanwhile",
+	  { S_CONNECT, S_POLL, S_RWAIT, S_RLOOK, S_FILL, S_WLOOK },
+	  { S_POLL, S_SEND, S_POLL, S_RECV, S_POLL }, false },
 };
 
 static enum step path[2 * MAX_STEPS + 1];
@@ -72,6 +83,72 @@ static struct conn *first_conn(struct side *s)
 }
 
 static bool dead;
+
+/* The length sim_send() gives a record it is asked to make of 8 bytes. */
+#define FILL_LEN	(3 * sizeof(u32) + 8)	/* struct payload, then 8 */
+
+/* A reader that finds nothing asks for a notification, looks once more
+ * (N3), and sleeps, its wait condition to compare with the head it found.
+ */
+static void rx_wait(struct conn *c)
+{
+	struct ivshm_rec rec;
+
+	if (c->st != C_OPEN || !c->has_rx || c->rx_waits)
+		return;
+	ivshm_rx_allow_move(&c->rx);
+	if (ivshm_rx_peek(&c->rx, &rec) != -EAGAIN)
+		return;
+	ivshm_event_want_data(&c->rx);
+	if (ivshm_rx_peek(&c->rx, &rec) != -EAGAIN)
+		return;
+	c->rx_waits = true;
+	c->rx_wait_pos = c->rx.pos;
+}
+
+/* Another holder of the reader's socket lock loads its ring: a poll. */
+static void rx_look(struct conn *c)
+{
+	struct ivshm_rec rec;
+
+	if (c->st != C_OPEN || !c->has_rx)
+		return;
+	ivshm_rx_allow_move(&c->rx);
+	ivshm_rx_peek(&c->rx, &rec);
+}
+
+/* A sender fills its ring, asks to be told of room, tries once more,
+ * and sleeps, its wait condition to compare with the tail it loaded.
+ */
+static void tx_fill(struct side *s, struct conn *c)
+{
+	u32 before, n = 0;
+
+	if (c->st != C_OPEN || !c->has_tx || c->epipe || c->tx_waits)
+		return;
+	for (int asked = 0; asked < 2; asked++) {
+		do {
+			before = c->tx_seq;
+			sim_send(s, c, 8);
+			if (++n > RING_BYTES)
+				die("vm%u: a ring of %u bytes took %u records",
+				    s->vm, RING_BYTES, n);
+		} while (c->tx_seq != before);
+		if (!asked)
+			ivshm_event_want_room(&c->tx, FILL_LEN);
+	}
+	c->tx_waits = true;
+	c->tx_wait_tail = c->tx.peer;
+}
+
+/* Another holder of the sender's socket lock loads the reader's tail:
+ * the rebalancing pass.
+ */
+static void tx_look(struct conn *c)
+{
+	if (c->st == C_OPEN && c->has_tx)
+		ivshm_tx_can_move(&c->tx);
+}
 
 static void do_step(struct side *s, enum step st)
 {
@@ -106,6 +183,18 @@ static void do_step(struct side *s, enum step st)
 	case S_DIE:
 		dead = true;
 		sim_kill_peer();
+		break;
+	case S_RWAIT:
+		rx_wait(first_conn(s));
+		break;
+	case S_RLOOK:
+		rx_look(first_conn(s));
+		break;
+	case S_FILL:
+		tx_fill(s, first_conn(s));
+		break;
+	case S_WLOOK:
+		tx_look(first_conn(s));
 		break;
 	}
 }
@@ -155,6 +244,38 @@ static void check_agreement(const char *name)
 	}
 }
 
+/*
+ * Every sleeper whose ring changed for it must find so in its wait
+ * condition now: no notification may come after this one, which it may
+ * have missed (it came before the sleeper was on the wait queue).
+ */
+static void check_wakeups(const char *name)
+{
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < NCONN; i++) {
+			struct conn *c = &S[k].c[i];
+			struct ivshm_ring look = c->rx;
+			struct ivshm_rec rec;
+			int ret;
+
+			if (c->rx_waits && c->st == C_OPEN) {
+				ivshm_rx_allow_move(&look);
+				ret = ivshm_rx_peek(&look, &rec);
+				if (ret != -EAGAIN &&
+				    ret != IVSHM_RX_MOVE_PENDING &&
+				    !ivshm_rx_changed(&c->rx, c->rx_wait_pos))
+					die("%s: vm%u's reader sleeps past a record (%d)",
+					    name, S[k].vm, ret);
+			}
+			if (c->tx_waits && c->st == C_OPEN &&
+			    ivshm_get64(&c->tx.chan->tail) != c->tx_wait_tail &&
+			    !ivshm_tx_changed(&c->tx, c->tx_wait_tail))
+				die("%s: vm%u's sender sleeps past room made",
+				    name, S[k].vm);
+		}
+	}
+}
+
 static void check_clean(const char *name)
 {
 	struct ivshm_region_view v;
@@ -183,7 +304,8 @@ static void check_clean(const char *name)
 
 static const char *const step_names[] = {
 	"end", "connect", "connect-refused", "poll", "send", "recv", "close",
-	"reset", "move", "die",
+	"reset", "move", "die", "recv-sleeps", "recv-look", "fill-sleeps",
+	"send-look",
 };
 
 static void run_path(const struct script *sc, int n)
@@ -195,6 +317,7 @@ static void run_path(const struct script *sc, int n)
 		  step_names[path[i]]);
 		do_step(&S[path_side[i]], path[i]);
 	}
+	check_wakeups(sc->name);
 	T("settle\n");
 	sim_settle();
 	check_agreement(sc->name);

@@ -722,14 +722,28 @@ void sim_check_private(struct side *s)
 }
 
 /* Run both sides' control and data work until nothing changes. */
+/* Rounds of control work and reading: 8 at least, and then as long as a
+ * round reads anything; a full ring (records of 16 bytes at least, read
+ * RX_BURST at a time) empties within the bound.
+ */
+#define SETTLE_ROUNDS	(8 + RING_BYTES / (16 * RX_BURST))
+
 void sim_settle(void)
 {
-	for (int round = 0; round < 8; round++) {
+	bool read = true;
+
+	for (u32 round = 0; round < 8 || (read && round < SETTLE_ROUNDS);
+	     round++) {
+		read = false;
 		for (int k = 0; k < 2; k++) {
 			sim_poll(&S[k]);
 			ivshm_notify_take(&L, S[k].vm, IVSHM_PEND_DATA, 0);
-			for (int i = 0; i < NCONN; i++)
+			for (int i = 0; i < NCONN; i++) {
+				u32 before = S[k].c[i].rx_seq;
+
 				sim_recv(&S[k], &S[k].c[i]);
+				read |= S[k].c[i].rx_seq != before;
+			}
 		}
 	}
 }

@@ -64,6 +64,12 @@ struct conn {
 	u32 tx_size;
 	u64 tx_off;
 	bool fresh;			/* made after VM 2 came back honest */
+	/* A user asleep in recv (send): the head it found the ring empty
+	 * at (the tail it found the ring full at), for its wait condition.
+	 * Only the model check sets them.
+	 */
+	bool rx_waits, tx_waits;
+	u64 rx_wait_pos, tx_wait_tail;
 };
 
 struct orphan {
