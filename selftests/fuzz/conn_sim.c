@@ -721,12 +721,12 @@ void sim_check_private(struct side *s)
 	}
 }
 
-/* Run both sides' control and data work until nothing changes. */
-/* Rounds of control work and reading: 8 at least, and then as long as a
- * round reads anything; a full ring (records of 16 bytes at least, read
- * RX_BURST at a time) empties within the bound.
+/* Run both sides' control and data work until nothing changes: 8 rounds
+ * at least, and then as long as a round reads anything. The largest run a
+ * ring gets (sim_move() makes them up to 11 blocks), full of the smallest
+ * records (16 bytes), read RX_BURST at a time, empties within the bound.
  */
-#define SETTLE_ROUNDS	(8 + RING_BYTES / (16 * RX_BURST))
+#define SETTLE_ROUNDS	(8 + 16 * IVSHM_BLOCK_SIZE / (16 * RX_BURST))
 
 void sim_settle(void)
 {
@@ -746,6 +746,8 @@ void sim_settle(void)
 			}
 		}
 	}
+	if (read)
+		die("still reading after %u rounds", SETTLE_ROUNDS);
 }
 
 /* Once VM 2 is honest again, a connection each way carries a record each

@@ -70,6 +70,7 @@ struct conn {
 	 */
 	bool rx_waits, tx_waits;
 	u64 rx_wait_pos, tx_wait_tail;
+	u64 tx_wake_tail;		/* the tail it asked to be told of */
 };
 
 struct orphan {
