@@ -68,7 +68,6 @@ static int info_show(struct seq_file *m, void *unused)
 	seq_printf(m, "bitmap_free: %u\n", v.bitmap_free);
 	seq_printf(m, "active_channels: %u\n", v.active_channels);
 	seq_printf(m, "incarnation: %u\n", READ_ONCE(idev->inc));
-	seq_printf(m, "netdev: %s\n", netdev_name(idev->netdev));
 	if (!idev->nr_vectors)
 		seq_printf(m, "poll_us: %u\n", READ_ONCE(idev->poll_us));
 	return 0;

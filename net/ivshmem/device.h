@@ -91,7 +91,7 @@ struct ivshm_dev {
 	bool initialised;		/* we wrote the region's layout */
 	struct list_head node;		/* in ivshm_devices, ivshm_devices_lock */
 	int index;
-	char name[16];			/* "ivshm%d", also the net device's */
+	char name[16];			/* "ivshm%d" */
 	struct dentry *debugfs;
 	struct ivshm_stats __percpu *stats;	/* stats.h */
 	atomic64_t doorbells[IVSHM_MAX_VECTORS];	/* received, per vector */
@@ -100,7 +100,7 @@ struct ivshm_dev {
 	struct ratelimit_state nl_errors;	/* PROTO_ERROR events (netlink.c) */
 
 	/* core, the data path's notifications (napi.c). */
-	struct net_device *netdev;
+	struct net_device *napi_dev;	/* a dummy, never registered */
 	struct napi_struct napi;	/* drains our data set */
 	u64 *carry;			/* data bits taken, not yet handled */
 	u32 next_word;			/* where the next poll starts */

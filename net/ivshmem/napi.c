@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The data path's notifications: a net_device per device ("ivshmN") that
- * carries a NAPI context and the device's counters.
+ * The data path's notifications: a NAPI context per device, on a dummy
+ * net_device of its own that no one sees.
  *
  * A peer that published records for a reader of ours that sleeps, or freed
  * room for a writer of ours that waits, sets the channel's bit in our data
@@ -46,10 +46,10 @@
  * same poll looks at the control set and queues the control work when it
  * has bits.
  *
- * The net_device exists for NAPI and for the counters that "ip -s link"
- * shows (records and bytes our sockets sent and received); it carries no
- * packets (a packet the stack hands it is dropped and counted), and its
- * administrative state does not gate the sockets.
+ * The net_device exists only to host NAPI, as for any device that polls
+ * without carrying packets: it is not registered, so no network manager
+ * sees an interface that carries nothing and that "ip link set down"
+ * could not stop. The device's counters are in netlink ("ivshm -s dev").
  *
  * Context: the poll runs in softirq context, once at a time per device. It
  * alone writes carry[], next_word, bulk_until and, on a device with
@@ -60,9 +60,6 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/etherdevice.h>
-#include <linux/if_arp.h>
-#include <linux/ivshmem.h>
 #include <linux/netdevice.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -74,57 +71,29 @@
 #include "stats.h"
 #include "trace.h"
 
-struct ivshm_netdev_priv {
-	struct ivshm_dev *idev;
-};
-
-static struct ivshm_dev *ivshm_netdev_idev(struct net_device *dev)
+/* A net_device for NAPI only, never registered: alloc_netdev_dummy() in
+ * 6.10 and later (see Kbuild), one initialised in place before.
+ */
+static struct net_device *ivshm_napi_netdev_alloc(void)
 {
-	return ((struct ivshm_netdev_priv *)netdev_priv(dev))->idev;
+#ifdef IVSHM_HAVE_NETDEV_DUMMY
+	return alloc_netdev_dummy(0);
+#else
+	struct net_device *dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+
+	if (dev)
+		init_dummy_netdev(dev);
+	return dev;
+#endif
 }
 
-/* No packets travel here: sockets use the region directly. */
-static netdev_tx_t ivshm_netdev_xmit(struct sk_buff *skb,
-				     struct net_device *dev)
+static void ivshm_napi_netdev_free(struct net_device *dev)
 {
-	ivshm_stat_inc(ivshm_netdev_idev(dev), IVSHM_STAT_XMIT_DROPPED);
-	dev_kfree_skb_any(skb);
-	return NETDEV_TX_OK;
-}
-
-/* Records are the packets of "ip -s link", their payloads the bytes. */
-static void ivshm_netdev_stats(struct net_device *dev,
-			       struct rtnl_link_stats64 *s)
-{
-	u64 v[IVSHM_STAT_NR];
-
-	ivshm_stats_read(ivshm_netdev_idev(dev), v);
-	s->tx_packets = v[IVSHM_STAT_TX_RECORDS];
-	s->tx_bytes = v[IVSHM_STAT_TX_BYTES];
-	s->rx_packets = v[IVSHM_STAT_RX_RECORDS];
-	s->rx_bytes = v[IVSHM_STAT_RX_BYTES];
-	s->tx_dropped = v[IVSHM_STAT_XMIT_DROPPED];
-	s->rx_errors = v[IVSHM_STAT_PROTO_ERRORS];
-}
-
-static const struct net_device_ops ivshm_netdev_ops = {
-	.ndo_start_xmit = ivshm_netdev_xmit,
-	.ndo_get_stats64 = ivshm_netdev_stats,
-};
-
-static void ivshm_netdev_setup(struct net_device *dev)
-{
-	dev->netdev_ops = &ivshm_netdev_ops;
-	dev->type = ARPHRD_NONE;
-	dev->flags = IFF_NOARP;
-	dev->priv_flags |= IFF_NO_QUEUE;
-	dev->hard_header_len = 0;
-	dev->addr_len = 0;
-	dev->tx_queue_len = 0;
-	/* What one record carries on a default channel; informational. */
-	dev->mtu = IVSHMEM_RING_DEFAULT - IVSHM_REC_HDR;
-	dev->min_mtu = dev->mtu;
-	dev->max_mtu = dev->mtu;
+#ifdef IVSHM_HAVE_NETDEV_DUMMY
+	free_netdev(dev);
+#else
+	kfree(dev);
+#endif
 }
 
 /* Wake the sockets of channel @idx: records for its reader, room for its
@@ -278,7 +247,7 @@ void ivshm_napi_kick(struct ivshm_dev *idev)
 }
 
 /**
- * ivshm_napi_init() - create the device's net_device and NAPI context
+ * ivshm_napi_init() - create the device's NAPI context
  * @idev: a device being registered, its name set
  *
  * NAPI is created disabled; ivshm_napi_start() enables it once the device
@@ -288,9 +257,7 @@ void ivshm_napi_kick(struct ivshm_dev *idev)
  */
 int ivshm_napi_init(struct ivshm_dev *idev)
 {
-	struct ivshm_netdev_priv *priv;
 	struct net_device *dev;
-	int ret;
 
 	idev->carry = kcalloc(idev->layout.pending_words, sizeof(u64),
 			      GFP_KERNEL);
@@ -302,42 +269,21 @@ int ivshm_napi_init(struct ivshm_dev *idev)
 	idev->poll_timer.function = ivshm_poll_timer;
 	idev->poll_us = READ_ONCE(idev->params.poll_min_us);
 
-	dev = alloc_netdev(sizeof(*priv), idev->name, NET_NAME_ENUM,
-			   ivshm_netdev_setup);
+	dev = ivshm_napi_netdev_alloc();
 	if (!dev) {
-		ret = -ENOMEM;
-		goto err_carry;
+		kfree(idev->carry);
+		idev->carry = NULL;
+		return -ENOMEM;
 	}
-	priv = netdev_priv(dev);
-	priv->idev = idev;
-	if (idev->parent)
-		SET_NETDEV_DEV(dev, idev->parent);
 	netif_napi_add(dev, &idev->napi, ivshm_napi_poll);
-	netif_carrier_off(dev);
-
-	ret = register_netdev(dev);
-	if (ret) {
-		pr_err("%s: cannot register its net device: %d\n", idev->name,
-		       ret);
-		goto err_napi;
-	}
-	idev->netdev = dev;
+	idev->napi_dev = dev;
 	return 0;
-
-err_napi:
-	netif_napi_del(&idev->napi);
-	free_netdev(dev);
-err_carry:
-	kfree(idev->carry);
-	idev->carry = NULL;
-	return ret;
 }
 
 /* The device joined the region: take notifications from now on. */
 void ivshm_napi_start(struct ivshm_dev *idev)
 {
 	napi_enable(&idev->napi);
-	netif_carrier_on(idev->netdev);
 	/* Catch what was announced before we armed; start polling. */
 	ivshm_napi_kick(idev);
 }
@@ -345,17 +291,15 @@ void ivshm_napi_start(struct ivshm_dev *idev)
 /* The device is leaving: no poll runs after this returns. */
 void ivshm_napi_stop(struct ivshm_dev *idev)
 {
-	netif_carrier_off(idev->netdev);
 	napi_disable(&idev->napi);
 	hrtimer_cancel(&idev->poll_timer);
 }
 
 void ivshm_napi_exit(struct ivshm_dev *idev)
 {
-	unregister_netdev(idev->netdev);
 	netif_napi_del(&idev->napi);
-	free_netdev(idev->netdev);
-	idev->netdev = NULL;
+	ivshm_napi_netdev_free(idev->napi_dev);
+	idev->napi_dev = NULL;
 	kfree(idev->carry);
 	idev->carry = NULL;
 }

@@ -30,7 +30,6 @@
 #include <linux/ivshmem_netlink.h>
 #include <linux/jiffies.h>
 #include <linux/mutex.h>
-#include <linux/netdevice.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
 
@@ -132,7 +131,7 @@ static const struct nla_policy ivshm_nl_param_policy[IVSHMEM_PARAM_MAX + 1] = {
 	[IVSHMEM_A_DEV_ID] =						\
 		NLA_POLICY_FULL_RANGE(NLA_U32, &ivshm_nl_dev_id_range),	\
 	[IVSHMEM_A_DEV_NAME] = { .type = NLA_NUL_STRING,		\
-				 .len = IFNAMSIZ - 1 }
+				 .len = sizeof_field(struct ivshm_dev, name) - 1 }
 
 /* DEV_GET and PEER_GET: a device, or none. */
 static const struct nla_policy ivshm_nl_dev_policy[IVSHMEM_A_DEV_NAME + 1] = {
@@ -271,7 +270,6 @@ static const u16 ivshm_nl_stat_attr[IVSHM_STAT_NR] = {
 	[IVSHM_STAT_CTRL_FLOODS] = IVSHMEM_STAT_CTRL_FLOODS,
 	[IVSHM_STAT_PROTO_ERRORS] = IVSHMEM_STAT_PROTO_ERRORS,
 	[IVSHM_STAT_PEERS_LOST] = IVSHMEM_STAT_PEERS_LOST,
-	[IVSHM_STAT_XMIT_DROPPED] = IVSHMEM_STAT_XMIT_DROPPED,
 	[IVSHM_STAT_REBALANCES] = IVSHMEM_STAT_REBALANCES,
 	[IVSHM_STAT_GROWN] = IVSHMEM_STAT_GROWN,
 	[IVSHM_STAT_SHRUNK] = IVSHMEM_STAT_SHRUNK,
@@ -321,7 +319,6 @@ static int ivshm_nl_fill_dev(struct sk_buff *skb, struct ivshm_dev *idev,
 	/* Region values, read once: what the peers' bookkeeping says. */
 	ivshm_view_region(l, &v);
 	if (ivshm_nl_put_dev_id(skb, idev) ||
-	    nla_put_u32(skb, IVSHMEM_A_DEV_IFINDEX, idev->netdev->ifindex) ||
 	    nla_put_string(skb, IVSHMEM_A_DEV_TRANSPORT, idev->transport) ||
 	    (idev->parent &&
 	     nla_put_string(skb, IVSHMEM_A_DEV_PARENT,

@@ -26,7 +26,6 @@ static const char *const ivshm_stat_names[IVSHM_STAT_NR] = {
 	[IVSHM_STAT_CTRL_FLOODS] = "ctrl_floods",
 	[IVSHM_STAT_PROTO_ERRORS] = "proto_errors",
 	[IVSHM_STAT_PEERS_LOST] = "peers_lost",
-	[IVSHM_STAT_XMIT_DROPPED] = "xmit_dropped",
 	[IVSHM_STAT_REBALANCES] = "rebalances",
 	[IVSHM_STAT_GROWN] = "grown",
 	[IVSHM_STAT_SHRUNK] = "shrunk",

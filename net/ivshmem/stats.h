@@ -34,7 +34,6 @@ enum ivshm_stat {
 	IVSHM_STAT_CTRL_FLOODS,		/* runs cut short by too many bits */
 	IVSHM_STAT_PROTO_ERRORS,	/* peers' values that failed a check */
 	IVSHM_STAT_PEERS_LOST,		/* peers found dead or gone */
-	IVSHM_STAT_XMIT_DROPPED,	/* packets the stack gave the netdev */
 	IVSHM_STAT_REBALANCES,		/* rebalancing passes */
 	IVSHM_STAT_GROWN,		/* channels of ours grown */
 	IVSHM_STAT_SHRUNK,		/* ... and shrunk */

@@ -4,6 +4,7 @@
  * devices of their own on one region, and its doorbells reach exactly the
  * peer and vector they name.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -90,6 +91,22 @@ TEST(virtual_peers_are_devices)
 	snprintf(dev, sizeof(dev), "ivshm%d", NR_PEERS);
 	ASSERT_EQ(-ENOENT, ivshm_dev_attr(dev, "info", "own_id", val,
 					  sizeof(val)));
+}
+
+/* No network interface: nothing for a network manager to configure, and
+ * no "ip link set down" that would not stop the sockets.
+ */
+TEST(devices_are_no_network_interfaces)
+{
+	struct dirent *de;
+	DIR *d = opendir("/sys/class/net");
+
+	ASSERT_LE(0, ivshm_dev_attr_ll("ivshm0", "info", "own_id"));
+	ASSERT_NE(NULL, d);
+	while ((de = readdir(d)))
+		EXPECT_NE(0, strncmp(de->d_name, "ivshm", 5))
+			TH_LOG("network interface %s", de->d_name);
+	closedir(d);
 }
 
 /* The first peer to register lays the region out, the others attach. */

@@ -129,7 +129,6 @@ static const struct dev_stat stats[] = {
 	{ IVSHMEM_STAT_CTRL_FLOODS,	"ctrl_floods",		3 },
 	{ IVSHMEM_STAT_PROTO_ERRORS,	"proto_errors",		3 },
 	{ IVSHMEM_STAT_PEERS_LOST,	"peers_lost",		3 },
-	{ IVSHMEM_STAT_XMIT_DROPPED,	"xmit_dropped",		3 },
 	{ IVSHMEM_STAT_REBALANCES,	"rebalances",		4 },
 	{ IVSHMEM_STAT_GROWN,		"grown",		4 },
 	{ IVSHMEM_STAT_SHRUNK,		"shrunk",		4 },
@@ -406,7 +405,6 @@ static void dev_plain(struct ivshm_ctx *ctx, const struct nlattr **tb)
 		ivshm_line_add(&l, "parent %s",
 			       *s ? ivshm_safe(safe, sizeof(safe), s) : "-");
 	}
-	u32_word(&l, "ifindex", tb[IVSHMEM_A_DEV_IFINDEX]);
 	ivshm_line_end(&l);
 
 	ivshm_line_begin(&l, stdout, INDENT);
@@ -453,7 +451,6 @@ static void dev_json(struct ivshm_ctx *ctx, const struct nlattr **tb)
 	if (name)
 		json_str(j, "name", name);
 	ivshm_json_uint(j, "id", tb[IVSHMEM_A_DEV_ID]);
-	ivshm_json_uint(j, "ifindex", tb[IVSHMEM_A_DEV_IFINDEX]);
 	ivshm_json_str(j, "transport", tb[IVSHMEM_A_DEV_TRANSPORT]);
 	ivshm_json_str(j, "parent", tb[IVSHMEM_A_DEV_PARENT]);
 	ivshm_json_enum(j, "mode", modes, ARRAY_SIZE(modes),

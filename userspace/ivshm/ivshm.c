@@ -23,7 +23,6 @@
 static const enum mnl_attr_data_type attr_types[IVSHMEM_A_MAX + 1] = {
 	[IVSHMEM_A_DEV_ID]		= MNL_TYPE_U32,
 	[IVSHMEM_A_DEV_NAME]		= MNL_TYPE_NUL_STRING,
-	[IVSHMEM_A_DEV_IFINDEX]		= MNL_TYPE_U32,
 	[IVSHMEM_A_DEV_TRANSPORT]	= MNL_TYPE_NUL_STRING,
 	[IVSHMEM_A_DEV_PARENT]		= MNL_TYPE_NUL_STRING,
 	[IVSHMEM_A_DEV_MODE]		= MNL_TYPE_U8,
@@ -120,7 +119,6 @@ static const enum mnl_attr_data_type stat_types[IVSHMEM_STAT_MAX + 1] = {
 	[IVSHMEM_STAT_CTRL_FLOODS]	= MNL_TYPE_U64,
 	[IVSHMEM_STAT_PROTO_ERRORS]	= MNL_TYPE_U64,
 	[IVSHMEM_STAT_PEERS_LOST]	= MNL_TYPE_U64,
-	[IVSHMEM_STAT_XMIT_DROPPED]	= MNL_TYPE_U64,
 	[IVSHMEM_STAT_REBALANCES]	= MNL_TYPE_U64,
 	[IVSHMEM_STAT_GROWN]		= MNL_TYPE_U64,
 	[IVSHMEM_STAT_SHRUNK]		= MNL_TYPE_U64,
@@ -345,8 +343,9 @@ int ivshm_parse_size(const char *cmd, const char *name, const char *s,
 }
 
 /*
- * What the kernel accepts as a net device name (dev_valid_name()), and
- * no leading '-': that is an option given after the object.
+ * What could be a device name (the kernel's policy allows 15 characters;
+ * the rules are those of interface names), and no leading '-': that is an
+ * option given after the object.
  */
 int ivshm_parse_dev(const char *cmd, const char *s)
 {

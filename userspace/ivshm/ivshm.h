@@ -19,7 +19,7 @@
 
 #define IVSHM_VERSION		"1.0"
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
-/* Net device names: IFNAMSIZ less the terminating NUL. */
+/* Device names: the kernel's policy allows 15 bytes. */
 #define IVSHM_NAME_MAX		15
 /* Big enough for any device name ivshm prints, derived ones included. */
 #define IVSHM_NAME_BUF		24
@@ -73,7 +73,7 @@ int ivshm_parse_u32(const char *cmd, const char *name, const char *s,
 /* Bytes, or with suffix k/K (KiB) or m/M (MiB); @block: multiple of 4 KiB */
 int ivshm_parse_size(const char *cmd, const char *name, const char *s,
 		     uint32_t min, uint32_t max, bool block, uint32_t *val);
-/* A plausible net device name. */
+/* A plausible device name. */
 int ivshm_parse_dev(const char *cmd, const char *s);
 /* Take the value of keyword argv[0] from argv[1]; false if missing. */
 bool ivshm_next_arg(int *argc, char ***argv);

@@ -36,7 +36,7 @@
  *
  * Every reply and every event names its device with IVSHMEM_A_DEV_ID and
  * IVSHMEM_A_DEV_NAME. The name is the one the device registered with
- * (at most 15 bytes); its net device may be renamed since.
+ * (at most 15 bytes).
  *
  * Events (multicast group IVSHMEM_GENL_MCGRP_EVENTS)
  * ------
@@ -116,8 +116,8 @@ enum ivshmem_attr {
 
 	/* Device. A request names one by either of the first two. */
 	IVSHMEM_A_DEV_ID,		/* u32: N + 1 for ivshmN, as sivshm_dev */
-	IVSHMEM_A_DEV_NAME,		/* string: "ivshmN", also its net device */
-	IVSHMEM_A_DEV_IFINDEX,		/* u32: ifindex of that net device */
+	IVSHMEM_A_DEV_NAME,		/* string: "ivshmN" */
+	IVSHMEM_A_DEV_IFINDEX,		/* unused: devices have no net device */
 	IVSHMEM_A_DEV_TRANSPORT,	/* string: "pci" or "dev_shm" */
 	IVSHMEM_A_DEV_PARENT,		/* string: PCI address or parent device */
 	IVSHMEM_A_DEV_MODE,		/* u8: enum ivshmem_mode */
@@ -230,7 +230,7 @@ enum ivshmem_stat_attr {
 	IVSHMEM_STAT_CTRL_FLOODS,	/* runs cut short by too many bits */
 	IVSHMEM_STAT_PROTO_ERRORS,	/* peers' values that failed a check */
 	IVSHMEM_STAT_PEERS_LOST,	/* peers found dead or gone */
-	IVSHMEM_STAT_XMIT_DROPPED,	/* packets the stack gave the netdev */
+	IVSHMEM_STAT_XMIT_DROPPED,	/* unused: devices have no net device */
 	IVSHMEM_STAT_REBALANCES,	/* rebalancing passes */
 	IVSHMEM_STAT_GROWN,		/* channels of this guest grown */
 	IVSHMEM_STAT_SHRUNK,		/* ... and shrunk */
