@@ -886,31 +886,31 @@ static int ivshm_release(struct socket *sock)
 	return 0;
 }
 
-static int ivshm_start_connect(struct ivshm_sock *isk,
-			       const struct sockaddr_ivshmem *a)
+/* The device to connect through to @a, held, and in *@vmp the VM there
+ * (IVSHMEM_VM_LOCAL resolved); an unbound socket is bound on the way.
+ * Return: the device, or an ERR_PTR(): -EADDRNOTAVAIL, -ENETUNREACH,
+ * -ENETDOWN, -EHOSTUNREACH, or as ivshm_do_bind().
+ */
+static struct ivshm_dev *ivshm_connect_dev(struct ivshm_sock *isk,
+					   const struct sockaddr_ivshmem *a,
+					   u32 *vmp)
 {
-	struct sock *sk = &isk->sk;
-	struct ivshm_chan_params p = { .d = {
-		.pid = (u32)task_tgid_nr(current),
-		.dst_port = a->sivshm_port,
-		/* CONNECT only once the slot knows us: see below. */
-		.state = IVSHM_CHAN_ALLOC,
-	} };
 	u32 dev = a->sivshm_dev, vm = a->sivshm_vm;
 	struct ivshm_dev *idev;
 	int ret;
 
 	if (isk->bind.bound && isk->local.sivshm_dev != IVSHMEM_DEV_ANY) {
 		if (dev != IVSHMEM_DEV_ANY && dev != isk->local.sivshm_dev)
-			return -EADDRNOTAVAIL;
+			return ERR_PTR(-EADDRNOTAVAIL);
 		dev = isk->local.sivshm_dev;
 	}
 	idev = ivshm_dev_get(dev, vm, true);
 	if (!idev) {
 		if (dev != IVSHMEM_DEV_ANY && !ivshm_dev_exists(dev))
-			return -ENETUNREACH;
+			return ERR_PTR(-ENETUNREACH);
 		/* Our own VM id, on a device whose peers declared us dead. */
-		return ivshm_dev_has_own(vm, dev) ? -ENETDOWN : -EHOSTUNREACH;
+		return ERR_PTR(ivshm_dev_has_own(vm, dev) ? -ENETDOWN :
+			       -EHOSTUNREACH);
 	}
 	if (vm == IVSHMEM_VM_LOCAL)
 		vm = idev->own_id;
@@ -932,6 +932,31 @@ static int ivshm_start_connect(struct ivshm_sock *isk,
 		if (ret)
 			goto err_put;
 	}
+	*vmp = vm;
+	return idev;
+
+err_put:
+	ivshm_dev_put(idev);
+	return ERR_PTR(ret);
+}
+
+static int ivshm_start_connect(struct ivshm_sock *isk,
+			       const struct sockaddr_ivshmem *a)
+{
+	struct sock *sk = &isk->sk;
+	struct ivshm_chan_params p = { .d = {
+		.pid = (u32)task_tgid_nr(current),
+		.dst_port = a->sivshm_port,
+		/* CONNECT only once the slot knows us: see below. */
+		.state = IVSHM_CHAN_ALLOC,
+	} };
+	struct ivshm_dev *idev;
+	u32 vm;
+	int ret;
+
+	idev = ivshm_connect_dev(isk, a, &vm);
+	if (IS_ERR(idev))
+		return PTR_ERR(idev);
 
 	p.d.receiver_vm = vm;
 	p.d.src_port = isk->local.sivshm_port;
