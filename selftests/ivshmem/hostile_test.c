@@ -8,7 +8,10 @@
  *  - each targeted phase (hostile.h) attacks one connection, the target;
  *    a target whose shared values became impossible fails with
  *    ECONNRESET, EPIPE or EPROTO (or end of file, when the attacker forged
- *    a close), never with a wrong record and never by hanging; a target
+ *    a close), never with a wrong record and never by hanging (but for
+ *    the phases that write forged MOVED records where the victim's sender
+ *    may be writing: a record there may come with its first 16 bytes
+ *    written over, in its place: moved_payload_phase()); a target
  *    whose descriptor was rewritten goes on intact; three bystander
  *    connections go on intact through all of it. The second target of
  *    each phase and the first bystander read with busy polling, so the
@@ -103,11 +106,16 @@ static uint64_t fnv(const uint8_t *p, size_t n)
 	return h;
 }
 
+static size_t rec_len(uint32_t conn, uint64_t seq)
+{
+	return sizeof(struct rec) + (seq * 2654435761u + conn) % MAX_PAYLOAD;
+}
+
 static size_t rec_make(uint8_t *buf, uint32_t conn, uint32_t dir,
 		       uint64_t seq)
 {
 	struct rec *r = (struct rec *)buf;
-	size_t len = sizeof(*r) + (seq * 2654435761u + conn) % MAX_PAYLOAD, i;
+	size_t len = rec_len(conn, seq), i;
 
 	for (i = sizeof(*r); i < len; i++)
 		buf[i] = (uint8_t)(seq * 31 + i + conn);
@@ -122,7 +130,12 @@ static size_t rec_make(uint8_t *buf, uint32_t conn, uint32_t dir,
 
 /* ---- connections: two fds, four threads ---- */
 
-enum { F_NONE, F_ERRNO, F_EOF, F_TIMEOUT, F_CORRUPT };
+/* F_OVERWRITTEN: the record in its place, of its length, its sequence
+ * number and checksum right, but its first 16 bytes (magic, conn, dir,
+ * len) not: written over in flight, where a forged MOVED record's 16
+ * bytes go (see moved_payload_phase()).
+ */
+enum { F_NONE, F_ERRNO, F_EOF, F_TIMEOUT, F_CORRUPT, F_OVERWRITTEN };
 
 struct conn {
 	uint32_t id;
@@ -207,13 +220,19 @@ static void *worker(void *arg)
 			    r->conn != c->id || r->dir != (uint32_t)w->dir ||
 			    r->len != (uint32_t)n || r->seq != seq ||
 			    r->sum != fnv(buf + sizeof(*r), n - sizeof(*r))) {
+				bool over = (size_t)n == rec_len(c->id, seq) &&
+					    r->seq == seq &&
+					    r->sum == fnv(buf + sizeof(*r),
+							  n - sizeof(*r));
+
 				snprintf(why, sizeof(why),
 					 "record %llu of direction %d: %zd bytes, conn %u seq %llu",
 					 (unsigned long long)seq, w->dir, n,
 					 (size_t)n >= sizeof(*r) ? r->conn : 0,
 					 (size_t)n >= sizeof(*r) ?
 					 (unsigned long long)r->seq : 0ull);
-				conn_fail(c, F_CORRUPT, 0, why);
+				conn_fail(c, over ? F_OVERWRITTEN : F_CORRUPT,
+					  0, why);
 				break;
 			}
 		}
@@ -326,9 +345,25 @@ static const char *fail_name(const struct conn *c)
 		return "a call timed out";
 	case F_CORRUPT:
 		return "a wrong record";
+	case F_OVERWRITTEN:
+		return "a record written over in its first 16 bytes";
 	}
 	snprintf(s, sizeof(s), "%s", strerror(c->err));
 	return s;
+}
+
+/*
+ * Phases that forge MOVED records (an 8-byte header and 16 bytes) at the
+ * reader's tail or at its run's start, while the victim's sender may be
+ * writing a record there: the attacker may write over the first bytes of
+ * a record in flight, as any guest on a region can (threat-model.md), and
+ * the reader gets it with its first 16 bytes wrong (F_OVERWRITTEN). A
+ * record out of its place (another sequence number, length or checksum:
+ * a forged run followed into stale data) is a failure still.
+ */
+static bool moved_payload_phase(unsigned int phase)
+{
+	return phase == HP_REC_MOVED || phase == HP_MOVED_CHAIN;
 }
 
 /* ---- the attacker's reports, and forged connections ---- */
@@ -607,9 +642,11 @@ static void targeted(int l, unsigned int phase, unsigned int round)
 		end = ivshm_now_ms() + FAIL_WAIT_MS;
 		while (t.fail == F_NONE && ivshm_now_ms() < end)
 			ivshm_sleep_ms(20);
-		check(r.hit && (t.fail == F_ERRNO || t.fail == F_EOF) &&
-		      (t.fail == F_EOF || t.err == ECONNRESET || t.err == EPIPE ||
-		       t.err == EPROTO) &&
+		check(((r.hit && (t.fail == F_ERRNO || t.fail == F_EOF) &&
+			(t.fail == F_EOF || t.err == ECONNRESET ||
+			 t.err == EPIPE || t.err == EPROTO)) ||
+		       (moved_payload_phase(phase) &&
+			t.fail == F_OVERWRITTEN)) &&
 		      t.max_call_ms < CALL_TIMEOUT_S * 1000,
 		      "%s: target %u%s failed cleanly after %u attacks: %s in %s, longest call %llu ms",
 		      name, round, round == 1 ? " (spinning)" : "", r.attacks,
