@@ -8,10 +8,11 @@
  *  - each targeted phase (hostile.h) attacks one connection, the target;
  *    a target whose shared values became impossible fails with
  *    ECONNRESET, EPIPE or EPROTO (or end of file, when the attacker forged
- *    a close), never with a wrong record and never by hanging (but for
- *    the phases that write forged MOVED records where the victim's sender
- *    may be writing: a record there may come with its first 16 bytes
- *    written over, in its place: moved_payload_phase()); a target
+ *    a close), never with a wrong record and never by hanging (in the
+ *    phases that write forged MOVED records where the victim's sender or
+ *    reader may be at work, a record may come with its first 16 bytes
+ *    written over, in its place: counted and read past, see
+ *    moved_payload_phase()); a target
  *    whose descriptor was rewritten goes on intact; three bystander
  *    connections go on intact through all of it. The second target of
  *    each phase and the first bystander read with busy polling, so the
@@ -106,19 +107,24 @@ static uint64_t fnv(const uint8_t *p, size_t n)
 	return h;
 }
 
-static size_t rec_len(uint32_t conn, uint64_t seq)
+/* Length and bytes depend on the direction too: a record of the other
+ * direction is never taken for one of ours with its first 16 bytes
+ * written over (conn->overwritten).
+ */
+static size_t rec_len(uint32_t conn, uint32_t dir, uint64_t seq)
 {
-	return sizeof(struct rec) + (seq * 2654435761u + conn) % MAX_PAYLOAD;
+	return sizeof(struct rec) +
+	       (seq * 2654435761u + conn + dir * 1021) % MAX_PAYLOAD;
 }
 
 static size_t rec_make(uint8_t *buf, uint32_t conn, uint32_t dir,
 		       uint64_t seq)
 {
 	struct rec *r = (struct rec *)buf;
-	size_t len = rec_len(conn, seq), i;
+	size_t len = rec_len(conn, dir, seq), i;
 
 	for (i = sizeof(*r); i < len; i++)
-		buf[i] = (uint8_t)(seq * 31 + i + conn);
+		buf[i] = (uint8_t)(seq * 31 + i + conn + dir * 0x5b);
 	r->magic = REC_MAGIC;
 	r->conn = conn;
 	r->dir = dir;
@@ -130,12 +136,7 @@ static size_t rec_make(uint8_t *buf, uint32_t conn, uint32_t dir,
 
 /* ---- connections: two fds, four threads ---- */
 
-/* F_OVERWRITTEN: the record in its place, of its length, its sequence
- * number and checksum right, but its first 16 bytes (magic, conn, dir,
- * len) not: written over in flight, where a forged MOVED record's 16
- * bytes go (see moved_payload_phase()).
- */
-enum { F_NONE, F_ERRNO, F_EOF, F_TIMEOUT, F_CORRUPT, F_OVERWRITTEN };
+enum { F_NONE, F_ERRNO, F_EOF, F_TIMEOUT, F_CORRUPT };
 
 struct conn {
 	uint32_t id;
@@ -148,6 +149,13 @@ struct conn {
 	int err;			/* its errno */
 	char why[160];
 	uint64_t sent[2], recvd[2];	/* per direction: 0 is fd0 -> fd1 */
+	/* A record in its place, of its length, its sequence number and
+	 * checksum right, but its first 16 bytes (magic, conn, dir, len) not:
+	 * written over where a forged MOVED record's 16 bytes go. Counted and
+	 * read past on a target of moved_payload_phase(), a failure elsewhere.
+	 */
+	int overwrite_ok;
+	uint64_t overwritten;
 	uint64_t max_call_ms;
 };
 
@@ -220,22 +228,30 @@ static void *worker(void *arg)
 			    r->conn != c->id || r->dir != (uint32_t)w->dir ||
 			    r->len != (uint32_t)n || r->seq != seq ||
 			    r->sum != fnv(buf + sizeof(*r), n - sizeof(*r))) {
-				bool over = (size_t)n == rec_len(c->id, seq) &&
+				bool over = (size_t)n ==
+					    rec_len(c->id, (uint32_t)w->dir, seq) &&
 					    r->seq == seq &&
 					    r->sum == fnv(buf + sizeof(*r),
 							  n - sizeof(*r));
 
+				if (over &&
+				    __atomic_load_n(&c->overwrite_ok,
+						    __ATOMIC_RELAXED)) {
+					__atomic_add_fetch(&c->overwritten, 1,
+							   __ATOMIC_RELAXED);
+					goto next;
+				}
 				snprintf(why, sizeof(why),
 					 "record %llu of direction %d: %zd bytes, conn %u seq %llu",
 					 (unsigned long long)seq, w->dir, n,
 					 (size_t)n >= sizeof(*r) ? r->conn : 0,
 					 (size_t)n >= sizeof(*r) ?
 					 (unsigned long long)r->seq : 0ull);
-				conn_fail(c, over ? F_OVERWRITTEN : F_CORRUPT,
-					  0, why);
+				conn_fail(c, F_CORRUPT, 0, why);
 				break;
 			}
 		}
+next:
 		__atomic_add_fetch(&c->recvd[w->dir], 1, __ATOMIC_RELAXED);
 		seq++;
 	}
@@ -345,8 +361,6 @@ static const char *fail_name(const struct conn *c)
 		return "a call timed out";
 	case F_CORRUPT:
 		return "a wrong record";
-	case F_OVERWRITTEN:
-		return "a record written over in its first 16 bytes";
 	}
 	snprintf(s, sizeof(s), "%s", strerror(c->err));
 	return s;
@@ -356,10 +370,12 @@ static const char *fail_name(const struct conn *c)
  * Phases that forge MOVED records (an 8-byte header and 16 bytes) at the
  * reader's tail or at its run's start, while the victim's sender may be
  * writing a record there: the attacker may write over the first bytes of
- * a record in flight, as any guest on a region can (threat-model.md), and
- * the reader gets it with its first 16 bytes wrong (F_OVERWRITTEN). A
- * record out of its place (another sequence number, length or checksum:
- * a forged run followed into stale data) is a failure still.
+ * a record in flight, or published and not yet read, as any guest on a
+ * region can (threat-model.md), and the reader gets it with its first 16
+ * bytes wrong (conn->overwritten). A record out of its place (another
+ * sequence number, direction, length or checksum: a forged run followed
+ * into stale data) is a failure still, and the target must still fail
+ * cleanly.
  */
 static bool moved_payload_phase(unsigned int phase)
 {
@@ -622,6 +638,9 @@ static void targeted(int l, unsigned int phase, unsigned int round)
 		check(0, "%s: target connection: %s", name, strerror(-ret));
 		return;
 	}
+	/* Before the attacker finds the connection. */
+	__atomic_store_n(&t.overwrite_ok, moved_payload_phase(phase),
+			 __ATOMIC_RELAXED);
 	ret = round == 1 ? conn_spin(&t) : 0;
 	if (ret) {
 		check(0, "%s: SO_BUSY_POLL: %s", name, strerror(-ret));
@@ -642,16 +661,16 @@ static void targeted(int l, unsigned int phase, unsigned int round)
 		end = ivshm_now_ms() + FAIL_WAIT_MS;
 		while (t.fail == F_NONE && ivshm_now_ms() < end)
 			ivshm_sleep_ms(20);
-		check(((r.hit && (t.fail == F_ERRNO || t.fail == F_EOF) &&
-			(t.fail == F_EOF || t.err == ECONNRESET ||
-			 t.err == EPIPE || t.err == EPROTO)) ||
-		       (moved_payload_phase(phase) &&
-			t.fail == F_OVERWRITTEN)) &&
+		check(r.hit && (t.fail == F_ERRNO || t.fail == F_EOF) &&
+		      (t.fail == F_EOF || t.err == ECONNRESET || t.err == EPIPE ||
+		       t.err == EPROTO) &&
 		      t.max_call_ms < CALL_TIMEOUT_S * 1000,
-		      "%s: target %u%s failed cleanly after %u attacks: %s in %s, longest call %llu ms",
+		      "%s: target %u%s failed cleanly after %u attacks: %s in %s, longest call %llu ms, %llu records written over",
 		      name, round, round == 1 ? " (spinning)" : "", r.attacks,
 		      fail_name(&t), t.why[0] ? t.why : "-",
-		      (unsigned long long)t.max_call_ms);
+		      (unsigned long long)t.max_call_ms,
+		      (unsigned long long)__atomic_load_n(&t.overwritten,
+							  __ATOMIC_RELAXED));
 	} else {
 		ivshm_sleep_ms(1000);
 		check(t.fail == F_NONE && conn_recvd(&t) > at,
