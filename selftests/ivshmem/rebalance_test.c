@@ -384,6 +384,80 @@ TEST(bulk_grows_idle_ones_shrink)
 	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
 }
 
+/* One connection from ivshm0 to VM 1 on ivshm1, and record buffers. */
+struct shrunk {
+	unsigned char *rec, *want;
+	unsigned int cport;		/* ivshm0's port, its channel's id */
+	int lfd, c, a;
+};
+
+/*
+ * Channels may shrink to @minb; the listener's are @sndbuf bytes when
+ * that is not 0. The receiving end waits up to 30 s for a record.
+ */
+static void shrunk_open(struct __test_metadata *_metadata, struct shrunk *s,
+			unsigned int port, unsigned int minb, int sndbuf)
+{
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_MIN, minb));
+	s->rec = malloc(MAX_REC + 1);
+	s->want = malloc(MAX_REC);
+	ASSERT_NE(NULL, s->rec);
+	ASSERT_NE(NULL, s->want);
+	s->lfd = listen_on(port, 2);			/* ivshm1, VM 1 */
+	ASSERT_LE(0, s->lfd);
+	if (sndbuf)
+		ASSERT_EQ(0, setsockopt(s->lfd, SOL_SOCKET, SO_SNDBUF,
+					&sndbuf, sizeof(sndbuf)));
+	s->c = connect_to(1, port, 1);			/* from ivshm0 */
+	ASSERT_LE(0, s->c);
+	s->a = accept(s->lfd, NULL, NULL);
+	ASSERT_LE(0, s->a);
+	s->cport = ivshm_local_port(s->c);
+	set_timeo(s->a, SO_RCVTIMEO, 30000);
+}
+
+/* Closed; once it is, the region's free space is all there again. */
+static void shrunk_close(struct __test_metadata *_metadata, struct shrunk *s)
+{
+	char why[200];
+
+	close(s->c);
+	close(s->a);
+	close(s->lfd);
+	free(s->rec);
+	free(s->want);
+	EXPECT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 1));
+	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
+		TH_LOG("%s", why);
+	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
+}
+
+/*
+ * Rebalance as often as it goes until ivshm0's channel of @s is its
+ * smallest, with no move pending, and (@at_start) at the start of the
+ * data area; then no pass comes for a minute, so that it stays put.
+ */
+static void wait_shrunk(struct __test_metadata *_metadata,
+			const struct shrunk *s, unsigned int minb,
+			bool at_start, struct chan_view *v)
+{
+	uint64_t end = ivshm_now_ms() + 30000;
+
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 1));
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
+	do {
+		ivshm_sleep_ms(100);
+		ASSERT_EQ(0, chan_view("ivshm0", "tx", s->cport, 0, v));
+	} while ((v->ring != minb || v->old || (at_start && v->offset)) &&
+		 ivshm_now_ms() < end);
+	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 60000));
+	ASSERT_EQ(0, chan_view("ivshm0", "tx", s->cport, 0, v));
+	ASSERT_EQ(minb, v->ring);
+	ASSERT_EQ(0u, v->old);
+	if (at_start)
+		ASSERT_EQ(0ull, v->offset);
+}
+
 /*
  * A record larger than a shrunk run, sent when the ring's last record ends
  * 16 or 8 bytes before the end of the run: the channel cannot extend in
@@ -395,79 +469,43 @@ TEST(bulk_grows_idle_ones_shrink)
  */
 TEST(record_larger_than_a_shrunk_run_at_its_end)
 {
-	unsigned int port = 7450, cport, lport = port, minb = 16384, gap, i;
-	int lfd, c, a, sndbuf = (int)minb / 2;
+	unsigned int minb = 16384, gap, len, i;
 	const unsigned int gaps[2] = { 16, 8 };
-	unsigned char *rec, *want;
 	struct chan_view v, rv;
-	uint64_t end;
-	char why[200];
+	struct shrunk s;
 
 	if (strcmp(mode, "bulk"))
 		SKIP(return, "runs as \"rebalance_test bulk\"");
-	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_MIN, minb));
-	rec = malloc(MAX_REC + 1);
-	want = malloc(MAX_REC);
-	ASSERT_NE(NULL, rec);
-	ASSERT_NE(NULL, want);
-
-	lfd = listen_on(port, 2);			/* ivshm1, VM 1 */
-	ASSERT_LE(0, lfd);
-	ASSERT_EQ(0, setsockopt(lfd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
-				sizeof(sndbuf)));
-	c = connect_to(1, port, 1);			/* from ivshm0 */
-	ASSERT_LE(0, c);
-	a = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, a);
-	cport = ivshm_local_port(c);
-	set_timeo(c, SO_SNDTIMEO, 30000);
-	set_timeo(a, SO_RCVTIMEO, 30000);
+	shrunk_open(_metadata, &s, 7450, minb, (int)minb / 2);
+	set_timeo(s.c, SO_SNDTIMEO, 30000);
 
 	for (i = 0; i < 2; i++) {
 		gap = gaps[i];
+		len = minb - gap - 8;
 		/* Shrunk, then moved as low as it goes: a ring that starts
 		 * at the start of its run.
 		 */
-		ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
-		end = ivshm_now_ms() + 30000;
-		do {
-			ivshm_sleep_ms(100);
-			ASSERT_EQ(0, chan_view("ivshm0", "tx", cport, 0, &v));
-		} while ((v.ring != minb || v.offset || v.old) &&
-			 ivshm_now_ms() < end);
-		ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 60000));
-		ASSERT_EQ(0, chan_view("ivshm0", "tx", cport, 0, &v));
-		ASSERT_EQ(0, chan_view("ivshm1", "tx", lport, cport, &rv));
+		wait_shrunk(_metadata, &s, minb, true, &v);
 		/* The case: the run starts the data area, and the blocks of
 		 * an extension to 128 KiB after it are free.
 		 */
-		ASSERT_EQ(minb, v.ring) TH_LOG("gap %u", gap);
-		ASSERT_EQ(0ull, v.offset) TH_LOG("gap %u", gap);
-		ASSERT_LE(131072ull, rv.offset);
+		ASSERT_EQ(0, chan_view("ivshm1", "tx", 7450, s.cport, &rv));
+		ASSERT_LE(131072ull, rv.offset) TH_LOG("gap %u", gap);
 		/* One record ends @gap bytes before the end of the run. */
-		make_rec(rec, 1, 2 * i, minb - gap - 8);
-		ASSERT_EQ((ssize_t)(minb - gap - 8),
-			  send(c, rec, minb - gap - 8, 0));
-		ASSERT_EQ((ssize_t)(minb - gap - 8),
-			  recv(a, rec, MAX_REC + 1, 0));
-		EXPECT_TRUE(check_rec(rec, minb - gap - 8, 1, 2 * i, want));
+		make_rec(s.rec, 1, 2 * i, len);
+		ASSERT_EQ((ssize_t)len, send(s.c, s.rec, len, 0));
+		ASSERT_EQ((ssize_t)len, recv(s.a, s.rec, MAX_REC + 1, 0));
+		EXPECT_TRUE(check_rec(s.rec, len, 1, 2 * i, s.want));
 		/* The next is larger than the run: it must move to grow. */
-		make_rec(rec, 1, 2 * i + 1, MAX_REC);
-		EXPECT_EQ((ssize_t)MAX_REC, send(c, rec, MAX_REC, 0))
+		make_rec(s.rec, 1, 2 * i + 1, MAX_REC);
+		EXPECT_EQ((ssize_t)MAX_REC, send(s.c, s.rec, MAX_REC, 0))
 			TH_LOG("gap %u: %s", gap, strerror(errno));
-		EXPECT_EQ((ssize_t)MAX_REC, recv(a, rec, MAX_REC + 1, 0))
+		EXPECT_EQ((ssize_t)MAX_REC, recv(s.a, s.rec, MAX_REC + 1, 0))
 			TH_LOG("gap %u: %s", gap, strerror(errno));
-		EXPECT_TRUE(check_rec(rec, MAX_REC, 1, 2 * i + 1, want));
-		EXPECT_LE(131072u, ring_of("ivshm0", "tx", cport, 0));
+		EXPECT_TRUE(check_rec(s.rec, MAX_REC, 1, 2 * i + 1, s.want));
+		EXPECT_LE(131072u, ring_of("ivshm0", "tx", s.cport, 0));
 	}
-	close(c);
-	close(a);
-	close(lfd);
-	free(rec);
-	free(want);
-	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
-		TH_LOG("%s", why);
-	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
+	shrunk_close(_metadata, &s);
 }
 
 static void on_alarm(int sig)
@@ -497,14 +535,12 @@ struct held_try {
 };
 
 /*
- * Shrink the idle channel of @cport (ivshm0's side of @c), hold the
- * region's control lock 2.5 s in a child, and meanwhile send record @seq
- * without waiting for a second, then blocking with SIGALRM every 50 ms
- * until it goes.
+ * Shrink the idle channel of @s on ivshm0, hold the region's control lock
+ * 2.5 s in a child, and meanwhile send record @seq without waiting for a
+ * second, then blocking with SIGALRM every 50 ms until it goes.
  */
-static void held_try(struct __test_metadata *_metadata, int c,
-		     unsigned int cport, unsigned int minb, unsigned char *rec,
-		     uint32_t seq, struct held_try *t)
+static void held_try(struct __test_metadata *_metadata, struct shrunk *s,
+		     unsigned int minb, uint32_t seq, struct held_try *t)
 {
 	struct itimerval every = { { 0, 50000 }, { 0, 50000 } }, stop = { 0 };
 	struct sigaction sa = { .sa_handler = on_alarm }, old_sa;
@@ -516,16 +552,8 @@ static void held_try(struct __test_metadata *_metadata, int c,
 
 	memset(t, 0, sizeof(*t));
 	/* Shrunk while idle; then nothing but the sender wants the lock. */
-	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 1));
-	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 100));
-	end = ivshm_now_ms() + 30000;
-	do {
-		ivshm_sleep_ms(100);
-		ASSERT_EQ(0, chan_view("ivshm0", "tx", cport, 0, &v));
-	} while ((v.ring != minb || v.old) && ivshm_now_ms() < end);
+	wait_shrunk(_metadata, s, minb, false, &v);
 	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 0));
-	ASSERT_EQ(minb, v.ring);
-	ASSERT_EQ(0u, v.old);
 
 	events = lock_events();
 	fd = open(DEVSHM_DEBUGFS "/region", O_RDWR);
@@ -543,11 +571,11 @@ static void held_try(struct __test_metadata *_metadata, int c,
 	}
 	ASSERT_NE(0ull, word);
 
-	make_rec(rec, 1, seq, MAX_REC);
+	make_rec(s->rec, 1, seq, MAX_REC);
 	/* Nonblocking, for a second of the lock's 2.5. */
 	end = ivshm_now_ms() + 1000;
 	while (ivshm_now_ms() < end) {
-		t->n = send(c, rec, MAX_REC, MSG_DONTWAIT);
+		t->n = send(s->c, s->rec, MAX_REC, MSG_DONTWAIT);
 		if (t->n != -1 || errno != EAGAIN) {
 			t->nb_err = t->n < 0 ? errno : 0;
 			break;
@@ -558,7 +586,7 @@ static void held_try(struct __test_metadata *_metadata, int c,
 	if (!t->nb_err && t->n < 0) {
 		ASSERT_EQ(0, sigaction(SIGALRM, &sa, &old_sa));
 		ASSERT_EQ(0, setitimer(ITIMER_REAL, &every, NULL));
-		while ((t->n = send(c, rec, MAX_REC, 0)) == -1 &&
+		while ((t->n = send(s->c, s->rec, MAX_REC, 0)) == -1 &&
 		       errno == EINTR)
 			t->intr++;
 		t->err = t->n < 0 ? errno : 0;
@@ -583,36 +611,22 @@ static void held_try(struct __test_metadata *_metadata, int c,
  */
 TEST(growth_behind_a_held_lock_honours_nonblocking_and_signals)
 {
-	unsigned int port = 7460, cport, minb = 16384, k;
-	unsigned char *rec, *want;
+	unsigned int minb = 16384, k;
 	struct held_try t;
-	int lfd, c, a;
-	char why[200];
+	struct shrunk s;
 	ssize_t n;
 
 	if (strcmp(mode, "bulk"))
 		SKIP(return, "runs as \"rebalance_test bulk\"");
-	ASSERT_EQ(0, set_param(IVSHMEM_PARAM_CHAN_MIN, minb));
-	rec = malloc(MAX_REC + 1);
-	want = malloc(MAX_REC);
-	ASSERT_NE(NULL, rec);
-	ASSERT_NE(NULL, want);
-	lfd = listen_on(port, 2);			/* ivshm1, VM 1 */
-	ASSERT_LE(0, lfd);
-	c = connect_to(1, port, 1);			/* from ivshm0 */
-	ASSERT_LE(0, c);
-	a = accept(lfd, NULL, NULL);
-	ASSERT_LE(0, a);
-	cport = ivshm_local_port(c);
-	set_timeo(a, SO_RCVTIMEO, 30000);
+	shrunk_open(_metadata, &s, 7460, minb, 0);
 
 	for (k = 0; k < 3; k++) {
-		held_try(_metadata, c, cport, minb, rec, k, &t);
+		held_try(_metadata, &s, minb, k, &t);
 		if (t.undisturbed)
 			break;
 		TH_LOG("try %u: the hold was disturbed; again", k);
 		/* Whatever went meanwhile is read and dropped. */
-		while (recv(a, rec, MAX_REC + 1, MSG_DONTWAIT) > 0)
+		while (recv(s.a, s.rec, MAX_REC + 1, MSG_DONTWAIT) > 0)
 			;
 	}
 	ASSERT_TRUE(t.undisturbed);
@@ -625,21 +639,13 @@ TEST(growth_behind_a_held_lock_honours_nonblocking_and_signals)
 	EXPECT_LE(5u, t.intr);
 
 	/* The record once, whole; nothing of the failed sends. */
-	n = recv(a, rec, MAX_REC + 1, 0);
+	n = recv(s.a, s.rec, MAX_REC + 1, 0);
 	EXPECT_EQ((ssize_t)MAX_REC, n);
-	EXPECT_TRUE(check_rec(rec, n, 1, k, want));
-	EXPECT_EQ(-1, recv(a, rec, MAX_REC + 1, MSG_DONTWAIT));
+	EXPECT_TRUE(check_rec(s.rec, n, 1, k, s.want));
+	EXPECT_EQ(-1, recv(s.a, s.rec, MAX_REC + 1, MSG_DONTWAIT));
 	EXPECT_EQ(EAGAIN, errno);
-	EXPECT_LE(131072u, ring_of("ivshm0", "tx", cport, 0));
-	close(c);
-	close(a);
-	close(lfd);
-	free(rec);
-	free(want);
-	EXPECT_EQ(0, set_param(IVSHMEM_PARAM_REBALANCE, 1));
-	EXPECT_TRUE(accounting_exact("ivshm0", 10000, why, sizeof(why)))
-		TH_LOG("%s", why);
-	set_param(IVSHMEM_PARAM_REBALANCE_IDLE_MS, 1000);
+	EXPECT_LE(131072u, ring_of("ivshm0", "tx", s.cport, 0));
+	shrunk_close(_metadata, &s);
 }
 
 /*
