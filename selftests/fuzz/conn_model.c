@@ -288,6 +288,17 @@ static bool unread(const struct side *p, const struct conn *c)
  * if larger: ivshm_tx_wake_tail()). A reader waiting for a MOVED record to
  * be followed is woken by the control work instead: not judged here.
  */
+static void judge(const char *name, const struct side *s, u32 idx,
+		  bool sees, const char *who, const char *what)
+{
+	judged++;
+	if (!data_bit(s, idx))
+		die("%s: vm%u's %s was never told of %s", name, s->vm, who,
+		    what);
+	if (!sees)
+		die("%s: vm%u's %s sleeps past %s", name, s->vm, who, what);
+}
+
 static void check_wakeups(const char *name)
 {
 	for (int k = 0; k < 2; k++) {
@@ -298,27 +309,17 @@ static void check_wakeups(const char *name)
 			if (c->st != C_OPEN)
 				continue;
 			if (c->rx_waits && !c->rx.move_pending &&
-			    unread(&S[!k], c)) {
-				judged++;
-				if (!data_bit(&S[k], c->rx_idx))
-					die("%s: vm%u's reader was never told of a record",
-					    name, S[k].vm);
-				if (!ivshm_rx_changed(&c->rx, c->rx_wait_pos))
-					die("%s: vm%u's reader sleeps past a record",
-					    name, S[k].vm);
-			}
+			    unread(&S[!k], c))
+				judge(name, &S[k], c->rx_idx,
+				      ivshm_rx_changed(&c->rx, c->rx_wait_pos),
+				      "reader", "a record");
 			if (!c->tx_waits)
 				continue;
 			tail = ivshm_get64(&c->tx.chan->tail);
-			if (tail != c->tx_wait_tail && tail >= c->tx_wake_tail) {
-				judged++;
-				if (!data_bit(&S[k], c->tx_idx))
-					die("%s: vm%u's sender was never told of room",
-					    name, S[k].vm);
-				if (!ivshm_tx_changed(&c->tx, c->tx_wait_tail))
-					die("%s: vm%u's sender sleeps past room made",
-					    name, S[k].vm);
-			}
+			if (tail != c->tx_wait_tail && tail >= c->tx_wake_tail)
+				judge(name, &S[k], c->tx_idx,
+				      ivshm_tx_changed(&c->tx, c->tx_wait_tail),
+				      "sender", "room made");
 		}
 	}
 }
