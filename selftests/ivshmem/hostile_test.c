@@ -280,8 +280,13 @@ static int conn_spin(struct conn *c)
 	return 0;
 }
 
-/* A loopback connection from @port to the listener @l; 0 or -errno. */
-static int conn_open(struct conn *c, int l, uint32_t port, int threads)
+/*
+ * A loopback connection from @port to the listener @l; 0 or -errno. Its
+ * records name @port and @round: none left by an earlier connection from
+ * the same port passes for one of its own.
+ */
+static int conn_open(struct conn *c, int l, uint32_t port, uint32_t round,
+		     int threads)
 {
 	struct sockaddr_ivshmem a = ivshm_addr(af, IVSHMEM_VM_ANY, port, DEV);
 	struct sockaddr_ivshmem to = ivshm_addr(af, IVSHMEM_VM_LOCAL,
@@ -290,7 +295,7 @@ static int conn_open(struct conn *c, int l, uint32_t port, int threads)
 
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
-	c->id = port;
+	c->id = port | round << 16;
 	c->fd[1] = -1;
 	c->fd[0] = socket(af, SOCK_SEQPACKET, 0);
 	if (c->fd[0] < 0)
@@ -633,7 +638,7 @@ static void targeted(int l, unsigned int phase, unsigned int round)
 
 	for (i = 0; i < BYSTANDERS; i++)
 		before[i] = conn_recvd(&bystander[i]);
-	ret = conn_open(&t, l, HOSTILE_PORT_TARGET + phase, 1);
+	ret = conn_open(&t, l, HOSTILE_PORT_TARGET + phase, round, 1);
 	if (ret) {
 		check(0, "%s: target connection: %s", name, strerror(-ret));
 		return;
@@ -696,7 +701,7 @@ static int fresh_connections(int l)
 	int i, ok = 1, ret;
 
 	for (i = 0; i < 3; i++) {
-		ret = conn_open(&c[i], l, 6400 + i, 1);
+		ret = conn_open(&c[i], l, 6400 + i, 0, 1);
 		if (ret) {
 			check(0, "after the attack: connection %d: %s", i,
 			      strerror(-ret));
@@ -747,7 +752,7 @@ int main(void)
 	pthread_create(&rep_th, NULL, report_reader, &lr);
 	pthread_create(&forged_th, NULL, forged_acceptor, &lf);
 	for (i = 0; i < BYSTANDERS; i++)
-		if (conn_open(&bystander[i], l, HOSTILE_PORT_BYSTANDER + i, 1) ||
+		if (conn_open(&bystander[i], l, HOSTILE_PORT_BYSTANDER + i, 0, 1) ||
 		    (!i && conn_spin(&bystander[i]))) {
 			printf("not ok 1 hostile: bystander %d: %s\n", i,
 			       strerror(errno));
@@ -759,7 +764,7 @@ int main(void)
 			targeted(l, phase, round);
 
 	/* The whole region: open the marker, then watch. */
-	if (conn_open(&marker, l, HOSTILE_PORT_GLOBAL, 0)) {
+	if (conn_open(&marker, l, HOSTILE_PORT_GLOBAL, 0, 0)) {
 		check(0, "global: marker connection: %s", strerror(errno));
 		return 1;
 	}
