@@ -125,8 +125,9 @@ static int ivshm_ctrl_mutex_lock(struct ivshm_dev *idev, unsigned long end,
  * honest holder that let go and took the lock again in between is not
  * mistaken for a stalled one), is broken. Taken from a dead holder, a
  * stale one or a word naming us, the bookkeeping is repaired before we
- * rely on it.
- * Return: 0 or -EBUSY.
+ * rely on it. Not while we are declared dead: a word in our name is then
+ * anybody's to break at once, and our repair would race theirs.
+ * Return: 0, -EBUSY, or -ENOLINK while our slot says we are dead.
  */
 static int ivshm_ctrl_try(struct ivshm_dev *idev)
 {
@@ -136,6 +137,8 @@ static int ivshm_ctrl_try(struct ivshm_dev *idev)
 	int ret;
 
 	lockdep_assert_held(&idev->ctrl_mutex);
+	if (!ivshm_peer_still_me(l, idev->own_id, idev->inc))
+		return -ENOLINK;
 	ret = ivshm_ctrl_trylock(l, idev->own_id, idev->inc, &holder);
 	if (ret == -EBUSY) {
 		unsigned long last = idev->ctrl_seen_last;
@@ -204,13 +207,17 @@ static int ivshm_ctrl_lock_timeo(struct ivshm_dev *idev, long timeo,
 	if (ret)
 		return ret;
 	for (;;) {
-		if (!ivshm_ctrl_try(idev))
+		ret = ivshm_ctrl_try(idev);
+		if (!ret)
 			return ivshm_ctrl_still_me(idev);
-		if (!time_before(jiffies, end) || ivshm_ctrl_signalled(intr))
+		if (ret == -ENOLINK || !time_before(jiffies, end) ||
+		    ivshm_ctrl_signalled(intr))
 			break;
 		usleep_range(20, 100);
 	}
 	mutex_unlock(&idev->ctrl_mutex);
+	if (ret == -ENOLINK)
+		return ret;
 	return ivshm_ctrl_signalled(intr) ? -EINTR : -EBUSY;
 }
 
@@ -244,12 +251,15 @@ int ivshm_ctrl_lock(struct ivshm_dev *idev)
  */
 int ivshm_ctrl_lock_nowait(struct ivshm_dev *idev)
 {
+	int ret;
+
 	if (!mutex_trylock(&idev->ctrl_mutex))
 		return -EBUSY;
-	if (!ivshm_ctrl_try(idev))
+	ret = ivshm_ctrl_try(idev);
+	if (!ret)
 		return ivshm_ctrl_still_me(idev);
 	mutex_unlock(&idev->ctrl_mutex);
-	return -EBUSY;
+	return ret == -ENOLINK ? ret : -EBUSY;
 }
 
 void ivshm_ctrl_unlock_dev(struct ivshm_dev *idev)
@@ -966,7 +976,8 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
 	 * readers holds the channel, the ACCEPTED is stale and it answers
 	 * (ivshm_stray_event()).
 	 */
-	if (!done && why == IVSHM_ORPHAN_TIMED_OUT) {
+	if (!done && why == IVSHM_ORPHAN_TIMED_OUT &&
+	    ivshm_peer_still_me(l, idev->own_id, runs.inc)) {
 		spin_lock_bh(&idev->lock);
 		if (ivshm_orphan_same(idev, s, &runs))
 			s->since = jiffies;
@@ -976,8 +987,9 @@ static void ivshm_orphan_event(struct ivshm_dev *idev, u32 idx,
 	/* Also when the acceptor already acknowledged ours: the notification
 	 * of its own channel's close was left for us (ivshm_stray_is_reverse()).
 	 */
-	if (r.rx_state == IVSHM_RX_ACCEPTED || r.rx_state == IVSHM_RX_CLOSED ||
-	    r.rx_state == IVSHM_RX_RESET)
+	if ((r.rx_state == IVSHM_RX_ACCEPTED || r.rx_state == IVSHM_RX_CLOSED ||
+	     r.rx_state == IVSHM_RX_RESET) &&
+	    ivshm_peer_still_me(l, idev->own_id, runs.inc))
 		ivshm_orphan_close_reverse(idev, idx, &runs, &r);
 	if (!done)
 		return;
@@ -1037,7 +1049,11 @@ static void ivshm_stray_event(struct ivshm_dev *idev, u32 idx)
 	struct ivshm_hs_line v;
 	bool ack;
 
-	if (ivshm_hs_read(l, idx, &v) || v.d.receiver_vm != idev->own_id ||
+	/* Not once declared dead: the work may have slept on a socket lock
+	 * since it looked (ivshm_ctrl_work()).
+	 */
+	if (!ivshm_peer_still_me(l, idev->own_id, READ_ONCE(idev->inc)) ||
+	    ivshm_hs_read(l, idx, &v) || v.d.receiver_vm != idev->own_id ||
 	    v.d.sender_vm >= l->max_peers)
 		return;
 	if (v.d.state == IVSHM_CHAN_CONNECT && v.rx_state == IVSHM_RX_NONE) {
@@ -1095,6 +1111,13 @@ static void ivshm_ctrl_work(struct work_struct *work)
 
 	if (ivshm_dev_frozen(idev))
 		return;		/* a stopped VM: the bits wait */
+	/* Declared dead: what the bits are about is the reapers' now, and
+	 * answering it would write into slots that may be others' (as
+	 * ivshm_sock_fenced() says for sockets). The liveness work finds
+	 * out within a period, joins again and kicks us; the bits wait.
+	 */
+	if (!ivshm_peer_still_me(l, idev->own_id, READ_ONCE(idev->inc)))
+		return;
 	ivshm_stat_inc(idev, IVSHM_STAT_CTRL_POLLS);
 	for (round = 0; round < IVSHM_CTRL_ROUNDS &&
 	     events < IVSHM_CTRL_BUDGET; round++) {

@@ -122,6 +122,19 @@ static void ivshm_data_spent(long *timeo, unsigned long since)
 		*timeo = *timeo > spent ? *timeo - spent : 0;
 }
 
+/* Declared dead (ivshm_sock_fenced()): reset the connection as our
+ * liveness work would, before anything of it is written to the region.
+ * For the socket's calls, each time round before they write; a
+ * connection without channels has nothing to write.
+ */
+static int ivshm_data_fence(struct ivshm_sock *isk)
+{
+	if (!(isk->has_tx || isk->has_rx) || likely(!ivshm_sock_fenced(isk)))
+		return 0;
+	ivshm_sock_fail(isk, ECONNRESET);
+	return sock_error(&isk->sk);
+}
+
 /* The channel's run is smaller than a record of @len bytes, because it
  * shrank while idle: give it back the size it was opened with, which holds
  * any record the socket accepts.
@@ -228,6 +241,9 @@ static int ivshm_data_reserve(struct ivshm_sock *isk, u32 len, long *timeo,
 	for (;;) {
 		bool lock_busy = false;
 
+		ret = ivshm_data_fence(isk);
+		if (ret)
+			return ret;
 		ret = ivshm_tx_reserve(&isk->tx, len, IVSHM_REC_DATA, 0, span);
 		if (ret == -EMSGSIZE) {
 			unsigned long since = jiffies;
@@ -236,6 +252,9 @@ static int ivshm_data_reserve(struct ivshm_sock *isk, u32 len, long *timeo,
 			ivshm_data_spent(timeo, since);
 			if (!ret)
 				continue;
+			/* It may have waited for the lock a while. */
+			if (ret == -EBUSY && ivshm_data_fence(isk))
+				return -ECONNRESET;
 			if (ret == -EBUSY) {
 				lock_busy = true;
 				ret = -EAGAIN;
@@ -322,6 +341,12 @@ int ivshm_data_sendmsg(struct socket *sock, struct msghdr *msg, size_t len)
 		ret = -EFAULT;
 		goto out;
 	}
+	/* The copy may have slept on a fault: look again before publishing
+	 * (a reservation dropped with the channel is never published).
+	 */
+	ret = ivshm_data_fence(isk);
+	if (ret)
+		goto out;
 	if (flags & (MSG_MORE | MSG_BATCH))
 		ivshm_tx_queue(&isk->tx);
 	else
@@ -382,6 +407,10 @@ int ivshm_data_next(struct ivshm_sock *isk, struct ivshm_rec *rec)
 	int ret;
 
 	sock_owned_by_me(&isk->sk);
+	/* Passing a MOVED record writes our tail. */
+	ret = ivshm_data_fence(isk);
+	if (ret)
+		return ret;
 	ivshm_rx_allow_move(&isk->rx);
 	ret = ivshm_rx_peek(&isk->rx, rec);
 	if (ret != IVSHM_RX_MOVED)
@@ -475,6 +504,9 @@ static int ivshm_data_wait_record(struct ivshm_sock *isk,
 		ivshm_rx_allow_move(&isk->rx);
 	for (;;) {
 		move_waits = false;
+		ret = ivshm_data_fence(isk);
+		if (ret)
+			return ret;
 		if (isk->has_rx) {
 			ret = ivshm_rx_peek(&isk->rx, rec);
 			if (ret == IVSHM_RX_MOVED) {
@@ -564,6 +596,11 @@ static int ivshm_data_deliver(struct ivshm_sock *isk,
 	/* Records are shorter than IVSHM_RUN_MAX (ring.c): an int holds them. */
 	ret = (flags & MSG_TRUNC) ? (int)rec->len : (int)n;
 	if (!(flags & MSG_PEEK)) {
+		/* The copy may have slept on a fault: look again before our
+		 * tail is written.
+		 */
+		if (ivshm_data_fence(isk))
+			return -ECONNRESET;
 		ivshm_rx_release(&isk->rx);
 		ivshm_data_consumed(isk);
 		isk->cs.rx_records++;

@@ -205,8 +205,12 @@ static int ivshm_napi_poll(struct napi_struct *napi, int budget)
 		ivshm_notify_disarm(l, idev->own_id, IVSHM_PEND_DATA);
 	done = ivshm_napi_drain(idev, budget, &waiting);
 	ivshm_stat_add(idev, IVSHM_STAT_DATA_EVENTS, done);
+	/* Declared dead, the control work leaves its bits for after the
+	 * rejoin (ivshm_ctrl_work()): no reason to poll sooner meanwhile.
+	 */
 	if (!doorbells &&
-	    ivshm_notify_any(l, idev->own_id, IVSHM_PEND_CTRL)) {
+	    ivshm_notify_any(l, idev->own_id, IVSHM_PEND_CTRL) &&
+	    ivshm_peer_still_me(l, idev->own_id, READ_ONCE(idev->inc))) {
 		ivshm_ctrl_kick(idev);
 		ctrl = true;
 	}

@@ -111,10 +111,18 @@ static void ivshm_rebal_sock(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	    sk->sk_state != TCP_ESTABLISHED || isk->tx_fixed ||
 	    (sk->sk_shutdown & SEND_SHUTDOWN))
 		goto out;
+	/* Declared dead: reset, as our liveness work will. */
+	ret = -ENOLINK;
+	if (ivshm_sock_fenced(isk))
+		goto fail;
 	ret = ivshm_chan_move_done(idev, idx, isk->tx_gen, isk->tx_inc, r,
 				   MAX_SCHEDULE_TIMEOUT);
 	/* (-EINTR is a signalled task's: not this worker's.) */
 	if (ret == -EPROTO || ret == -ENOLINK)
+		goto fail;
+	/* It may have waited for the lock a while. */
+	ret = -ENOLINK;
+	if (ivshm_sock_fenced(isk))
 		goto fail;
 	full = isk->tx_full;
 	isk->tx_full = 0;

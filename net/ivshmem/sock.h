@@ -28,7 +28,9 @@ struct ivshm_sock {
 	struct ivshm_dev *idev;		/* holds a device reference */
 	bool has_tx, has_rx;
 	u32 tx_idx, tx_gen, rx_idx, rx_gen;
-	u32 tx_inc;			/* our incarnation that took tx */
+	u32 tx_inc;			/* our incarnation that took tx, and made
+					 * the connection
+					 */
 	struct ivshm_ring tx;		/* our channel */
 	struct ivshm_ring rx;		/* the peer's channel to us */
 	u32 tx_answer;			/* the rx_state we last took from ours */
@@ -56,6 +58,7 @@ static inline struct ivshm_sock *ivshm_isk(struct sock *sk)
 /* socket.c: the connection, for the data path and the rebalancing pass. */
 int ivshm_sock_wait(struct ivshm_sock *isk, long *timeo,
 		    bool (*ready)(struct ivshm_sock *isk, u64 arg), u64 arg);
+bool ivshm_sock_fenced(const struct ivshm_sock *isk);
 void ivshm_sock_fail(struct ivshm_sock *isk, int err);
 void ivshm_sock_proto_error(struct ivshm_sock *isk, u32 idx,
 			    const char *what);

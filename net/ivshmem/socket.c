@@ -172,6 +172,35 @@ static void ivshm_drop_dev(struct ivshm_sock *isk)
 	}
 }
 
+/**
+ * ivshm_sock_fenced() - whether the region took the connection from us
+ * @isk: a socket with a channel (has_tx or has_rx), its lock held
+ *
+ * A peer that saw our heartbeat stand still for its liveness bound
+ * declared us dead, reset its side, and may have given our channels'
+ * slots and blocks to others already (ivshm_peer_reap()). Our liveness
+ * work finds out within a period and resets every socket; but a VM that
+ * was stopped and runs again (QEMU stop and cont, a host that starved it)
+ * runs its users' calls and works first, and what they wrote into our
+ * runs or into either channel's descriptor would land in other
+ * connections. So each write of a connection into the region comes after
+ * this look at our peer slot, which only we and a peer declaring us dead
+ * write. What it cannot stop: a VM stopped between the look and the write
+ * makes that one write when it runs again (one record's copy at most, or
+ * one counter).
+ *
+ * Return: true when the region no longer names us alive as the
+ * incarnation that made the connection (tx_inc: both channels of a
+ * connection are taken and attached by one incarnation).
+ */
+bool ivshm_sock_fenced(const struct ivshm_sock *isk)
+{
+	const struct ivshm_dev *idev = isk->idev;
+
+	sock_owned_by_me(&isk->sk);
+	return !ivshm_peer_still_me(&idev->layout, idev->own_id, isk->tx_inc);
+}
+
 /* The sender moved its ring: follow a MOVED record that is next in it, so
  * that the sender can free its old run even while our user reads nothing.
  * One per call: a sender announces each move on the control set, so a
@@ -200,6 +229,14 @@ static void ivshm_rx_detach(struct ivshm_sock *isk, bool may_reset)
 
 	if (!isk->has_rx)
 		return;
+	/* Declared dead: the sender freed its channel without our answer,
+	 * and the slot may be another's. Generation 0 answers nothing.
+	 */
+	if (ivshm_sock_fenced(isk)) {
+		ivshm_slot_leave_rx(idev, isk->rx_idx, 0, ack, isk);
+		isk->has_rx = false;
+		return;
+	}
 	/* A MOVED record is not a record of the user's. */
 	ivshm_rx_pass_moves(isk);
 	if (may_reset && ivshm_rx_avail(&isk->rx) > 0)
@@ -230,19 +267,26 @@ static int ivshm_tx_set_state(struct ivshm_sock *isk, u32 state)
 static void ivshm_tx_detach(struct ivshm_sock *isk)
 {
 	struct ivshm_dev *idev = isk->idev;
-	struct ivshm_hs_reply r;
+	struct ivshm_hs_reply r = { .rx_state = IVSHM_RX_NONE };
 	struct ivshm_runs runs;
+	bool fenced;
 
 	if (!isk->has_tx)
 		return;
-	ivshm_tx_flush(&isk->tx);
-	if (!ivshm_tx_set_state(isk, IVSHM_CHAN_CLOSED))
-		ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
-			     IVSHM_PEND_CTRL);
+	/* Declared dead: nothing is written, nobody answers, and
+	 * ivshm_chan_close() frees the channel only if it is still ours.
+	 */
+	fenced = ivshm_sock_fenced(isk);
+	if (!fenced) {
+		ivshm_tx_flush(&isk->tx);
+		if (!ivshm_tx_set_state(isk, IVSHM_CHAN_CLOSED))
+			ivshm_notify(idev, isk->remote.sivshm_vm, isk->tx_idx,
+				     IVSHM_PEND_CTRL);
+		ivshm_hs_reply(&idev->layout, isk->tx_idx, &r);
+	}
 	ivshm_chan_runs(&isk->tx, isk->tx_gen, isk->tx_inc,
 			isk->remote.sivshm_vm, &runs);
-	ivshm_hs_reply(&idev->layout, isk->tx_idx, &r);
-	if (ivshm_rx_final(r.rx_state)) {
+	if (fenced || ivshm_rx_final(r.rx_state)) {
 		ivshm_slot_leave_tx(idev, isk->tx_idx, isk);
 		ivshm_chan_close(idev, isk->tx_idx, &runs);
 	} else {
@@ -269,7 +313,7 @@ void ivshm_sock_fail(struct ivshm_sock *isk, int err)
 
 	sock_owned_by_me(sk);
 	/* A failure, not a close: the peer sees ECONNRESET, not EOF. */
-	if (err && isk->has_tx)
+	if (err && isk->has_tx && !ivshm_sock_fenced(isk))
 		ivshm_event_tx_flags(&isk->tx, IVSHM_TXF_RESET, 0);
 	ivshm_rx_detach(isk, false);
 	ivshm_tx_detach(isk);
@@ -469,12 +513,19 @@ bool ivshm_sock_event(struct ivshm_sock *isk, struct ivshm_dev *idev,
 	lock_sock(sk);
 	if (isk->idev != idev)
 		goto out;
-	if (!rx && isk->has_tx && isk->tx_idx == idx) {
-		mine = true;
-		ivshm_tx_event(isk);
-	} else if (rx && isk->has_rx && isk->rx_idx == idx) {
+	mine = rx ? isk->has_rx && isk->rx_idx == idx :
+		    isk->has_tx && isk->tx_idx == idx;
+	if (!mine)
+		goto out;
+	/* Declared dead: whatever the news, the connection is reset, and
+	 * nothing of it written (ivshm_sock_fenced()).
+	 */
+	if (ivshm_sock_fenced(isk))
+		ivshm_sock_fail(isk, ECONNRESET);
+	else if (rx)
 		mine = ivshm_rx_event(isk);
-	}
+	else
+		ivshm_tx_event(isk);
 out:
 	release_sock(sk);
 	return mine;
@@ -1249,6 +1300,12 @@ static int ivshm_shutdown(struct socket *sock, int how)
 		ret = -ENOTCONN;
 		goto out;
 	}
+	/* Declared dead: reset, as a send would be (ivshm_sock_fenced()). */
+	if ((isk->has_tx || isk->has_rx) && ivshm_sock_fenced(isk)) {
+		ivshm_sock_fail(isk, ECONNRESET);
+		ret = sock_error(sk);
+		goto out;
+	}
 	if ((mode & RCV_SHUTDOWN) && !(sk->sk_shutdown & RCV_SHUTDOWN))
 		ivshm_rx_detach(isk, false);
 	if ((mode & SEND_SHUTDOWN) && !(sk->sk_shutdown & SEND_SHUTDOWN))
@@ -1282,6 +1339,14 @@ static __poll_t ivshm_poll(struct file *file, struct socket *sock,
 	if (sk->sk_state == TCP_LISTEN) {
 		if (!list_empty(&isk->accept_q))
 			mask |= EPOLLIN | EPOLLRDNORM;
+		goto out;
+	}
+	/* Declared dead: the next call resets the connection, and nothing
+	 * is asked of the region (ivshm_sock_fenced()).
+	 */
+	if (sk->sk_state == TCP_ESTABLISHED && (isk->has_rx || isk->has_tx) &&
+	    ivshm_sock_fenced(isk)) {
+		mask |= EPOLLIN | EPOLLRDNORM | EPOLLOUT | EPOLLWRNORM;
 		goto out;
 	}
 	if (isk->has_rx) {
@@ -1345,6 +1410,9 @@ static int ivshm_ioctl(struct socket *sock, unsigned int cmd,
 	}
 	if (cmd == SIOCINQ && isk->has_rx) {
 		ret = ivshm_data_next(isk, &rec);
+		/* Declared dead: the connection is reset now, and says so. */
+		if (ret == -ECONNRESET)
+			goto out;
 		/* Shorter than IVSHM_RUN_MAX (ring.c): an int holds it. */
 		val = ret ? 0 : (int)rec.len;
 		ret = 0;

@@ -762,6 +762,8 @@ static int connect_to_peer2(unsigned int timeout_ms, int fd[3])
  * on every device, for the agent's peer and every later test, also when
  * an ASSERT ended the test early.
  */
+static bool liveness_froze, liveness_rebal_off;
+
 FIXTURE(liveness) {
 	int unused;
 };
@@ -772,6 +774,13 @@ FIXTURE_SETUP(liveness)
 
 FIXTURE_TEARDOWN(liveness)
 {
+	/* Thawed and rebalancing again, also after a failed assertion. */
+	if (liveness_froze)
+		EXPECT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 0"));
+	if (liveness_rebal_off)
+		EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE,
+						1));
+	liveness_froze = liveness_rebal_off = false;
 	EXPECT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_PEER_TIMEOUT_MS,
 					PEER_TIMEOUT_DEFAULT_MS));
 }
@@ -933,6 +942,262 @@ TEST_F(liveness, dead_vm_takes_no_channel)
 	ASSERT_LE(0, a);
 	close(a);
 	close(s);
+	close(lfd);
+}
+
+/* Documentation/protocol.md: the header keeps the channel table's offset
+ * at byte 64; each descriptor is 192 bytes, its state (0: free) first.
+ */
+#define HDR_CHAN_OFF	64
+#define DESC_SIZE	192
+
+/* One end's channels, as its device's debugfs "channels" file shows them:
+ * [0] the one it sends on, [1] the one it reads.
+ */
+struct end_chans {
+	unsigned int idx[2], ring[2];
+	unsigned long long off[2];	/* in the data area */
+	bool found[2];
+};
+
+static void end_chan_line(void *arg, unsigned int dev, bool ours,
+			  const char *line)
+{
+	struct end_chans *ec = arg;
+	unsigned int idx, k;
+	const char *p, *q;
+	char dir[8];
+
+	(void)dev;
+	if (!ours || sscanf(line, "chan %u %7s", &idx, dir) != 2)
+		return;
+	k = strcmp(dir, "tx") != 0;
+	p = strstr(line, " ring ");
+	q = strstr(line, " offset ");
+	if (p && q && sscanf(p, " ring %u", &ec->ring[k]) == 1 &&
+	    sscanf(q, " offset %llu", &ec->off[k]) == 1) {
+		ec->idx[k] = idx;
+		ec->found[k] = true;
+	}
+}
+
+static bool region_read(int rfd, unsigned long long off, void *buf,
+			size_t len)
+{
+	return pread(rfd, buf, len, (off_t)off) == (ssize_t)len;
+}
+
+/* The dead VM's side of one connection: its channels' descriptors and
+ * the run it sends on, as they were once freed, and written over.
+ */
+struct dead_end {
+	int fd;
+	struct end_chans ch;
+	unsigned long long desc[2];
+	unsigned char d[2][DESC_SIZE];
+};
+
+static bool dead_end_find(struct dead_end *e, unsigned long long chan_off)
+{
+	struct ivshm_conn_ends ends;
+	int k;
+
+	if (ivshm_conn_ends(e->fd, &ends))
+		return false;
+	ivshm_conn_channels(&ends, end_chan_line, &e->ch);
+	for (k = 0; k < 2; k++) {
+		if (!e->ch.found[k])
+			return false;
+		e->desc[k] = chan_off + (unsigned long long)e->ch.idx[k] *
+					DESC_SIZE;
+	}
+	return true;
+}
+
+/* Both its channels freed: by their senders or the reapers. */
+static bool dead_end_freed(int rfd, const struct dead_end *e)
+{
+	uint32_t st;
+	int k;
+
+	for (k = 0; k < 2; k++)
+		if (!region_read(rfd, e->desc[k], &st, sizeof(st)) || st)
+			return false;
+	return true;
+}
+
+/* Its run written over, as by a next owner; its descriptors noted. */
+static bool dead_end_mark(int rfd, struct dead_end *e,
+			  unsigned long long data_off, unsigned char *run)
+{
+	int k;
+
+	memset(run, 0x5a, e->ch.ring[0]);
+	if (pwrite(rfd, run, e->ch.ring[0], (off_t)(data_off + e->ch.off[0])) !=
+	    (ssize_t)e->ch.ring[0])
+		return false;
+	for (k = 0; k < 2; k++)
+		if (!region_read(rfd, e->desc[k], e->d[k], DESC_SIZE))
+			return false;
+	return true;
+}
+
+/* What changed since: "" or where. */
+static const char *dead_end_changed(int rfd, const struct dead_end *e,
+				    unsigned long long data_off,
+				    unsigned char *run, char *why, size_t len)
+{
+	unsigned char d[DESC_SIZE];
+	unsigned int i;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		if (!region_read(rfd, e->desc[k], d, DESC_SIZE))
+			return "the region file";
+		if (memcmp(d, e->d[k], DESC_SIZE)) {
+			snprintf(why, len, "descriptor of channel %u",
+				 e->ch.idx[k]);
+			return why;
+		}
+	}
+	if (!region_read(rfd, data_off + e->ch.off[0], run, e->ch.ring[0]))
+		return "the region file";
+	for (i = 0; i < e->ch.ring[0] && run[i] == 0x5a; i++)
+		;
+	if (i < e->ch.ring[0]) {
+		snprintf(why, len, "byte %u of the run of channel %u", i,
+			 e->ch.idx[0]);
+		return why;
+	}
+	return "";
+}
+
+/*
+ * A VM declared dead while it still runs (stopped past the bound, then
+ * going on; here dev_shm freezes virtual peer 2, whose syscalls still
+ * run) lost its channels to the reapers, who may already have handed
+ * their slots and blocks to others. Its calls on its old connections must
+ * write nothing there: not a record into the run it sent on, not a tail,
+ * a flag, an event index or a state into either channel's descriptor,
+ * whether it polls, sends, receives, shuts down or just closes; send,
+ * receive and shutdown fail with ECONNRESET. Four connections to it: a
+ * record waits unread on the first, the second was used both ways, the
+ * third is shut down and the fourth closed without a call. Once their
+ * channels are freed, the runs the dead VM sent on are written over, as
+ * by a next owner, and every byte of those and of all eight descriptors
+ * must stay as it was.
+ * Rebalancing is off meanwhile, so that nobody else takes those runs.
+ * (Before, the send wrote its record into the freed run, and the receive
+ * read a record and wrote its tail.)
+ */
+TEST_F(liveness, dead_vm_writes_nothing_in_the_region)
+{
+	unsigned long long chan_off = 0, data_off;
+	struct dead_end e[4] = { 0 };
+	unsigned char *run = NULL;
+	int lfd, c[4], rfd, fd[3], k, ret;
+	struct pollfd pfd[2];
+	uint64_t deadline;
+	const char *what;
+	char buf[64], why[80];
+	bool gone;
+
+	if (agent_pid <= 0)
+		SKIP(return, "needs the agent on dev_shm, in one guest");
+	rfd = open(DEVSHM_DEBUGFS "/region", O_RDWR);
+	ASSERT_LE(0, rfd);
+	ASSERT_TRUE(region_read(rfd, HDR_CHAN_OFF, &chan_off,
+				sizeof(chan_off)));
+	data_off = (unsigned long long)ivshm_dev_attr_ll("ivshm0", "info",
+							 "data_offset");
+	ASSERT_LT(0ull, chan_off);
+	ASSERT_LT(chan_off, data_off);
+	ASSERT_EQ(0, ivshm_nl_set_param(NULL, IVSHMEM_PARAM_REBALANCE, 0));
+	liveness_rebal_off = true;
+
+	ASSERT_EQ(0, connect_to_peer2(DEAD_BOUND_MS, fd));
+	lfd = fd[0];
+	c[0] = fd[1];
+	e[0].fd = fd[2];
+	for (k = 1; k < 4; k++) {
+		c[k] = sock_new();
+		ASSERT_LE(0, c[k]);
+		ASSERT_EQ(0, do_connect(c[k], 2, ivshm_local_port(lfd)));
+		e[k].fd = accept(lfd, NULL, NULL);
+		ASSERT_LE(0, e[k].fd);
+	}
+	ASSERT_EQ(4, send(c[0], "wait", 4, 0));
+	ASSERT_EQ(1, send(e[1].fd, "x", 1, 0));
+	ASSERT_EQ(1, recv(c[1], buf, sizeof(buf), 0));
+	ASSERT_EQ(1, send(c[1], "y", 1, 0));
+	ASSERT_EQ(1, recv(e[1].fd, buf, sizeof(buf), 0));
+	for (k = 0; k < 4; k++)
+		ASSERT_TRUE(dead_end_find(&e[k], chan_off))
+			TH_LOG("connection %d: channels not shown", k);
+	run = malloc(IVSHMEM_RING_MAX);
+	ASSERT_NE(NULL, run);
+
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 1"));
+	liveness_froze = true;
+	for (k = 0; k < 4; k++) {
+		set_timeo(c[k], SO_RCVTIMEO, DEAD_STEP_MS);
+		EXPECT_EQ(-1, recv(c[k], buf, sizeof(buf), 0));
+		EXPECT_EQ(ECONNRESET, errno);
+	}
+	deadline = ivshm_now_ms() + DEAD_STEP_MS;
+	do {
+		for (gone = true, k = 0; k < 4 && gone; k++)
+			gone = dead_end_freed(rfd, &e[k]);
+		if (!gone)
+			ivshm_sleep_ms(50);
+	} while (!gone && ivshm_now_ms() < deadline);
+	ASSERT_TRUE(gone) TH_LOG("the dead VM's channels were not freed");
+	for (k = 0; k < 4; k++)
+		ASSERT_TRUE(dead_end_mark(rfd, &e[k], data_off, run));
+
+	/* The dead VM's calls. */
+	pfd[0] = (struct pollfd){ .fd = e[0].fd, .events = POLLIN | POLLOUT };
+	pfd[1] = (struct pollfd){ .fd = e[1].fd, .events = POLLIN | POLLOUT };
+	EXPECT_EQ(2, poll(pfd, 2, 0));
+	EXPECT_EQ(-1, recv(e[0].fd, buf, sizeof(buf), MSG_DONTWAIT));
+	EXPECT_EQ(ECONNRESET, errno);
+	EXPECT_EQ(-1, send(e[1].fd, buf, sizeof(buf),
+			   MSG_DONTWAIT | MSG_NOSIGNAL));
+	EXPECT_EQ(ECONNRESET, errno);
+	EXPECT_EQ(-1, shutdown(e[2].fd, SHUT_WR));
+	EXPECT_EQ(ECONNRESET, errno);
+	for (k = 0; k < 4; k++)
+		close(e[k].fd);
+	for (k = 0; k < 4; k++) {
+		what = dead_end_changed(rfd, &e[k], data_off, run, why,
+					sizeof(why));
+		EXPECT_STREQ("", what) TH_LOG("connection %d", k);
+	}
+	free(run);
+	close(rfd);
+
+	ASSERT_EQ(0, ivshm_write_file(DEVSHM_DEBUGFS "/freeze", "2 0"));
+	liveness_froze = false;
+	for (k = 0; k < 4; k++)
+		close(c[k]);
+	/* Reachable again, as a new incarnation, before the next test. */
+	deadline = ivshm_now_ms() + DEAD_STEP_MS;
+	for (;;) {
+		c[0] = sock_new();
+		ASSERT_LE(0, c[0]);
+		ret = do_connect(c[0], 2, ivshm_local_port(lfd));
+		if (!ret || ivshm_now_ms() >= deadline)
+			break;
+		close(c[0]);
+		ivshm_sleep_ms(100);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("VM 2 did not come back: %s",
+				 strerror(errno));
+	set_timeo(lfd, SO_RCVTIMEO, DEAD_STEP_MS);
+	e[0].fd = accept(lfd, NULL, NULL);
+	ASSERT_LE(0, e[0].fd);
+	close(e[0].fd);
+	close(c[0]);
 	close(lfd);
 }
 
