@@ -27,7 +27,12 @@
  *    rejoins (as a VM declared dead comes back), VM 1 drops what it had
  *    with it, the reapers' period passes on both sides (orphans expire,
  *    each VM audits its own name), and then a connection each way is made
- *    and carries a record each way.
+ *    and carries a record each way;
+ *  - fencing: while VM 1 stands declared dead (it stood still too long and
+ *    runs on), its actions write nothing to the region but take bits of
+ *    its own pending sets: what its old connections had may be others' by
+ *    then. It notices when the program says, or at the end, and joins
+ *    again.
  *
  * The input: one byte of opcode, then its arguments (see enum op); a
  * program ends with its bytes, at most CONN_MAX_OPS actions.
@@ -204,8 +209,37 @@ enum op {
 	OP_FORGE_ANSWER,
 	OP_FORGE_OTHER,
 	OP_REJOIN,		/* VM 2 rejoins */
+	OP_STALL,		/* VM 2 declares VM 1 dead; VM 1 runs on */
+	OP_NOTICE,		/* VM 1 finds out and joins again */
 	OP_NR,
 };
+
+/* The region before an action of VM 1 while it stands declared dead. */
+static u8 before[REGION];
+
+static bool vm1_declared_dead(void)
+{
+	return !ivshm_peer_still_me(&L, S[0].vm, S[0].inc);
+}
+
+/* What VM 1 wrote since @before, but for bits taken from its own pending
+ * sets: nothing, or die.
+ */
+static void check_wrote_nothing(u8 op)
+{
+	for (u32 k = 0; k < 2; k++) {
+		const u8 *own = (const u8 *)ivshm_pending(&L, S[0].vm, k);
+		size_t off = (size_t)(own - L.base);
+
+		memcpy(before + off, own, L.pending_words * sizeof(u64));
+	}
+	if (!memcmp(before, L.base, REGION))
+		return;
+	for (size_t i = 0; i < REGION; i++)
+		if (before[i] != L.base[i])
+			die("vm1, declared dead, wrote byte %zu of the region in action %u",
+			    i, op);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -220,11 +254,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct side *s = &S[in8(&in) % 2];
 		struct conn *c = &s->c[in8(&in) % NCONN];
 		u8 arg = in8(&in);
+		bool fenced = s == &S[0] &&
+			      (op <= OP_LISTEN || op == OP_EXPIRE) &&
+			      vm1_declared_dead();
 
 		T("op %u vm%u conn %ld arg %u\n", op, s->vm, (long)(c - s->c),
 		  arg);
 		/* VM 1 acts alone: its work is counted. */
 		sim_accesses = 0;
+		/* The time that passes first is everyone's: not watched. */
+		if (fenced && op == OP_EXPIRE)
+			sim_settle();
+		if (fenced)
+			memcpy(before, L.base, REGION);
 		ivshm_access_fn = s == &S[0] ? sim_count_access : NULL;
 		switch (op) {
 		case OP_CONNECT:
@@ -250,7 +292,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			s->listening = arg & 1;
 			break;
 		case OP_EXPIRE:
-			sim_expire(s);
+			if (fenced)
+				sim_reap(s);
+			else
+				sim_expire(s);
 			break;
 		case OP_FORGE_FIELD:
 			ivshm_access_fn = NULL;
@@ -272,8 +317,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ivshm_access_fn = NULL;
 			sim_rejoin_peer();
 			break;
+		case OP_STALL:
+			ivshm_access_fn = NULL;
+			sim_stall_self();
+			break;
+		case OP_NOTICE:
+			sim_rejoin_self();
+			break;
 		}
 		ivshm_access_fn = NULL;
+		if (fenced)
+			check_wrote_nothing(op);
 		if (sim_accesses > CONN_WORK_BOUND)
 			die("action %u of vm%u made %llu region sim_accesses (bound %u)",
 			    op, s->vm, (unsigned long long)sim_accesses,
@@ -281,6 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sim_check_private(&S[0]);
 		sim_check_private(&S[1]);
 	}
+	sim_rejoin_self();
 	sim_rejoin_peer();
 	recovering = true;
 	sim_settle();

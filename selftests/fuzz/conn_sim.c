@@ -110,6 +110,15 @@ static void tx_free(struct side *s, u32 idx, const struct ivshm_runs *runs)
 	unlock(s);
 }
 
+/* ivshm_sock_fenced(): the region no longer names @s alive as the
+ * incarnation that made @c. Then nothing of @c is written: its slots and
+ * blocks may be others' already.
+ */
+static bool fenced(const struct side *s, const struct conn *c)
+{
+	return !ivshm_peer_still_me(&L, s->vm, c->tx_inc);
+}
+
 static void conn_runs(struct side *s, struct conn *c, struct ivshm_runs *r)
 {
 	r->gen = c->tx_gen;
@@ -130,6 +139,17 @@ void sim_close(struct side *s, struct conn *c, bool reset)
 
 	T("vm%u drops conn %ld (tx %d:%u rx %d:%u)\n", s->vm, (long)(c - s->c),
 	  c->has_tx, c->tx_idx, c->has_rx, c->rx_idx);
+	/* Declared dead: nothing is written, and our channel goes only if
+	 * it is still ours (ivshm_chan_close()).
+	 */
+	if ((c->has_tx || c->has_rx) && fenced(s, c)) {
+		if (c->has_tx) {
+			conn_runs(s, c, &runs);
+			tx_free(s, c->tx_idx, &runs);
+		}
+		memset(c, 0, sizeof(*c));
+		return;
+	}
 	if (c->has_rx && ivshm_hs_answer(&L, c->rx_idx, c->rx_gen, ack))
 		post(s, c->rx_idx);
 	if (c->has_tx) {
@@ -465,14 +485,18 @@ void sim_orphan_event(struct side *s, struct orphan *o, enum why why)
 	struct orphan copy;
 
 	ivshm_hs_reply(&L, o->idx, &r);
-	if (r.rx_state == IVSHM_RX_ACCEPTED || r.rx_state == IVSHM_RX_CLOSED ||
-	    r.rx_state == IVSHM_RX_RESET)
+	if ((r.rx_state == IVSHM_RX_ACCEPTED || r.rx_state == IVSHM_RX_CLOSED ||
+	     r.rx_state == IVSHM_RX_RESET) &&
+	    ivshm_peer_still_me(&L, s->vm, o->runs.inc))
 		orphan_close_reverse(s, o, &r);
 	if (why != NOW &&
 	    !ivshm_hs_may_free(&r, why == TIMED_OUT,
 			       ivshm_peer_alive(&L, o->runs.receiver, NULL))) {
-		/* Ask the receiver again: a stale ACCEPTED gets its answer. */
-		if (why == TIMED_OUT)
+		/* Ask the receiver again: a stale ACCEPTED gets its answer.
+		 * Not once declared dead: the slot may be another's.
+		 */
+		if (why == TIMED_OUT &&
+		    ivshm_peer_still_me(&L, s->vm, o->runs.inc))
 			post(s, o->idx);
 		return;
 	}
@@ -512,7 +536,8 @@ static void stray_event(struct side *s, u32 idx)
 /* ivshm_ctrl_work(): the control set, bounded as the module bounds it. */
 void sim_poll(struct side *s)
 {
-	if (s->dead)
+	/* Nor while declared dead: the bits wait for the rejoin. */
+	if (s->dead || !ivshm_peer_still_me(&L, s->vm, s->inc))
 		return;
 	for (u32 w = 0; w < L.pending_words; w++) {
 		u64 bits = ivshm_notify_take(&L, s->vm, IVSHM_PEND_CTRL, w);
@@ -553,6 +578,10 @@ void sim_send(struct side *s, struct conn *c, u32 len)
 
 	if (c->st != C_OPEN || !c->has_tx || c->epipe)
 		return;
+	if (fenced(s, c)) {
+		sim_close(s, c, true);
+		return;
+	}
 	len = sizeof(p) + len % (sizeof(buf) - sizeof(p));
 	memset(buf, (int)c->tx_seq, len);
 	memcpy(buf, &p, sizeof(p));
@@ -569,6 +598,10 @@ void sim_recv(struct side *s, struct conn *c)
 {
 	if (c->st != C_OPEN || !c->has_rx)
 		return;
+	if (fenced(s, c)) {
+		sim_close(s, c, true);
+		return;
+	}
 	for (int n = 0; n < RX_BURST; n++) {
 		struct ivshm_rec rec;
 		struct payload p;
@@ -619,6 +652,11 @@ void sim_move(struct side *s, struct conn *c, u32 blocks)
 
 	if (c->st != C_OPEN || !c->has_tx)
 		return;
+	/* ivshm_rebal_sock(): declared dead, reset. */
+	if (fenced(s, c)) {
+		sim_close(s, c, true);
+		return;
+	}
 	/* Only once the reader attached: before, it would start reading
 	 * at the new run and never see the MOVED record (rebalance.c,
 	 * ivshm_rebal_sock()).
@@ -671,19 +709,15 @@ void sim_rejoin_peer(void)
 			sim_orphan_event(s, &s->o[i], NOW);
 }
 
-/* VM 2 dies: its slot is declared dead (its heartbeat stood still), VM 1
- * resets what it had with it and frees its orphans at once
- * (ivshm_peer_lost()), then reaps it under the lock
- * (ivshm_peer_reap_dev()).
+/* @p's heartbeat stood still: the other side declares it dead, resets
+ * what it had with it and frees its orphans at once (ivshm_peer_lost()),
+ * then reaps it under the lock (ivshm_peer_reap_dev()).
  */
-void sim_kill_peer(void)
+static void declare_dead(struct side *p)
 {
-	struct side *s = &S[0], *p = &S[1];
+	struct side *s = other(p);
 
 	ivshm_peer_declare_dead(&L, p->vm, p->inc);
-	p->dead = true;
-	memset(p->c, 0, sizeof(p->c));
-	memset(p->o, 0, sizeof(p->o));
 	for (int i = 0; i < NCONN; i++)
 		if (s->c[i].st != C_FREE)
 			sim_close(s, &s->c[i], true);
@@ -696,6 +730,47 @@ void sim_kill_peer(void)
 		ivshm_blocks_rebuild(&L);
 		unlock(s);
 	}
+}
+
+/* VM 2 dies: declared dead, and it does nothing more. */
+void sim_kill_peer(void)
+{
+	struct side *p = &S[1];
+
+	declare_dead(p);
+	p->dead = true;
+	memset(p->c, 0, sizeof(p->c));
+	memset(p->o, 0, sizeof(p->o));
+}
+
+/* VM 1 stood still too long (a VM stopped, then continued): VM 2 declares
+ * it dead, and VM 1 runs on, its connections and orphans as they were,
+ * until it notices (sim_rejoin_self()). Meanwhile it must write nothing of
+ * them.
+ */
+void sim_stall_self(void)
+{
+	if (!S[1].dead && ivshm_peer_still_me(&L, S[0].vm, S[0].inc))
+		declare_dead(&S[0]);
+}
+
+/* VM 1 finds itself declared dead (ivshm_peer_rejoin()): it resets every
+ * connection and lets its orphans go, writing nothing of them, then joins
+ * again as a new incarnation, whose tidy reclaims what the old one left.
+ */
+void sim_rejoin_self(void)
+{
+	struct side *s = &S[0];
+
+	if (ivshm_peer_still_me(&L, s->vm, s->inc))
+		return;
+	for (int i = 0; i < NCONN; i++)
+		if (s->c[i].st != C_FREE)
+			sim_close(s, &s->c[i], true);
+	for (int i = 0; i < NORPHAN; i++)
+		if (s->o[i].used)
+			sim_orphan_event(s, &s->o[i], NOW);
+	sim_join(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -799,6 +874,12 @@ void sim_expire(struct side *s)
 	ivshm_access_fn = NULL;
 	sim_settle();
 	ivshm_access_fn = fn;
+	sim_reap(s);
+}
+
+/* The reaper's own work (ivshm_dev_reap()): orphans whose time is up. */
+void sim_reap(struct side *s)
+{
 	for (int i = 0; i < NORPHAN; i++)
 		if (s->o[i].used)
 			sim_orphan_event(s, &s->o[i], TIMED_OUT);
