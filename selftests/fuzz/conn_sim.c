@@ -691,6 +691,19 @@ void sim_join(struct side *s)
 	}
 }
 
+/* Every connection of @s reset, every orphan of it let go at once
+ * (ivshm_peer_lost() for all peers).
+ */
+static void reset_all(struct side *s)
+{
+	for (int i = 0; i < NCONN; i++)
+		if (s->c[i].st != C_FREE)
+			sim_close(s, &s->c[i], true);
+	for (int i = 0; i < NORPHAN; i++)
+		if (s->o[i].used)
+			sim_orphan_event(s, &s->o[i], NOW);
+}
+
 /* VM 2 comes back with a new incarnation (an honest rejoin): VM 1 resets
  * its connections to it and frees what only VM 2 would have answered.
  */
@@ -701,12 +714,7 @@ void sim_rejoin_peer(void)
 	memset(p->c, 0, sizeof(p->c));
 	memset(p->o, 0, sizeof(p->o));
 	sim_join(p);
-	for (int i = 0; i < NCONN; i++)
-		if (s->c[i].st != C_FREE)
-			sim_close(s, &s->c[i], true);
-	for (int i = 0; i < NORPHAN; i++)
-		if (s->o[i].used)
-			sim_orphan_event(s, &s->o[i], NOW);
+	reset_all(s);
 }
 
 /* @p's heartbeat stood still: the other side declares it dead, resets
@@ -764,12 +772,7 @@ void sim_rejoin_self(void)
 
 	if (ivshm_peer_still_me(&L, s->vm, s->inc))
 		return;
-	for (int i = 0; i < NCONN; i++)
-		if (s->c[i].st != C_FREE)
-			sim_close(s, &s->c[i], true);
-	for (int i = 0; i < NORPHAN; i++)
-		if (s->o[i].used)
-			sim_orphan_event(s, &s->o[i], NOW);
+	reset_all(s);
 	sim_join(s);
 }
 
